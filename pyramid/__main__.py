@@ -1,0 +1,5 @@
+"""``python -m pyramid`` runs the CLI."""
+
+from .cli import main
+
+main()

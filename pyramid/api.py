@@ -1,0 +1,276 @@
+"""The Python API. The CLI is a thin layer over this class; every command is one method here.
+
+    from pyramid import Pyramid
+
+    with Pyramid.open(data_dir="~/kp") as kp:
+        report = kp.ingest(["docs/"])
+        for doc in kp.documents():
+            print(doc.title, doc.pages)
+
+Every method has an async twin (``aingest``, ``adocuments``, …). All work runs on a private event
+loop (see ``pyramid.portal``), so the sync methods are safe inside Jupyter or any running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings, load_settings
+from .models import DocumentInfo, DocumentView, IngestReport
+from .portal import Portal
+from .runtime import ProgressCallback, ProgressEvent, Runtime
+
+if TYPE_CHECKING:
+    from .db import BuildInfo
+
+
+class Pyramid:
+    """A knowledge pyramid stored in one PostgreSQL database."""
+
+    def __init__(self, rt: Runtime, portal: Portal) -> None:
+        # Use Pyramid.open() / Pyramid.aopen(); the constructor only wires finished parts together.
+        self._rt = rt
+        self._portal = portal
+        self._closed = False
+
+    # -- opening and closing ------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        *,
+        data_dir: str | Path | None = None,
+        dsn: str | None = None,
+        embedding_model: str | None = None,
+        settings: Settings | None = None,
+        progress: ProgressCallback | None = None,
+        check_model: bool = True,
+        **overrides: Any,
+    ) -> Pyramid:
+        """Open (creating and migrating when needed) the pyramid at ``dsn`` or in the embedded
+        PostgreSQL under ``data_dir``. Other keyword arguments are settings (see ``Settings``)."""
+        settings = _settings(settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides)
+        portal = Portal()
+        try:
+            rt = portal.call(_open_runtime(settings, progress, check_model))
+        except BaseException:
+            portal.close()
+            raise
+        return cls(rt, portal)
+
+    @classmethod
+    async def aopen(
+        cls,
+        *,
+        data_dir: str | Path | None = None,
+        dsn: str | None = None,
+        embedding_model: str | None = None,
+        settings: Settings | None = None,
+        progress: ProgressCallback | None = None,
+        check_model: bool = True,
+        **overrides: Any,
+    ) -> Pyramid:
+        settings = _settings(settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides)
+        portal = Portal()
+        try:
+            rt = await portal.acall(_open_runtime(settings, progress, check_model))
+        except BaseException:
+            await asyncio.to_thread(portal.close)
+            raise
+        return cls(rt, portal)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._portal.call(self._aclose_runtime())
+        finally:
+            self._portal.close()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._portal.acall(self._aclose_runtime())
+        finally:
+            await asyncio.to_thread(self._portal.close)
+
+    async def _aclose_runtime(self) -> None:
+        await self._rt.db.close()
+        self._rt.embedder.close()
+
+    def __enter__(self) -> Pyramid:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Pyramid:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- properties -----------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self._rt.settings
+
+    @property
+    def url(self) -> str:
+        """The PostgreSQL URL of this pyramid (``psql "$(pyramid db url)"``)."""
+        return self._rt.db.url
+
+    @property
+    def build(self) -> BuildInfo:
+        """What the database was built with: embedding model and dimension, schema version."""
+        assert self._rt.db.build is not None
+        return self._rt.db.build
+
+    def set_progress(self, progress: ProgressCallback | None) -> None:
+        """Receive ProgressEvents from long operations (called on Pyramid's own thread)."""
+        self._rt.progress = progress or (lambda _event: None)
+
+    # -- ingest ---------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+    ) -> IngestReport:
+        """Ingest files and folders (recursively). Unchanged files are skipped; changed ones are
+        replaced atomically; a file that fails is reported in the result, never raised."""
+        return self._portal.call(
+            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+        )
+
+    async def aingest(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+    ) -> IngestReport:
+        return await self._portal.acall(
+            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+        )
+
+    async def _aingest(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        dry_run: bool,
+        force: bool,
+        wait: float | None,
+    ) -> IngestReport:
+        from .ingest import Ingest
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        run = Ingest(self._rt, dry_run=dry_run, force=force)
+        if dry_run:
+            return await run.run(paths, include=include, exclude=exclude)
+        async with self._rt.db.writer_lock(wait=wait, what="this ingest"):
+            return await run.run(paths, include=include, exclude=exclude)
+
+    # -- reading --------------------------------------------------------------------------------
+    def documents(self, *, status: str | None = None) -> list[DocumentInfo]:
+        """Every stored document (optionally only those with ``status``), ordered by source."""
+        return self._portal.call(self._adocuments(status))
+
+    async def adocuments(self, *, status: str | None = None) -> list[DocumentInfo]:
+        return await self._portal.acall(self._adocuments(status))
+
+    async def _adocuments(self, status: str | None) -> list[DocumentInfo]:
+        from . import store
+
+        async with self._rt.db.connection() as conn:
+            return await store.list_documents(conn, status=status)
+
+    def document(self, ref: str | int, *, pages: bool = True) -> DocumentView:
+        """One document by id, source path or unique file name, with its stored levels top-down."""
+        return self._portal.call(self._adocument(ref, pages))
+
+    async def adocument(self, ref: str | int, *, pages: bool = True) -> DocumentView:
+        return await self._portal.acall(self._adocument(ref, pages))
+
+    async def _adocument(self, ref: str | int, pages: bool) -> DocumentView:
+        from . import store
+
+        async with self._rt.db.connection() as conn:
+            doc_id = await store.resolve_document(conn, ref)
+            info = await store.get_document(conn, doc_id)
+            levels = None if pages else ["insight", "concept", "abstract"]
+            items = await store.document_items(conn, doc_id, levels=levels)
+            recollections = await store.document_recollections(conn, doc_id)
+        view = DocumentView(document=info, recollections=recollections)
+        for item in items:
+            {
+                "page": view.pages,
+                "insight": view.insights,
+                "concept": view.concepts,
+                "abstract": view.abstract,
+                "recollection": view.recollections,
+            }[item.level].append(item)
+        return view
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def reembed(self, *, wait: float | None = None) -> int:
+        """Re-embed every item with the configured embedding model and record it as the database's
+        model (the fix for an embedding-model mismatch). Returns the number of items re-embedded."""
+        return self._portal.call(self._areembed(wait))
+
+    async def areembed(self, *, wait: float | None = None) -> int:
+        return await self._portal.acall(self._areembed(wait))
+
+    async def _areembed(self, wait: float | None) -> int:
+        from .reembed import reembed
+
+        async with self._rt.db.writer_lock(wait=wait, what="re-embedding"):
+            return await reembed(self._rt)
+
+
+def _settings(settings: Settings | None, **flags: Any) -> Settings:
+    if settings is None:
+        return load_settings(**flags)
+    given = {key: value for key, value in flags.items() if value is not None}
+    return settings.model_copy(update=given) if given else settings
+
+
+async def _open_runtime(settings: Settings, progress: ProgressCallback | None, check_model: bool) -> Runtime:
+    from .db import Database, start_embedded
+    from .embed import Embedder
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(ProgressEvent("message", message=message))
+
+    url = settings.dsn or await asyncio.to_thread(start_embedded, settings.data_dir)
+    embedder = Embedder(
+        settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+    )
+    db = Database(url, pool_size=settings.pool_size, on_message=say)
+    try:
+        await db.open(
+            embedding_model=embedder.name,
+            embedding_dim=lambda: embedder.dimension,
+            text_search_config=settings.text_search_config,
+            check_model=check_model,
+        )
+    except BaseException:
+        await db.close()
+        raise
+    return Runtime(settings=settings, db=db, embedder=embedder, progress=progress or (lambda _e: None))

@@ -1,0 +1,99 @@
+"""The ``pyramid`` command. Thin: each command parses options and makes one library call.
+
+Importing this module must stay cheap (no torch, sentence_transformers, pydantic_ai, markitdown or
+psycopg): ``pyramid --help`` is instant. Commands import the library inside their bodies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.exceptions import TyperException
+
+from ..errors import EXIT_USAGE, PyramidError
+from . import db as db_commands
+from . import docs as doc_commands
+from . import ingest as ingest_commands
+from .common import DataDirOption, DsnOption, EmbeddingModelOption, err, reset_global_options
+
+app = typer.Typer(
+    name="pyramid",
+    help="Turn a folder of documents into a knowledge pyramid in PostgreSQL and search it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"knowledge-pyramid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    data_dir: DataDirOption = None,
+    dsn: DsnOption = None,
+    embedding_model: EmbeddingModelOption = None,
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Turn a folder of documents into a knowledge pyramid in PostgreSQL and search it."""
+    options = reset_global_options()
+    options.data_dir, options.dsn, options.embedding_model = data_dir, dsn, embedding_model
+
+
+ingest_commands.register(app)
+doc_commands.register(app)
+db_commands.register(app)
+
+
+def _raise_errors() -> bool:
+    return bool(os.environ.get("PYRAMID_RAISE_ERRORS") or "PYTEST_CURRENT_TEST" in os.environ)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app and turns errors into ``Error: …`` and an exit code."""
+    try:
+        # Without standalone mode click hands back the code of a typer.Exit instead of exiting.
+        code = app(args=argv, prog_name="pyramid", standalone_mode=False)
+        if isinstance(code, int):
+            sys.exit(code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except TyperException as exc:  # usage errors: unknown option, missing argument, bad value
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"Error: {exc.format_message()}", markup=False)
+        sys.exit(EXIT_USAGE)
+    except PyramidError as exc:
+        err.print(f"[bold red]Error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:
+        if _raise_errors():
+            raise
+        err.print(
+            f"[bold red]Error:[/bold red] unexpected {type(exc).__name__}: {exc}\n"
+            "This is a bug; set PYRAMID_RAISE_ERRORS=1 to see the traceback.",
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    sys.exit(0)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,166 @@
+"""What every command shares: the global options, opening the pyramid, printing, JSON.
+
+Light imports only: this module is imported when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from ..api import Pyramid
+    from ..runtime import ProgressEvent
+
+# stdout carries results (tables, JSON); stderr carries progress, notices and errors.
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+GLOBAL_HELP = "Global options"
+
+
+@dataclass
+class GlobalOptions:
+    data_dir: Path | None = None
+    dsn: str | None = None
+    embedding_model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="PYRAMID_DATA_DIR",
+        help="Where the embedded PostgreSQL keeps its data (default: the user data dir).",
+        rich_help_panel=GLOBAL_HELP,
+        show_default=False,
+    ),
+]
+DsnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        envvar="PYRAMID_DSN",
+        help="Use this PostgreSQL (with pgvector) instead of the embedded one.",
+        rich_help_panel=GLOBAL_HELP,
+        show_default=False,
+    ),
+]
+EmbeddingModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding-model",
+        envvar="PYRAMID_EMBEDDING_MODEL",
+        help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2).",
+        rich_help_panel=GLOBAL_HELP,
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+_options = GlobalOptions()
+
+
+def global_options() -> GlobalOptions:
+    """The global options of the command being run (one command per process, or per CliRunner call:
+    the root callback resets them)."""
+    return _options
+
+
+def reset_global_options() -> GlobalOptions:
+    global _options
+    _options = GlobalOptions()
+    return _options
+
+
+def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the global options (``--data-dir``, ``--dsn``, ``--embedding-model``) so they
+    work after the command name too: ``pyramid ls --dsn …`` as well as ``pyramid --dsn … ls``."""
+    # Typer reads the signature we hand it; resolve the string annotations (PEP 563) first so the
+    # Annotated[…, typer.Option(…)] metadata survives the wrapping.
+    hints = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    signature = signature.replace(
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+    )
+    extra = [
+        inspect.Parameter("data_dir", inspect.Parameter.KEYWORD_ONLY, annotation=DataDirOption, default=None),
+        inspect.Parameter("dsn", inspect.Parameter.KEYWORD_ONLY, annotation=DsnOption, default=None),
+        inspect.Parameter(
+            "embedding_model", inspect.Parameter.KEYWORD_ONLY, annotation=EmbeddingModelOption, default=None
+        ),
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, data_dir: Path | None = None, dsn: str | None = None,
+                embedding_model: str | None = None, **kwargs: Any) -> Any:
+        options = global_options()
+        options.data_dir = data_dir or options.data_dir
+        options.dsn = dsn or options.dsn
+        options.embedding_model = embedding_model or options.embedding_model
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *extra]
+    )
+    return wrapper
+
+
+@contextmanager
+def open_pyramid(*, check_model: bool = True, quiet: bool = False, **settings: Any) -> Iterator[Pyramid]:
+    """Open the pyramid the global options name; notices (migrations) go to stderr."""
+    from ..api import Pyramid
+
+    options = global_options()
+
+    def notice(event: ProgressEvent) -> None:
+        if event.kind == "message" and event.message and not quiet:
+            err.print(f"[dim]{event.message}[/dim]")
+
+    kp = Pyramid.open(
+        data_dir=options.data_dir,
+        dsn=options.dsn,
+        embedding_model=options.embedding_model,
+        progress=notice,
+        check_model=check_model,
+        **{**options.extra, **settings},
+    )
+    try:
+        yield kp
+    finally:
+        kp.close()
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, one document, UTF-8, stable key order."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def display_path(source: str) -> str:
+    """A source shown relative to the current directory when it lies below it."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return source
+    if source.startswith(cwd + os.sep):
+        return source[len(cwd) + 1 :]
+    return source
+
+
+def interactive() -> bool:
+    return err.is_terminal and not os.environ.get("CI")

@@ -1,0 +1,84 @@
+"""``pyramid db …`` (the database itself) and ``pyramid reembed``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import JsonOption, err, global_options, open_pyramid, out, print_json, with_global_options
+
+db_app = typer.Typer(help="The PostgreSQL database: URL, status, start, stop.", no_args_is_help=True)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from ..config import load_settings
+
+    options = global_options()
+    return load_settings(data_dir=options.data_dir, dsn=options.dsn)
+
+
+@db_app.command("url")
+@with_global_options
+def url() -> None:
+    """Print the PostgreSQL URL (starting the embedded server if needed): psql "$(pyramid db url)"."""
+    with open_pyramid(check_model=False) as kp:
+        out.print(kp.url, soft_wrap=True, markup=False)
+
+
+@db_app.command("status")
+@with_global_options
+def status(json_output: JsonOption = False) -> None:
+    """Say whether the embedded server is running, and where its data lives."""
+    from ..db import embedded_status
+
+    settings = _settings()
+    if settings.dsn:
+        info = {"external": True, "dsn": settings.dsn}
+    else:
+        info = {"external": False, **embedded_status(settings.data_dir)}
+    if json_output:
+        print_json(info)
+        return
+    for key, value in info.items():
+        out.print(f"{key}: {value}", markup=False)
+
+
+@db_app.command("start")
+@with_global_options
+def start() -> None:
+    """Start the embedded server (other commands start it on demand too) and apply migrations."""
+    with open_pyramid(check_model=False) as kp:
+        err.print(f"Embedded PostgreSQL is running: {kp.url}")
+
+
+@db_app.command("stop")
+@with_global_options
+def stop() -> None:
+    """Stop the embedded server of the data dir (it keeps running between commands otherwise)."""
+    from ..db import stop_embedded
+
+    settings = _settings()
+    if settings.dsn:
+        err.print("Nothing to stop: --dsn / PYRAMID_DSN names an external PostgreSQL.")
+        return
+    if stop_embedded(settings.data_dir):
+        err.print("Stopped the embedded PostgreSQL.")
+    else:
+        err.print("The embedded PostgreSQL was not running.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+
+    @app.command("reembed")
+    @with_global_options
+    def reembed(
+        wait: Annotated[
+            float | None, typer.Option("--wait", help="Wait at most this long for a running ingest/sync.")
+        ] = None,
+    ) -> None:
+        """Re-embed every item with --embedding-model and make it the database's model."""
+        with open_pyramid(check_model=False) as kp:
+            count = kp.reembed(wait=wait)
+            err.print(f"Re-embedded {count} item(s) with {kp.build.embedding_model!r} ({kp.build.embedding_dim} dims).")

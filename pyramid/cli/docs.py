@@ -1,0 +1,118 @@
+"""``pyramid ls`` and ``pyramid show``: what is stored."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.table import Table
+
+from .common import JsonOption, display_path, open_pyramid, out, print_json, with_global_options
+
+if TYPE_CHECKING:
+    from ..models import DocumentView, ItemView
+
+STATUS_STYLE = {"ready": "green", "failed": "red", "pending": "yellow", "converted": "cyan", "distilled": "blue"}
+
+
+def _pages(pages: list[int]) -> str:
+    if not pages:
+        return ""
+    return ("p. " if len(pages) == 1 else "pp. ") + ", ".join(str(p) for p in pages)
+
+
+def _print_items(title: str, items: list[ItemView], *, numbered: bool = True) -> None:
+    if not items:
+        return
+    out.rule(f"[bold]{title}[/bold] ({len(items)})")
+    for item in items:
+        head = f"{item.ordinal}. " if numbered else ""
+        name = f"[bold]{item.title}[/bold]: " if item.title else ""
+        tags = []
+        if item.pages:
+            tags.append(_pages(item.pages))
+        if item.stale:
+            tags.append("[red]stale[/red]")
+        if item.distiller:
+            tags.append(item.distiller)
+        suffix = f" [dim]({'; '.join(tags)})[/dim]" if tags else ""
+        out.print(f"{head}{name}{item.text}{suffix}", soft_wrap=True)
+
+
+def print_document(view: DocumentView, *, pages: bool) -> None:
+    doc = view.document
+    status = f"[{STATUS_STYLE.get(doc.status, 'white')}]{doc.status}[/]"
+    header = (
+        f"[bold]{doc.title or display_path(doc.source)}[/bold]\n"
+        f"{display_path(doc.source)} · {doc.format} · {doc.pages} page(s) · {status}"
+        + (f" · distiller: {doc.distiller}" if doc.distiller else "")
+        + (f"\n[red]error: {doc.error}[/red]" if doc.error else "")
+    )
+    out.print(Panel(header, expand=False))
+    _print_items("Abstract", view.abstract, numbered=False)
+    _print_items("Concepts", view.concepts)
+    _print_items("Insights", view.insights)
+    _print_items("Recollections", view.recollections)
+    if pages:
+        for page in view.pages:
+            out.rule(f"[bold]Page {page.ordinal}[/bold]")
+            out.print(Markdown(page.text))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ls")
+    @with_global_options
+    def ls(
+        status: Annotated[
+            str | None, typer.Option("--status", help="Only documents with this status (ready, failed, …).")
+        ] = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """List stored documents: source, title, format, pages, status, error, ingested-at."""
+        with open_pyramid() as kp:
+            docs = kp.documents(status=status)
+        if json_output:
+            print_json([doc.model_dump(mode="json") for doc in docs])
+            return
+        if not docs:
+            out.print("No documents yet. Add some with `pyramid ingest PATH`.")
+            return
+        table = Table(show_header=True, header_style="bold", show_lines=False)
+        for column in ("id", "source", "title", "format", "pages", "status", "distiller", "ingested"):
+            table.add_column(column, overflow="fold", justify="right" if column in ("id", "pages") else "left")
+        for doc in docs:
+            status_text = f"[{STATUS_STYLE.get(doc.status, 'white')}]{doc.status}[/]"
+            if doc.error:
+                status_text += f"\n[red]{doc.error}[/red]"
+            table.add_row(
+                str(doc.id),
+                display_path(doc.source),
+                doc.title,
+                doc.format,
+                str(doc.pages),
+                status_text,
+                doc.distiller or "",
+                doc.ingested_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        out.print(table)
+        counts: dict[str, int] = {}
+        for doc in docs:
+            counts[doc.status] = counts.get(doc.status, 0) + 1
+        out.print(f"{len(docs)} document(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+
+    @app.command("show")
+    @with_global_options
+    def show(
+        doc: Annotated[str, typer.Argument(help="Document id, source path, or a unique file name.")],
+        pages: Annotated[bool, typer.Option("--pages/--no-pages", help="Print the pages too.")] = True,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Show one document: its pyramid top-down (abstract, concepts, insights), then page by page."""
+        with open_pyramid() as kp:
+            view = kp.document(doc, pages=pages)
+        if json_output:
+            print_json(view.model_dump(mode="json"))
+            return
+        print_document(view, pages=pages)

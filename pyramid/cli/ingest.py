@@ -1,0 +1,162 @@
+"""``pyramid ingest``: files and folders into the pyramid, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from .common import JsonOption, display_path, err, interactive, open_pyramid, out, print_json, with_global_options
+
+if TYPE_CHECKING:
+    from ..models import IngestReport
+    from ..runtime import ProgressEvent
+
+
+class IngestProgress:
+    """A Rich progress bar on stderr: files done / total, the current file, and an ETA.
+    Without a terminal (cron, CI) it stays silent; the summary says what happened."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+        self._current: list[str] = []
+
+    def __enter__(self) -> IngestProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}", style="bold"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[current]}", style="dim"),
+                console=err,
+                transient=False,
+                refresh_per_second=8,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("Ingesting", total=None, current="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "message" and event.message:
+            err.print(f"[dim]{event.message}[/dim]")
+            return
+        if self._progress is None or self._task is None:
+            return
+        if event.kind == "start":
+            self._progress.update(self._task, total=event.total, completed=0)
+        elif event.kind == "file" and event.path:
+            self._current.append(event.path)
+            self._progress.update(self._task, current=_short(event.path))
+        elif event.kind == "done":
+            if event.path in self._current:
+                self._current.remove(event.path)
+            current = _short(self._current[-1]) if self._current else ""
+            self._progress.update(self._task, completed=event.files_done, current=current)
+        elif event.kind == "stage" and event.message:
+            self._progress.update(self._task, description=event.message.capitalize(), current="")
+
+
+def _short(path: str, width: int = 48) -> str:
+    shown = display_path(path)
+    return shown if len(shown) <= width else "…" + shown[-(width - 1) :]
+
+
+def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
+    counts = report.counts()
+    table = Table(title=f"{title} summary", show_header=True, header_style="bold")
+    for key in ("added", "updated", "unchanged", "removed", "failed"):
+        table.add_column(key, justify="right")
+    table.add_column("pages", justify="right")
+    table.add_column("time", justify="right")
+    pages = sum(r.pages for r in report.results if r.outcome in ("added", "updated"))
+    table.add_row(
+        *(str(counts[k]) for k in ("added", "updated", "unchanged", "removed")),
+        f"[red]{counts['failed']}[/red]" if counts["failed"] else "0",
+        str(pages),
+        f"{report.elapsed:.1f}s",
+    )
+    out.print(table)
+    if report.usage.requests:
+        out.print(
+            f"LLM usage: {report.usage.requests} requests, {report.usage.input_tokens:,} input tokens, "
+            f"{report.usage.output_tokens:,} output tokens"
+        )
+    if report.failed:
+        failures = Table(title="Failed", show_header=True, header_style="bold red")
+        failures.add_column("file")
+        failures.add_column("reason")
+        for result in report.failed:
+            failures.add_row(display_path(result.source), result.reason or "")
+        out.print(failures)
+    if report.dry_run:
+        out.print("[yellow]Dry run: nothing was written.[/yellow]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ingest")
+    @with_global_options
+    def ingest(
+        paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (folders recursively).")],
+        include: Annotated[
+            list[str] | None,
+            typer.Option("--include", "-i", help="Only files matching this glob (repeatable), e.g. '*.pdf'."),
+        ] = None,
+        exclude: Annotated[
+            list[str] | None,
+            typer.Option("--exclude", "-x", help="Skip files matching this glob (repeatable), e.g. 'drafts/**'."),
+        ] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Re-ingest files even when unchanged.")] = False,
+        wait: Annotated[
+            float | None,
+            typer.Option(
+                "--wait",
+                help="If another ingest/sync holds the database, wait at most this many seconds "
+                "(default: wait until it finishes).",
+            ),
+        ] = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Ingest files and folders: convert to pages, embed, store.
+
+        Unchanged files (same sha256) are skipped without writing; changed files are replaced
+        atomically. Exit code 0: every file stored; 1: some files failed (the others are stored);
+        2: usage or configuration error; 75: the database is busy (see --wait).
+        """
+        started = time.perf_counter()
+        with IngestProgress(enabled=interactive()) as progress, open_pyramid() as kp:
+            kp.set_progress(progress)
+            report = kp.ingest(
+                paths, include=include or (), exclude=exclude or (), dry_run=dry_run, force=force, wait=wait
+            )
+        report.elapsed = time.perf_counter() - started
+        if json_output:
+            print_json(report.summary())
+        else:
+            print_report(report)
+        if not report.ok:
+            raise typer.Exit(1)

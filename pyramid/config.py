@@ -1,0 +1,130 @@
+"""Configuration: one Pydantic model, read from flags > environment (``PYRAMID_*``) > ``pyramid.toml``.
+
+Nothing here is built at import time: ``load_settings()`` is called by ``Pyramid.open`` and the CLI
+with the flags the user gave, so an environment change between two calls is always seen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+Level = Literal["page", "insight", "concept", "abstract", "recollection"]
+LEVELS: tuple[Level, ...] = ("page", "insight", "concept", "abstract", "recollection")
+SearchMode = Literal["hybrid", "bm25", "vector"]
+Fusion = Literal["rrf", "weighted"]
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+CONFIG_FILE_ENV = "PYRAMID_CONFIG"
+_REGCONFIG = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("knowledge-pyramid", appauthor=False))
+
+
+def config_file() -> Path:
+    """The TOML file settings are read from: ``$PYRAMID_CONFIG`` or ``./pyramid.toml``."""
+    return Path(os.environ.get(CONFIG_FILE_ENV) or "pyramid.toml")
+
+
+class Settings(BaseSettings):
+    """Every knob of knowledge-pyramid. Environment variables are the field names, upper-cased, with
+    the ``PYRAMID_`` prefix (``PYRAMID_DSN``, ``PYRAMID_EMBEDDING_MODEL``, …)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PYRAMID_", extra="forbid", validate_assignment=True, frozen=False
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=default_data_dir, description="embedded PostgreSQL location")
+    dsn: str | None = Field(None, description="external PostgreSQL (with pgvector) instead of the embedded one")
+    pool_size: int = Field(4, ge=1, le=64, description="connections kept open per process")
+
+    # --- embeddings ----------------------------------------------------------------------
+    embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, min_length=1)
+    embedding_batch_size: int = Field(32, ge=1, le=4096)
+    embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1, mps; default: best available")
+
+    # --- conversion ----------------------------------------------------------------------
+    page_chars: int = Field(4000, ge=200, le=1_000_000, description="page size cap for formats without pages")
+    max_file_mb: float = Field(50.0, gt=0, le=100_000)
+    convert_workers: int = Field(2, ge=1, le=64)
+
+    # --- search --------------------------------------------------------------------------
+    text_search_config: str = Field("english", description="PostgreSQL text search configuration")
+    bm25_k1: float = Field(1.2, ge=0, le=10)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    fusion: Fusion = "rrf"
+    rrf_k: int = Field(60, ge=1, le=10_000)
+    weight_bm25: float = Field(0.5, ge=0, le=1, description="weighted fusion: share of the BM25 leg")
+    search_k: int = Field(10, ge=1, le=1000)
+    candidates: int = Field(100, ge=1, le=10_000, description="hits per leg and level before fusion")
+    reranker: str | None = Field(None, description="cross-encoder name or path; off when empty")
+    rerank_top: int = Field(50, ge=1, le=1000)
+
+    # --- LLM -----------------------------------------------------------------------------
+    model: str | None = Field(None, description="PydanticAI model string; none → extractive distiller")
+    concurrency: int = Field(8, ge=1, le=512, description="documents distilled at once")
+    request_timeout: float = Field(120.0, gt=0)
+    retries: int = Field(4, ge=0, le=20)
+    ask_request_limit: int = Field(20, ge=1, le=1000)
+    ask_token_limit: int = Field(60_000, ge=1000)
+
+    @field_validator("text_search_config")
+    @classmethod
+    def _regconfig(cls, value: str) -> str:
+        if not _REGCONFIG.match(value):
+            raise ValueError(f"not a text search configuration name: {value!r}")
+        return value
+
+    @field_validator("dsn", "model", "reranker", "embedding_device", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from pydantic_settings import TomlConfigSettingsSource
+
+        # The file is looked up when settings are built, never at import.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Build settings; flags that are ``None`` were not given and do not override anything."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({problems})") from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed pyramid.toml
+        raise ConfigError(f"cannot read configuration file {str(config_file())!r}: {exc}") from None

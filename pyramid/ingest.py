@@ -1,0 +1,402 @@
+"""The ingest pipeline: discover → hash → convert → embed pages → distill → store.
+
+Stages overlap: files are converted on worker threads while the embedder (its own thread) encodes the
+pages of earlier files and the writer stores finished documents, so the pipeline runs at close to
+the speed of its slowest stage, the encoder. Each document version is written in one transaction.
+An unchanged file (same sha256) costs one read and no write. One bad file is reported and the rest
+go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .discover import discover
+from .errors import ConversionError, PyramidError
+from .models import DocumentStatus, FileResult, IngestReport, Usage
+from .runtime import ProgressEvent, Runtime
+from .store import DocumentRecord, NewItem, StoredFileState, text_hash
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    from .convert import ConvertedDocument
+
+_DONE = object()
+READY_STATES = ("ready",)
+
+
+@dataclass
+class PreparedDocument:
+    """A converted document with its embedded pages, ready for distillation and storage."""
+
+    converted: ConvertedDocument
+    file_sha256: str
+    file_size: int
+    file_mtime: float
+    pages: list[NewItem]
+    stored: StoredFileState | None  # the version stored before this run, if any
+
+
+@dataclass
+class Distilled:
+    items: list[NewItem]
+    distiller: str
+    usage: Usage = field(default_factory=Usage)
+    status: DocumentStatus = "ready"
+
+
+class Distiller(Protocol):
+    """Builds the levels above pages for one document (see ``pyramid.distill``)."""
+
+    name: str
+
+    async def distill(self, rt: Runtime, doc: PreparedDocument) -> Distilled: ...
+
+    async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage: ...
+
+
+def _raise_unexpected() -> bool:
+    return bool(os.environ.get("PYRAMID_RAISE_ERRORS"))
+
+
+@dataclass
+class _FileJob:
+    path: Path
+    stored: list[StoredFileState]
+    sha256: str = ""
+    size: int = 0
+    mtime: float = 0.0
+    pending_docs: int = 0
+    results: list[FileResult] = field(default_factory=list)
+
+
+class Ingest:
+    """One run of the pipeline over a set of paths."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        distiller: Distiller | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> None:
+        self.rt = rt
+        self.settings = rt.settings
+        self.distiller = distiller
+        self.dry_run = dry_run
+        self.force = force
+        self.report = IngestReport(dry_run=dry_run)
+        self.files_done = 0
+        self.written: list[int] = []
+        self._convert_pool = ThreadPoolExecutor(
+            max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
+        )
+
+    # -- entry ----------------------------------------------------------------------------------
+    async def run(
+        self, paths: Sequence[str | Path], *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    ) -> IngestReport:
+        started = time.perf_counter()
+        try:
+            found = await asyncio.to_thread(discover, paths, include=include, exclude=exclude)
+            self.rt.emit(ProgressEvent("start", total=len(found.files) + len(found.problems)))
+            for problem in found.problems:
+                self._finish_file_result(FileResult(source=problem.path, outcome="failed", reason=problem.reason))
+                self._file_done(problem.path)
+            await self._pipeline(found.files)
+            if self.distiller is not None and self.written and not self.dry_run:
+                self.rt.emit(ProgressEvent("stage", message="recollections"))
+                self.report.usage += await self.distiller.finish(self.rt, self.written)
+        finally:
+            self._convert_pool.shutdown(wait=False, cancel_futures=True)
+        self.report.elapsed = time.perf_counter() - started
+        return self.report
+
+    # -- stages ---------------------------------------------------------------------------------
+    async def _pipeline(self, files: list[Path]) -> None:
+        to_embed: asyncio.Queue = asyncio.Queue(maxsize=16)
+        to_store: asyncio.Queue = asyncio.Queue(maxsize=16)
+        producer = asyncio.create_task(self._produce(files, to_embed))
+        embedder = asyncio.create_task(self._embed(to_embed, to_store))
+        storers = [
+            asyncio.create_task(self._store(to_store))
+            for _ in range(max(1, self.settings.concurrency if self.distiller else 1))
+        ]
+        try:
+            await producer
+            await to_embed.put(_DONE)
+            await embedder
+            for _ in storers:
+                await to_store.put(_DONE)
+            await asyncio.gather(*storers)
+        except BaseException:
+            for task in (producer, embedder, *storers):
+                task.cancel()
+            raise
+
+    async def _produce(self, files: list[Path], out: asyncio.Queue) -> None:
+        """Hash each file, skip the unchanged ones, convert the others (on worker threads)."""
+        limit = asyncio.Semaphore(self.settings.convert_workers * 2)
+
+        async def one(path: Path) -> None:
+            async with limit:
+                self.rt.emit(ProgressEvent("file", path=str(path), files_done=self.files_done))
+                job = await self._prepare(path)
+                if job is None:
+                    return
+                docs = await self._convert(job)
+                if docs is None:
+                    return
+                for doc in docs:
+                    await out.put((job, doc))
+
+        tasks = [asyncio.create_task(one(path)) for path in files]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    async def _prepare(self, path: Path) -> _FileJob | None:
+        from .convert import file_sha256
+
+        loop = asyncio.get_running_loop()
+        async with self.rt.db.connection() as conn:
+            stored = await _stored_state(conn, str(path))
+        job = _FileJob(path=path, stored=stored)
+        try:
+            stat = path.stat()
+            job.size, job.mtime = stat.st_size, stat.st_mtime
+            job.sha256 = await loop.run_in_executor(self._convert_pool, file_sha256, path)
+        except OSError as exc:
+            await self._fail_file(job, f"cannot read file: {exc.strerror or exc}")
+            return None
+        unchanged = (
+            not self.force
+            and stored
+            and all(s.file_sha256 == job.sha256 and s.status in READY_STATES for s in stored)
+        )
+        if unchanged:
+            for state in stored:
+                job.results.append(FileResult(source=state.source, outcome="unchanged"))
+            self._finish_job(job)
+            return None
+        return job
+
+    async def _convert(self, job: _FileJob) -> list[ConvertedDocument] | None:
+        from .convert import convert_file
+
+        loop = asyncio.get_running_loop()
+        try:
+            docs = await loop.run_in_executor(
+                self._convert_pool,
+                lambda: convert_file(
+                    job.path, max_page_chars=self.settings.page_chars, max_file_bytes=self.settings.max_file_bytes
+                ),
+            )
+        except ConversionError as exc:
+            await self._fail_file(job, exc.reason)
+            return None
+        except Exception as exc:  # one bad file never stops a batch: report it with its reason
+            if _raise_unexpected():
+                raise
+            await self._fail_file(job, f"conversion failed ({type(exc).__name__}: {exc})")
+            return None
+        stored = {s.source: s for s in job.stored}
+        fresh: list[ConvertedDocument] = []
+        for doc in docs:
+            before = stored.get(doc.source)
+            if (
+                not self.force
+                and before is not None
+                and before.sha256 == doc.sha256
+                and before.status in READY_STATES
+            ):
+                # A feed whose file changed but whose item did not: record the file hash only.
+                if not self.dry_run:
+                    await self._touch_file_hash(before, job.sha256)
+                job.results.append(FileResult(source=doc.source, outcome="unchanged", title=doc.title))
+            else:
+                fresh.append(doc)
+        gone = [s for s in job.stored if s.source not in {d.source for d in docs}]
+        if gone and not self.dry_run:
+            await self._remove(job, gone)
+        if self.dry_run:
+            for doc in fresh:
+                outcome = "updated" if doc.source in stored else "added"
+                job.results.append(FileResult(source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages)))
+            self._finish_job(job)
+            return None
+        job.pending_docs = len(fresh)
+        if not fresh:
+            self._finish_job(job)
+            return None
+        return fresh
+
+    async def _embed(self, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
+        """Encode pages in batches that span documents, so many small files still fill a batch."""
+        target = max(self.settings.embedding_batch_size * 4, 64)
+        finished = False
+        while not finished:
+            first = await inbox.get()
+            if first is _DONE:
+                break
+            batch = [first]
+            pages = len(first[1].pages)
+            while pages < target:
+                try:
+                    nxt = inbox.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is _DONE:
+                    finished = True
+                    break
+                batch.append(nxt)
+                pages += len(nxt[1].pages)
+            texts = [page for _, doc in batch for page in doc.pages]
+            vectors = await self.rt.embedder.aencode_documents(texts)
+            offset = 0
+            for job, doc in batch:
+                items = []
+                for number, text in enumerate(doc.pages, start=1):
+                    items.append(
+                        NewItem(
+                            key=f"page:{number}",
+                            level="page",
+                            ordinal=number,
+                            text=text,
+                            pages=[number],
+                            embedding=vectors[offset],
+                            content_hash=text_hash(text),
+                        )
+                    )
+                    offset += 1
+                stored = next((s for s in job.stored if s.source == doc.source), None)
+                prepared = PreparedDocument(doc, job.sha256, job.size, job.mtime, items, stored)
+                await out.put((job, prepared))
+
+    async def _store(self, inbox: asyncio.Queue) -> None:
+        while True:
+            entry = await inbox.get()
+            if entry is _DONE:
+                return
+            job, prepared = entry
+            result = await self._store_one(job, prepared)
+            job.results.append(result)
+            job.pending_docs -= 1
+            if job.pending_docs == 0:
+                self._finish_job(job)
+
+    async def _store_one(self, job: _FileJob, prepared: PreparedDocument) -> FileResult:
+        doc = prepared.converted
+        distilled = Distilled(items=[], distiller="", status="ready" if self.distiller is None else "converted")
+        if self.distiller is not None:
+            try:
+                distilled = await self.distiller.distill(self.rt, prepared)
+            except PyramidError as exc:
+                return await self._fail_doc(job, doc, str(exc))
+            except Exception as exc:  # a document that still fails is marked failed; the others finish
+                if _raise_unexpected():
+                    raise
+                return await self._fail_doc(job, doc, f"distillation failed ({type(exc).__name__}: {exc})")
+        record = DocumentRecord(
+            source=doc.source,
+            path=str(job.path),
+            file_sha256=job.sha256,
+            sha256=doc.sha256,
+            title=doc.title,
+            format=doc.format,
+            page_count=len(doc.pages),
+            paged=doc.paged,
+            status=distilled.status,
+            distiller=distilled.distiller or None,
+            usage=distilled.usage,
+            meta=dict(doc.meta),
+            file_size=job.size,
+            file_mtime=job.mtime,
+        )
+        from . import store
+
+        try:
+            async with self.rt.db.connection() as conn, conn.transaction():
+                doc_id, existed, _ = await store.replace_document(conn, record, prepared.pages + distilled.items)
+        except Exception as exc:  # a write that fails for one document must not lose the others
+            if _raise_unexpected():
+                raise
+            return await self._fail_doc(job, doc, f"could not store ({type(exc).__name__}: {exc})")
+        self.written.append(doc_id)
+        self.report.usage += distilled.usage
+        outcome = "updated" if existed else "added"
+        return FileResult(
+            source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages), usage=distilled.usage
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    async def _fail_file(self, job: _FileJob, reason: str) -> None:
+        from . import store
+
+        if not self.dry_run:
+            async with self.rt.db.connection() as conn, conn.transaction():
+                if job.stored:
+                    for state in job.stored:
+                        await store.record_failure(
+                            conn, source=state.source, path=str(job.path), file_sha256=job.sha256 or None, error=reason
+                        )
+                else:
+                    await store.record_failure(
+                        conn, source=str(job.path), path=str(job.path), file_sha256=job.sha256 or None, error=reason
+                    )
+        job.results.append(FileResult(source=str(job.path), outcome="failed", reason=reason))
+        self._finish_job(job)
+
+    async def _fail_doc(self, job: _FileJob, doc: ConvertedDocument, reason: str) -> FileResult:
+        from . import store
+
+        async with self.rt.db.connection() as conn, conn.transaction():
+            await store.record_failure(
+                conn, source=doc.source, path=str(job.path), file_sha256=job.sha256, error=reason, title=doc.title
+            )
+        return FileResult(source=doc.source, outcome="failed", title=doc.title, reason=reason)
+
+    async def _touch_file_hash(self, state: StoredFileState, file_sha256: str) -> None:
+        from .sqlfiles import query
+
+        async with self.rt.db.connection() as conn:
+            await conn.execute(query("documents.touch_file_hash"), {"id": state.id, "file_sha256": file_sha256})
+
+    async def _remove(self, job: _FileJob, gone: list[StoredFileState]) -> None:
+        from . import store
+
+        async with self.rt.db.connection() as conn, conn.transaction():
+            removed = await store.delete_documents(conn, [s.id for s in gone])
+        for source in removed:
+            job.results.append(FileResult(source=source, outcome="removed", reason="no longer in the file"))
+
+    def _finish_job(self, job: _FileJob) -> None:
+        for result in job.results:
+            self._finish_file_result(result)
+        self._file_done(str(job.path))
+
+    def _finish_file_result(self, result: FileResult) -> None:
+        self.report.results.append(result)
+        self.rt.emit(ProgressEvent("result", result=result, path=result.source, files_done=self.files_done))
+
+    def _file_done(self, path: str) -> None:
+        self.files_done += 1
+        self.rt.emit(ProgressEvent("done", path=path, files_done=self.files_done))
+
+
+async def _stored_state(conn: AsyncConnection, path: str) -> list[StoredFileState]:
+    from .store import documents_of_path
+
+    return await documents_of_path(conn, path)

@@ -1,0 +1,133 @@
+"""The typed values the library returns (and the CLI prints, as tables or ``--json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .config import Level
+
+DocumentStatus = Literal["pending", "converted", "distilled", "ready", "failed"]
+Outcome = Literal["added", "updated", "unchanged", "failed", "removed"]
+
+
+class Usage(BaseModel):
+    """LLM usage, summed over requests."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            requests=self.requests + other.requests,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class DocumentInfo(BaseModel):
+    id: int
+    source: str
+    path: str
+    title: str
+    format: str
+    pages: int
+    status: DocumentStatus
+    error: str | None = None
+    distiller: str | None = None
+    sha256: str | None = None
+    ingested_at: datetime
+    updated_at: datetime
+    items: dict[str, int] = Field(default_factory=dict, description="item count per level")
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ItemView(BaseModel):
+    id: int
+    level: Level
+    ordinal: int
+    title: str | None = None
+    text: str
+    pages: list[int]
+    distiller: str | None = None
+    stale: bool = False
+    sources: list[int] = Field(default_factory=list, description="ids of the items it was built from")
+
+
+class DocumentView(BaseModel):
+    """One document with its stored levels, top-down."""
+
+    document: DocumentInfo
+    abstract: list[ItemView] = Field(default_factory=list)
+    concepts: list[ItemView] = Field(default_factory=list)
+    insights: list[ItemView] = Field(default_factory=list)
+    pages: list[ItemView] = Field(default_factory=list)
+    recollections: list[ItemView] = Field(default_factory=list)
+
+
+class FileResult(BaseModel):
+    """What happened to one document (or to one file that never became a document)."""
+
+    source: str
+    outcome: Outcome
+    title: str | None = None
+    pages: int = 0
+    reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class IngestReport(BaseModel):
+    results: list[FileResult] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    elapsed: float = 0.0
+    dry_run: bool = False
+
+    def _with(self, outcome: Outcome) -> list[FileResult]:
+        return [r for r in self.results if r.outcome == outcome]
+
+    @property
+    def added(self) -> list[FileResult]:
+        return self._with("added")
+
+    @property
+    def updated(self) -> list[FileResult]:
+        return self._with("updated")
+
+    @property
+    def unchanged(self) -> list[FileResult]:
+        return self._with("unchanged")
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return self._with("failed")
+
+    @property
+    def removed(self) -> list[FileResult]:
+        return self._with("removed")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        keys: tuple[Outcome, ...] = ("added", "updated", "unchanged", "removed", "failed")
+        return {key: len(self._with(key)) for key in keys}
+
+    def summary(self) -> dict[str, object]:
+        """The JSON the CLI prints: counts, then every result."""
+        return {
+            "ok": self.ok,
+            "counts": self.counts(),
+            "pages": sum(r.pages for r in self.results if r.outcome in ("added", "updated")),
+            "elapsed": round(self.elapsed, 3),
+            "dry_run": self.dry_run,
+            "usage": self.usage.model_dump(),
+            "results": [r.model_dump(exclude_defaults=False) for r in self.results],
+        }

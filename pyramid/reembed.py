@@ -1,0 +1,63 @@
+"""Re-embed every item with another embedding model: the fix the embedding-mismatch error names.
+
+Runs in one transaction: the vector column is retyped to the new dimension, every item's text is
+encoded again, the vector indexes are rebuilt with their own definitions, and the new model is
+recorded. A crash leaves the old embeddings and the old model in place.
+"""
+
+from __future__ import annotations
+
+from .runtime import ProgressEvent, Runtime
+from .sqlfiles import query
+
+BATCH = 256
+
+
+async def reembed(rt: Runtime) -> int:
+    from psycopg import sql
+
+    db = rt.db
+    dim = await _dimension(rt)
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(query("maintenance.embedding_indexes"))
+        indexes = [(name, definition) for name, definition in await cur.fetchall()]
+        for name, _ in indexes:
+            await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        await conn.execute(
+            sql.SQL("ALTER TABLE items ALTER COLUMN embedding TYPE vector({}) USING NULL").format(sql.Literal(dim))
+        )
+        cur = await conn.execute(query("maintenance.count_items"))
+        (total,) = await cur.fetchone()  # type: ignore[misc]
+        rt.emit(ProgressEvent("start", total=total))
+        done = 0
+        last_id = 0
+        while True:
+            cur = await conn.execute(query("maintenance.items_after"), {"after": last_id, "limit": BATCH})
+            rows = await cur.fetchall()
+            if not rows:
+                break
+            vectors = await rt.embedder.aencode_documents([text for _, text in rows])
+            async with conn.cursor() as upd:
+                await upd.executemany(
+                    query("maintenance.set_embedding"),
+                    [{"id": item_id, "embedding": vec} for (item_id, _), vec in zip(rows, vectors, strict=True)],
+                )
+            done += len(rows)
+            last_id = rows[-1][0]
+            rt.emit(ProgressEvent("done", files_done=done))
+        for _, definition in indexes:
+            await conn.execute(definition)
+        await db.write_meta(conn, embedding_model=rt.embedder.name, embedding_dim=dim)
+    db.build = await _reload_build(rt)
+    return done
+
+
+async def _dimension(rt: Runtime) -> int:
+    import asyncio
+
+    return int(await asyncio.to_thread(lambda: rt.embedder.dimension))
+
+
+async def _reload_build(rt: Runtime):  # type: ignore[no-untyped-def]
+    async with rt.db.connection() as conn:
+        return await rt.db.read_build(conn)

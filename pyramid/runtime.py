@@ -1,0 +1,53 @@
+"""What every library operation needs: settings, the database, the embedder, and a way to report
+progress. One Runtime lives on the event loop that ``Pyramid`` drives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .config import Settings
+from .db import Database
+from .embed import Embedder
+from .models import FileResult
+
+EventKind = Literal["start", "file", "done", "result", "message", "stage"]
+
+
+@dataclass
+class ProgressEvent:
+    """A progress report from a long operation.
+
+    ``start``: ``total`` files are about to be processed; ``file``: work on ``path`` began;
+    ``done``: ``path`` is finished (``files_done`` so far); ``result``: one document (or file) finished with ``result``; ``stage``: the operation moved on to
+    ``message`` (e.g. "recollections"); ``message``: something to tell the user.
+    """
+
+    kind: EventKind
+    total: int = 0
+    path: str | None = None
+    result: FileResult | None = None
+    message: str | None = None
+    files_done: int = 0
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def _ignore(_event: ProgressEvent) -> None:
+    return None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    embedder: Embedder
+    progress: ProgressCallback = field(default=_ignore)
+
+    def emit(self, event: ProgressEvent) -> None:
+        self.progress(event)
+
+    def say(self, message: str) -> None:
+        self.progress(ProgressEvent("message", message=message))

@@ -1,0 +1,83 @@
+-- Named queries about documents. Values are always bound parameters.
+
+-- name: by_path
+SELECT id, source, file_sha256, sha256, status
+FROM documents
+WHERE path = %(path)s
+
+-- name: lock_source
+SELECT id, sha256, status
+FROM documents
+WHERE source = %(source)s
+FOR UPDATE
+
+-- name: insert
+INSERT INTO documents (source, path, file_sha256, sha256, title, format, page_count, paged, status,
+                       error, distiller, usage, meta, file_size, file_mtime)
+VALUES (%(source)s, %(path)s, %(file_sha256)s, %(sha256)s, %(title)s, %(format)s, %(page_count)s,
+        %(paged)s, %(status)s, %(error)s, %(distiller)s, %(usage)s, %(meta)s, %(file_size)s, %(file_mtime)s)
+RETURNING id
+
+-- name: update
+UPDATE documents
+SET path = %(path)s, file_sha256 = %(file_sha256)s, sha256 = %(sha256)s, title = %(title)s,
+    format = %(format)s, page_count = %(page_count)s, paged = %(paged)s, status = %(status)s,
+    error = %(error)s, distiller = %(distiller)s, usage = %(usage)s, meta = %(meta)s,
+    file_size = %(file_size)s, file_mtime = %(file_mtime)s, updated_at = now()
+WHERE id = %(id)s
+
+-- name: set_status
+UPDATE documents
+SET status = %(status)s, error = %(error)s, updated_at = now()
+WHERE id = %(id)s
+
+-- name: mark_failed
+-- A failed attempt keeps the stored version (its items, its sha256) and only records the reason,
+-- so the next run retries and readers keep what they had.
+UPDATE documents
+SET status = 'failed', error = %(error)s, file_sha256 = %(file_sha256)s, updated_at = now()
+WHERE source = %(source)s
+RETURNING id
+
+-- name: insert_failed
+INSERT INTO documents (source, path, file_sha256, title, status, error)
+VALUES (%(source)s, %(path)s, %(file_sha256)s, %(title)s, 'failed', %(error)s)
+ON CONFLICT (source) DO UPDATE
+SET status = 'failed', error = excluded.error, file_sha256 = excluded.file_sha256, updated_at = now()
+RETURNING id
+
+-- name: delete
+DELETE FROM documents WHERE id = ANY(%(ids)s) RETURNING id, source
+
+-- name: list
+SELECT d.id, d.source, d.path, d.title, d.format, d.page_count, d.status, d.error, d.distiller,
+       d.sha256, d.ingested_at, d.updated_at, d.usage,
+       coalesce((SELECT jsonb_object_agg(level, n)
+                 FROM (SELECT level, count(*) AS n FROM items i
+                       WHERE i.document_id = d.id GROUP BY level) counts), '{}'::jsonb) AS items
+FROM documents d
+WHERE (%(status)s::text IS NULL OR d.status = %(status)s)
+ORDER BY d.source
+
+-- name: get_by_id
+SELECT d.id, d.source, d.path, d.title, d.format, d.page_count, d.status, d.error, d.distiller,
+       d.sha256, d.ingested_at, d.updated_at, d.usage,
+       coalesce((SELECT jsonb_object_agg(level, n)
+                 FROM (SELECT level, count(*) AS n FROM items i
+                       WHERE i.document_id = d.id GROUP BY level) counts), '{}'::jsonb) AS items
+FROM documents d
+WHERE d.id = %(id)s
+
+-- name: find
+-- A user names a document by id, by its exact source, by a path relative to where they stand
+-- (resolved by the caller), or by a unique suffix of the source such as its file name.
+SELECT id FROM documents
+WHERE source = %(ref)s OR path = %(ref)s OR source LIKE ('%%/' || %(suffix)s) ESCAPE '\'
+ORDER BY (source = %(ref)s) DESC, (path = %(ref)s) DESC, source
+LIMIT 10
+
+-- name: exact
+SELECT id FROM documents WHERE source = %(ref)s OR path = %(ref)s
+
+-- name: touch_file_hash
+UPDATE documents SET file_sha256 = %(file_sha256)s WHERE id = %(id)s

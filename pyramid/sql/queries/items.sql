@@ -1,0 +1,47 @@
+-- Named queries about items of every level and their provenance.
+
+-- name: reserve_ids
+-- Item ids are taken before COPY so that provenance rows can name items written in the same batch.
+SELECT nextval(pg_get_serial_sequence('items', 'id')) FROM generate_series(1, %(n)s)
+
+-- name: copy
+COPY items (id, document_id, level, ordinal, title, text, pages, embedding, content_hash, distiller,
+            stale, meta)
+FROM STDIN (FORMAT BINARY)
+
+-- name: copy_sources
+COPY item_sources (item_id, source_item_id, source_document_id, source_ref) FROM STDIN (FORMAT BINARY)
+
+-- name: delete_for_document
+DELETE FROM items
+WHERE document_id = %(document_id)s
+  AND (%(levels)s::text[] IS NULL OR level = ANY(%(levels)s))
+
+-- name: delete_ids
+DELETE FROM items WHERE id = ANY(%(ids)s)
+
+-- name: for_document
+SELECT i.id, i.level, i.ordinal, i.title, i.text, i.pages, i.distiller, i.stale,
+       coalesce(array_agg(s.source_item_id ORDER BY s.source_item_id)
+                FILTER (WHERE s.source_item_id IS NOT NULL), '{}') AS sources
+FROM items i
+LEFT JOIN item_sources s ON s.item_id = i.id
+WHERE i.document_id = %(document_id)s
+  AND (%(levels)s::text[] IS NULL OR i.level = ANY(%(levels)s))
+GROUP BY i.id
+ORDER BY i.level, i.ordinal, i.id
+
+-- name: recollections_for_document
+SELECT DISTINCT i.id, i.level, i.ordinal, i.title, i.text, i.pages, i.distiller, i.stale,
+       '{}'::bigint[] AS sources
+FROM items i
+JOIN item_sources s ON s.item_id = i.id
+LEFT JOIN items src ON src.id = s.source_item_id
+WHERE i.level = 'recollection'
+  AND (s.source_document_id = %(document_id)s OR src.document_id = %(document_id)s)
+ORDER BY i.ordinal, i.id
+
+-- name: page_hashes
+SELECT ordinal, content_hash FROM items
+WHERE document_id = %(document_id)s AND level = 'page'
+ORDER BY ordinal

@@ -1,0 +1,307 @@
+"""Reads and writes of documents and items. Every write of a document's content happens inside one
+transaction that the caller opens, so a reader sees the old version or the new one, never a mix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Level
+from .errors import NotFoundError
+from .models import DocumentInfo, DocumentStatus, ItemView, Usage
+from .sqlfiles import query
+
+if TYPE_CHECKING:
+    import numpy as np
+    from psycopg import AsyncConnection
+
+ITEM_COPY_TYPES = ["bigint", "bigint", "text", "integer", "text", "text", "integer[]", "vector", "text",
+                   "text", "boolean", "jsonb"]
+SOURCE_COPY_TYPES = ["bigint", "bigint", "bigint", "text"]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class NewItem:
+    """An item to write. ``key`` names it within one write batch so that other items of the same
+    batch can list it in ``sources``; a source may also be the id (int) of an item already stored."""
+
+    key: str
+    level: Level
+    text: str
+    ordinal: int = 0
+    pages: list[int] = field(default_factory=list)
+    embedding: np.ndarray | None = None
+    title: str | None = None
+    content_hash: str | None = None
+    distiller: str | None = None
+    stale: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    sources: list[str | int] = field(default_factory=list)
+    source_documents: list[int] = field(default_factory=list)
+    source_refs: dict[str | int, str] = field(default_factory=dict)
+
+
+@dataclass
+class DocumentRecord:
+    """The documents row of a version being stored."""
+
+    source: str
+    path: str
+    file_sha256: str | None
+    sha256: str | None
+    title: str
+    format: str
+    page_count: int
+    paged: bool
+    status: DocumentStatus
+    error: str | None = None
+    distiller: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    meta: dict[str, Any] = field(default_factory=dict)
+    file_size: int | None = None
+    file_mtime: float | None = None
+
+    def params(self) -> dict[str, Any]:
+        from psycopg.types.json import Jsonb
+
+        return {
+            "source": self.source,
+            "path": self.path,
+            "file_sha256": self.file_sha256,
+            "sha256": self.sha256,
+            "title": self.title,
+            "format": self.format,
+            "page_count": self.page_count,
+            "paged": self.paged,
+            "status": self.status,
+            "error": self.error,
+            "distiller": self.distiller,
+            "usage": Jsonb(self.usage.model_dump()),
+            "meta": Jsonb(self.meta),
+            "file_size": self.file_size,
+            "file_mtime": self.file_mtime,
+        }
+
+
+# --- writes -----------------------------------------------------------------------------------------
+
+
+async def upsert_document(conn: AsyncConnection, record: DocumentRecord) -> tuple[int, bool]:
+    """Insert or update the documents row (row-locked); returns (id, existed)."""
+    cur = await conn.execute(query("documents.lock_source"), {"source": record.source})
+    row = await cur.fetchone()
+    if row is None:
+        cur = await conn.execute(query("documents.insert"), record.params())
+        (doc_id,) = await cur.fetchone()  # type: ignore[misc]
+        return int(doc_id), False
+    await conn.execute(query("documents.update"), {**record.params(), "id": row[0]})
+    return int(row[0]), True
+
+
+async def delete_items(conn: AsyncConnection, document_id: int, levels: Sequence[Level] | None = None) -> None:
+    await conn.execute(
+        query("items.delete_for_document"),
+        {"document_id": document_id, "levels": list(levels) if levels is not None else None},
+    )
+
+
+async def write_items(conn: AsyncConnection, document_id: int | None, items: Sequence[NewItem]) -> dict[str, int]:
+    """COPY items (and their provenance) in; returns key → new item id."""
+    from psycopg.types.json import Jsonb
+
+    if not items:
+        return {}
+    cur = await conn.execute(query("items.reserve_ids"), {"n": len(items)})
+    ids = [row[0] for row in await cur.fetchall()]
+    by_key = {item.key: item_id for item, item_id in zip(items, ids, strict=True)}
+    if len(by_key) != len(items):
+        raise ValueError("item keys must be unique within a write")
+    cur_copy = conn.cursor()
+    async with cur_copy.copy(query("items.copy")) as copy:
+        copy.set_types(ITEM_COPY_TYPES)
+        for item, item_id in zip(items, ids, strict=True):
+            await copy.write_row(
+                (
+                    item_id,
+                    document_id,
+                    item.level,
+                    item.ordinal,
+                    item.title,
+                    item.text,
+                    item.pages,
+                    item.embedding,
+                    item.content_hash or text_hash(item.text),
+                    item.distiller,
+                    item.stale,
+                    Jsonb(item.meta),
+                )
+            )
+    links = []
+    for item in items:
+        own = by_key[item.key]
+        for source in item.sources:
+            source_id = by_key[source] if isinstance(source, str) else int(source)
+            links.append((own, source_id, None, item.source_refs.get(source, "")))
+        for doc in item.source_documents:
+            links.append((own, None, doc, item.source_refs.get(doc, "")))
+    if links:
+        async with cur_copy.copy(query("items.copy_sources")) as copy:
+            copy.set_types(SOURCE_COPY_TYPES)
+            for link in links:
+                await copy.write_row(link)
+    return by_key
+
+
+async def replace_document(
+    conn: AsyncConnection,
+    record: DocumentRecord,
+    items: Sequence[NewItem],
+    *,
+    levels: Sequence[Level] | None = None,
+) -> tuple[int, bool, dict[str, int]]:
+    """Store a document version: its row, and its items of ``levels`` (all levels when None)
+    replaced by ``items``. Must run inside the caller's transaction."""
+    doc_id, existed = await upsert_document(conn, record)
+    if existed:
+        await delete_items(conn, doc_id, levels)
+    keys = await write_items(conn, doc_id, items)
+    return doc_id, existed, keys
+
+
+async def record_failure(
+    conn: AsyncConnection, *, source: str, path: str, file_sha256: str | None, error: str, title: str = ""
+) -> None:
+    """Mark a document failed without touching what is stored for it."""
+    cur = await conn.execute(
+        query("documents.mark_failed"), {"source": source, "error": error, "file_sha256": file_sha256}
+    )
+    if await cur.fetchone() is None:
+        await conn.execute(
+            query("documents.insert_failed"),
+            {"source": source, "path": path, "file_sha256": file_sha256, "error": error, "title": title},
+        )
+
+
+async def delete_documents(conn: AsyncConnection, ids: Sequence[int]) -> list[str]:
+    cur = await conn.execute(query("documents.delete"), {"ids": list(ids)})
+    return [row[1] for row in await cur.fetchall()]
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFileState:
+    id: int
+    source: str
+    file_sha256: str | None
+    sha256: str | None
+    status: str
+
+
+async def documents_of_path(conn: AsyncConnection, path: str) -> list[StoredFileState]:
+    cur = await conn.execute(query("documents.by_path"), {"path": path})
+    return [StoredFileState(*row) for row in await cur.fetchall()]
+
+
+def _document_info(row: Sequence[Any]) -> DocumentInfo:
+    (doc_id, source, path, title, fmt, pages, status, error, distiller, sha, ingested, updated, usage, items) = row
+    return DocumentInfo(
+        id=doc_id,
+        source=source,
+        path=path,
+        title=title,
+        format=fmt,
+        pages=pages,
+        status=status,
+        error=error,
+        distiller=distiller,
+        sha256=sha,
+        ingested_at=ingested,
+        updated_at=updated,
+        usage=Usage.model_validate(usage or {}),
+        items=dict(items or {}),
+    )
+
+
+async def list_documents(conn: AsyncConnection, *, status: str | None = None) -> list[DocumentInfo]:
+    cur = await conn.execute(query("documents.list"), {"status": status})
+    return [_document_info(row) for row in await cur.fetchall()]
+
+
+async def get_document(conn: AsyncConnection, document_id: int) -> DocumentInfo:
+    cur = await conn.execute(query("documents.get_by_id"), {"id": document_id})
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no document with id {document_id}")
+    return _document_info(row)
+
+
+async def resolve_document(conn: AsyncConnection, ref: str | int) -> int:
+    """The id of the document a user named: an id, a source, a path, or a unique file-name suffix."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        doc_id = int(ref)
+        await get_document(conn, doc_id)
+        return doc_id
+    text = str(ref).strip()
+    candidates = [text]
+    local = Path(text).expanduser()
+    if local.exists():
+        candidates.insert(0, str(local.resolve()))
+    for candidate in candidates:
+        suffix = candidate.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").lstrip("/")
+        cur = await conn.execute(query("documents.find"), {"ref": candidate, "suffix": suffix})
+        rows = await cur.fetchall()
+        if not rows:
+            continue
+        if len(rows) > 1:
+            exact = await conn.execute(query("documents.exact"), {"ref": candidate})
+            exact_rows = await exact.fetchall()
+            if len(exact_rows) == 1:
+                return int(exact_rows[0][0])
+            names = ", ".join(str(r[0]) for r in rows[:5])
+            raise NotFoundError(f"{text!r} matches several documents (ids {names}); name it by id or full path")
+        return int(rows[0][0])
+    raise NotFoundError(f"no document matches {text!r} (see `pyramid ls`)")
+
+
+async def document_items(
+    conn: AsyncConnection, document_id: int, *, levels: Sequence[Level] | None = None
+) -> list[ItemView]:
+    cur = await conn.execute(
+        query("items.for_document"),
+        {"document_id": document_id, "levels": list(levels) if levels is not None else None},
+    )
+    return [_item_view(row) for row in await cur.fetchall()]
+
+
+async def document_recollections(conn: AsyncConnection, document_id: int) -> list[ItemView]:
+    cur = await conn.execute(query("items.recollections_for_document"), {"document_id": document_id})
+    return [_item_view(row) for row in await cur.fetchall()]
+
+
+def _item_view(row: Sequence[Any]) -> ItemView:
+    item_id, level, ordinal, title, text, pages, distiller, stale, sources = row
+    return ItemView(
+        id=item_id,
+        level=level,
+        ordinal=ordinal,
+        title=title,
+        text=text,
+        pages=list(pages or []),
+        distiller=distiller,
+        stale=stale,
+        sources=[int(s) for s in (sources or [])],
+    )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)

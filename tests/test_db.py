@@ -1,0 +1,146 @@
+"""The database: migrations recorded and applied once, build info remembered, model mismatch refused
+with the fix, the single-writer lock, re-embedding, and the embedded server's lifecycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from pyramid import Pyramid
+from pyramid.errors import BusyError, EmbeddingMismatchError
+from pyramid.sqlfiles import migrations
+
+
+def test_migrations_are_recorded_once(fresh_dsn: str) -> None:
+    messages: list[str] = []
+    with Pyramid.open(dsn=fresh_dsn, progress=lambda e: messages.append(e.message or "")) as kp:
+        assert kp.build.schema_version == migrations()[-1].version
+        assert kp.build.embedding_model == "all-MiniLM-L6-v2"
+        assert kp.build.embedding_dim == 384
+    assert any("001_core" in m for m in messages)
+    again: list[str] = []
+    with Pyramid.open(dsn=fresh_dsn, progress=lambda e: again.append(e.message or "")):
+        pass
+    assert not any("migration" in m for m in again)
+
+
+def test_another_embedding_model_is_refused_with_the_fix(fresh_dsn: str) -> None:
+    with Pyramid.open(dsn=fresh_dsn):
+        pass
+    with pytest.raises(EmbeddingMismatchError) as info:
+        Pyramid.open(dsn=fresh_dsn, embedding_model="/models/some-other-model")
+    message = str(info.value)
+    assert "all-MiniLM-L6-v2" in message
+    assert "pyramid reembed" in message
+
+
+def test_aliases_of_the_bundled_model_are_the_same_model(fresh_dsn: str) -> None:
+    with Pyramid.open(dsn=fresh_dsn):
+        pass
+    with Pyramid.open(dsn=fresh_dsn, embedding_model="sentence-transformers/all-MiniLM-L6-v2") as kp:
+        assert kp.build.embedding_model == "all-MiniLM-L6-v2"
+
+
+def test_cli_reports_model_mismatch_as_usage_error(fresh_dsn: str) -> None:
+    with Pyramid.open(dsn=fresh_dsn):
+        pass
+    done = run_cli("ls", "--embedding-model", "/models/other", dsn=fresh_dsn)
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error:")
+    assert "pyramid reembed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_writer_lock_refuses_a_second_writer(kp: Pyramid) -> None:
+    db = kp._rt.db
+
+    async def scenario() -> None:
+        async with db.writer_lock(wait=0):
+            with pytest.raises(BusyError, match="another ingest or sync"):
+                async with db.writer_lock(wait=0.6):
+                    pass
+        async with db.writer_lock(wait=0):  # released: free again
+            pass
+
+    kp._portal.call(scenario())
+
+
+def _small_model(tmp_path: Path) -> Path:
+    """A real, different sentence-transformers model: the bundled MiniLM with a 384→48 projection."""
+    from sentence_transformers import SentenceTransformer, models
+
+    from pyramid.embed import model_location
+
+    base = SentenceTransformer(model_location("all-MiniLM-L6-v2"), device="cpu")
+    dense = models.Dense(in_features=384, out_features=48)
+    model = SentenceTransformer(modules=[*base, dense], device="cpu")
+    path = tmp_path / "minilm-48"
+    model.save(str(path))
+    return path
+
+
+def test_reembed_switches_the_model(fresh_dsn: str, tmp_path: Path) -> None:
+    from pyramid.store import NewItem, write_items
+
+    with Pyramid.open(dsn=fresh_dsn) as kp:
+
+        async def add() -> None:
+            texts = ["The cat sat on the mat.", "Interest rates rose in March."]
+            vectors = await kp._rt.embedder.aencode_documents(texts)
+            async with kp._rt.db.connection() as conn, conn.transaction():
+                items = [
+                    NewItem(key=str(i), level="insight", text=t, embedding=v)
+                    for i, (t, v) in enumerate(zip(texts, vectors))
+                ]
+                await write_items(conn, None, items)
+
+        kp._portal.call(add())
+    other = _small_model(tmp_path)
+    with Pyramid.open(dsn=fresh_dsn, embedding_model=str(other), check_model=False) as kp:
+        assert kp.reembed() == 2
+        assert kp.build.embedding_dim == 48
+        assert kp.build.embedding_model == str(other.resolve())
+
+        async def dims() -> list[int]:
+            async with kp._rt.db.connection() as conn:
+                cur = await conn.execute("SELECT vector_dims(embedding) FROM items")
+                return [row[0] for row in await cur.fetchall()]
+
+        assert kp._portal.call(dims()) == [48, 48]
+    # Now the new model opens without complaint and the old one is refused.
+    with Pyramid.open(dsn=fresh_dsn, embedding_model=str(other)):
+        pass
+    with pytest.raises(EmbeddingMismatchError):
+        Pyramid.open(dsn=fresh_dsn)
+
+
+def test_embedded_server_lifecycle(tmp_path: Path) -> None:
+    data_dir = tmp_path / "kp"
+    done = run_cli("db", "url", "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip()
+    assert url.startswith("postgresql://") and "/pyramid" in url
+    status = run_cli("db", "status", "--json", "--data-dir", str(data_dir))
+    assert '"running": true' in status.stdout
+    # The server is shared: a psycopg client can use the printed URL.
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM documents").fetchone() == (0,)
+    stop = run_cli("db", "stop", "--data-dir", str(data_dir))
+    assert stop.returncode == 0 and "Stopped" in stop.stderr
+    status = run_cli("db", "status", "--json", "--data-dir", str(data_dir))
+    assert '"running": false' in status.stdout
+
+
+def test_concurrent_opens_share_one_embedded_server(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data_dir = tmp_path / "shared"
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: run_cli("db", "url", "--data-dir", str(data_dir)), range(4)))
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert len({r.stdout.strip() for r in runs}) == 1
+    run_cli("db", "stop", "--data-dir", str(data_dir))
