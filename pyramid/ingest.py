@@ -22,7 +22,7 @@ from .discover import discover
 from .errors import ConversionError, PyramidError
 from .models import DocumentStatus, FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
-from .store import DocumentRecord, NewItem, StoredFileState, text_hash
+from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -263,27 +263,49 @@ class Ingest:
                     break
                 batch.append(nxt)
                 pages += len(nxt[1].pages)
-            texts = [page for _, doc in batch for page in doc.pages]
-            vectors = await self.rt.embedder.aencode_documents(texts)
-            offset = 0
-            for job, doc in batch:
-                items = []
-                for number, text in enumerate(doc.pages, start=1):
-                    items.append(
-                        NewItem(
-                            key=f"page:{number}",
-                            level="page",
-                            ordinal=number,
-                            text=text,
-                            pages=[number],
-                            embedding=vectors[offset],
-                            content_hash=text_hash(text),
-                        )
-                    )
+            await self._embed_batch(batch, out)
+
+    async def _embed_batch(self, batch: list[tuple[_FileJob, ConvertedDocument]], out: asyncio.Queue) -> None:
+        # A changed document keeps its unchanged pages (same number, same text): they are neither
+        # re-embedded nor rewritten, and what was built on them keeps pointing at them.
+        kept: list[dict[int, int]] = []
+        for job, doc in batch:
+            stored = next((s for s in job.stored if s.source == doc.source), None)
+            unchanged: dict[int, int] = {}
+            if stored is not None and not self.force:
+                async with self.rt.db.connection() as conn:
+                    for page in await stored_pages(conn, stored.id):
+                        if 1 <= page.ordinal <= len(doc.pages) and page.content_hash == text_hash(
+                            doc.pages[page.ordinal - 1]
+                        ):
+                            unchanged[page.ordinal] = page.id
+            kept.append(unchanged)
+        texts = [
+            page
+            for (_, doc), unchanged in zip(batch, kept, strict=True)
+            for number, page in enumerate(doc.pages, start=1)
+            if number not in unchanged
+        ]
+        vectors = await self.rt.embedder.aencode_documents(texts)
+        offset = 0
+        for (job, doc), unchanged in zip(batch, kept, strict=True):
+            items = []
+            for number, text in enumerate(doc.pages, start=1):
+                item = NewItem(
+                    key=f"page:{number}",
+                    level="page",
+                    ordinal=number,
+                    text=text,
+                    pages=[number],
+                    content_hash=text_hash(text),
+                    existing_id=unchanged.get(number),
+                )
+                if item.existing_id is None:
+                    item.embedding = vectors[offset]
                     offset += 1
-                stored = next((s for s in job.stored if s.source == doc.source), None)
-                prepared = PreparedDocument(doc, job.sha256, job.size, job.mtime, items, stored)
-                await out.put((job, prepared))
+                items.append(item)
+            stored = next((s for s in job.stored if s.source == doc.source), None)
+            await out.put((job, PreparedDocument(doc, job.sha256, job.size, job.mtime, items, stored)))
 
     async def _store(self, inbox: asyncio.Queue) -> None:
         while True:

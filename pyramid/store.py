@@ -47,6 +47,9 @@ class NewItem:
     sources: list[str | int] = field(default_factory=list)
     source_documents: list[int] = field(default_factory=list)
     source_refs: dict[str | int, str] = field(default_factory=dict)
+    # Set when the item is already stored unchanged: it is kept (not rewritten) and other items of
+    # the batch can still name it by key.
+    existing_id: int | None = None
 
 
 @dataclass
@@ -114,16 +117,23 @@ async def delete_items(conn: AsyncConnection, document_id: int, levels: Sequence
 
 
 async def write_items(conn: AsyncConnection, document_id: int | None, items: Sequence[NewItem]) -> dict[str, int]:
-    """COPY items (and their provenance) in; returns key → new item id."""
+    """COPY items (and their provenance) in; returns key → item id (new ids, and the ids of items
+    that carry ``existing_id`` and are kept as they are)."""
     from psycopg.types.json import Jsonb
 
     if not items:
         return {}
+    if len({item.key for item in items}) != len(items):
+        raise ValueError("item keys must be unique within a write")
+    by_key = {item.key: item.existing_id for item in items if item.existing_id is not None}
+    kept = {item.key for item in items if item.existing_id is not None}
+    items = [item for item in items if item.existing_id is None]
+    if not items:
+        return by_key
     cur = await conn.execute(query("items.reserve_ids"), {"n": len(items)})
     ids = [row[0] for row in await cur.fetchall()]
-    by_key = {item.key: item_id for item, item_id in zip(items, ids, strict=True)}
-    if len(by_key) != len(items):
-        raise ValueError("item keys must be unique within a write")
+    by_key.update({item.key: item_id for item, item_id in zip(items, ids, strict=True)})
+    assert not kept & {item.key for item in items}
     cur_copy = conn.cursor()
     async with cur_copy.copy(query("items.copy")) as copy:
         copy.set_types(ITEM_COPY_TYPES)
@@ -168,10 +178,15 @@ async def replace_document(
     levels: Sequence[Level] | None = None,
 ) -> tuple[int, bool, dict[str, int]]:
     """Store a document version: its row, and its items of ``levels`` (all levels when None)
-    replaced by ``items``. Must run inside the caller's transaction."""
+    replaced by ``items``; items with ``existing_id`` are kept untouched. Must run inside the
+    caller's transaction."""
     doc_id, existed = await upsert_document(conn, record)
     if existed:
-        await delete_items(conn, doc_id, levels)
+        keep = [item.existing_id for item in items if item.existing_id is not None]
+        await conn.execute(
+            query("items.delete_for_document_except"),
+            {"document_id": doc_id, "keep": keep, "levels": list(levels) if levels is not None else None},
+        )
     keys = await write_items(conn, doc_id, items)
     return doc_id, existed, keys
 
@@ -230,6 +245,18 @@ def _document_info(row: Sequence[Any]) -> DocumentInfo:
         usage=Usage.model_validate(usage or {}),
         items=dict(items or {}),
     )
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    id: int
+    ordinal: int
+    content_hash: str | None
+
+
+async def stored_pages(conn: AsyncConnection, document_id: int) -> list[StoredPage]:
+    cur = await conn.execute(query("items.page_hashes"), {"document_id": document_id})
+    return [StoredPage(*row) for row in await cur.fetchall()]
 
 
 async def list_documents(conn: AsyncConnection, *, status: str | None = None) -> list[DocumentInfo]:

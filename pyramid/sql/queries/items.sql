@@ -17,6 +17,14 @@ DELETE FROM items
 WHERE document_id = %(document_id)s
   AND (%(levels)s::text[] IS NULL OR level = ANY(%(levels)s))
 
+-- name: delete_for_document_except
+-- Replacing a document version keeps the items that did not change (same ids, so provenance that
+-- points at them, e.g. from recollections, stays intact) and deletes the rest.
+DELETE FROM items
+WHERE document_id = %(document_id)s
+  AND NOT (id = ANY(%(keep)s))
+  AND (%(levels)s::text[] IS NULL OR level = ANY(%(levels)s))
+
 -- name: delete_ids
 DELETE FROM items WHERE id = ANY(%(ids)s)
 
@@ -42,6 +50,6 @@ WHERE i.level = 'recollection'
 ORDER BY i.ordinal, i.id
 
 -- name: page_hashes
-SELECT ordinal, content_hash FROM items
+SELECT id, ordinal, content_hash FROM items
 WHERE document_id = %(document_id)s AND level = 'page'
 ORDER BY ordinal
