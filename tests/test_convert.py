@@ -420,6 +420,29 @@ def test_thread_safe(files: dict[str, Path]) -> None:
     assert all(results[(w, name)] == expected[name] for w in range(4) for name in names)
 
 
+def test_first_conversions_in_parallel_threads(files: dict[str, Path]) -> None:
+    """A fresh interpreter whose first conversions run at once: MarkItDown's circular package
+    imports used to deadlock (``_DeadlockError``) when two threads imported it at the same time."""
+    names = ["pdf", "docx", "pptx", "xlsx", "html", "rss", "epub", "csv", "latin1"]
+    code = (
+        "import sys, threading\n"
+        "from pyramid.convert import convert_file\n"
+        "errors = []\n"
+        "def work(path):\n"
+        "    try:\n"
+        "        convert_file(path)\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=work, args=(p,)) for p in sys.argv[1:]]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(errors)\n"
+    )
+    args = [str(files[name]) for name in names]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_importing_convert_and_discover_stays_light() -> None:
     code = (
         "import sys, pyramid.convert, pyramid.discover\n"

@@ -82,7 +82,7 @@ _TEXT_EXTENSIONS = {
 
 # Everything but the C0 control bytes text never holds (NUL is counted separately).
 _TEXT_BYTES = bytes([0, 9, 10, 12, 13, 27, *range(32, 256)])
-_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_PLAIN_EXTENSIONS = frozenset({".txt", ".text", ".log"})
 _LEADING_JUNK = re.compile(
     r"^(?:\s+|<\?xml[^>]*\?>|<!--.*?-->|<!doctype(?!\s+html)[^>]*>)*", re.DOTALL | re.IGNORECASE
 )
@@ -167,11 +167,17 @@ def _text_format(ext: str, head: bytes) -> str:
         return "html"
     if start.startswith("<svg"):
         return "image"
+    if sample.lstrip().startswith("<?xml"):
+        return "xml"
     hinted = _TEXT_EXTENSIONS.get(ext)
     if hinted:
         return hinted
+    if ext in _PLAIN_EXTENSIONS:
+        # Notes that open with "<b>Note:</b>" are still notes: read as HTML, their line breaks
+        # would be lost. Only whole-document markers above override a .txt.
+        return "text"
     if _HTML_FRAGMENT.match(start):
         return "html"
-    if _ELEMENT.match(start):
+    if ext == ".xml" or _ELEMENT.match(start):
         return "xml"
     return "text"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConversionError
+from .deps import load
 from .office import html_to_markdown
 from .text import clean_markdown, one_line, plain_title
 
@@ -34,6 +35,7 @@ def parse_feed(data: bytes, path: str) -> tuple[str | None, list[FeedItem]]:
     """``(feed title, items)``; items without any text are skipped."""
     from xml.etree.ElementTree import ParseError
 
+    load()
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import fromstring
 

@@ -14,10 +14,18 @@ import zipfile
 from typing import Any
 
 from ..errors import ConversionError
+from .deps import load
 from .text import clean_markdown, first_heading, one_line, plain_title
 
 _SLIDE_MARKER = re.compile(r"<!-- Slide number: (\d+) -->")
 _CORE_TITLE = re.compile(rb"<dc:title>([^<]*)</dc:title>")
+
+
+def _converters() -> Any:
+    load()
+    import markitdown.converters
+
+    return markitdown.converters
 
 
 def _run(converter: Any, data: bytes, extension: str, path: str, what: str, **stream: Any) -> Any:
@@ -49,17 +57,13 @@ def core_title(data: bytes) -> str | None:
 
 
 def convert_docx(data: bytes, path: str) -> tuple[str | None, str]:
-    from markitdown.converters import DocxConverter
-
-    markdown = clean_markdown(_run(DocxConverter(), data, ".docx", path, "DOCX file").markdown)
+    markdown = clean_markdown(_run(_converters().DocxConverter(), data, ".docx", path, "DOCX file").markdown)
     return first_heading(markdown) or core_title(data), markdown
 
 
 def convert_pptx(data: bytes, path: str) -> tuple[str | None, list[str]]:
     """One page per slide, in slide order; a slide without text becomes a short stand-in."""
-    from markitdown.converters import PptxConverter
-
-    markdown = _run(PptxConverter(), data, ".pptx", path, "PPTX file").markdown
+    markdown = _run(_converters().PptxConverter(), data, ".pptx", path, "PPTX file").markdown
     pieces = _SLIDE_MARKER.split(markdown)
     # split() gives [before, number, text, number, text, ...]
     slides = [clean_markdown(pieces[i + 1]) for i in range(1, len(pieces) - 1, 2)]
@@ -74,9 +78,7 @@ def convert_pptx(data: bytes, path: str) -> tuple[str | None, list[str]]:
 
 def convert_xlsx(data: bytes, path: str) -> tuple[str | None, list[str]]:
     """One page per worksheet, headed by the sheet's name."""
-    from markitdown.converters import XlsxConverter
-
-    markdown = _run(XlsxConverter(), data, ".xlsx", path, "XLSX file").markdown
+    markdown = _run(_converters().XlsxConverter(), data, ".xlsx", path, "XLSX file").markdown
     # MarkItDown writes each sheet as "## <name>" + table; cell text cannot start a line with
     # "## " (it sits inside "| … |" rows), so these lines are exactly the sheet boundaries.
     sheets = re.split(r"(?m)^(?=## )", markdown)
@@ -89,35 +91,29 @@ def convert_xlsx(data: bytes, path: str) -> tuple[str | None, list[str]]:
 
 
 def convert_epub(data: bytes, path: str) -> tuple[str | None, str]:
-    from markitdown.converters import EpubConverter
-
-    result = _run(EpubConverter(), data, ".epub", path, "EPUB file")
+    result = _run(_converters().EpubConverter(), data, ".epub", path, "EPUB file")
     markdown = clean_markdown(result.markdown)
     title = plain_title(result.title) if result.title else None
     return title or first_heading(markdown), markdown
 
 
 def convert_csv(text: str, path: str) -> str:
-    from markitdown.converters import CsvConverter
-
     data = text.encode("utf-8")
-    return clean_markdown(_run(CsvConverter(), data, ".csv", path, "CSV file", charset="utf-8").markdown)
+    return clean_markdown(
+        _run(_converters().CsvConverter(), data, ".csv", path, "CSV file", charset="utf-8").markdown
+    )
 
 
 def convert_ipynb(text: str, path: str) -> tuple[str | None, str]:
-    from markitdown.converters import IpynbConverter
-
     data = text.encode("utf-8")
-    result = _run(IpynbConverter(), data, ".ipynb", path, "Jupyter notebook", charset="utf-8")
+    result = _run(_converters().IpynbConverter(), data, ".ipynb", path, "Jupyter notebook", charset="utf-8")
     markdown = clean_markdown(result.markdown)
     return (plain_title(result.title) if result.title else None) or first_heading(markdown), markdown
 
 
 def html_to_markdown(html: str) -> tuple[str | None, str]:
     """``(<title> text, markdown)`` of an HTML document or fragment (scripts and styles dropped)."""
-    from markitdown.converters import HtmlConverter
-
-    result = HtmlConverter().convert_string(html)
+    result = _converters().HtmlConverter().convert_string(html)
     title = plain_title(result.title) if result.title else None
     return title or None, clean_markdown(result.markdown)
 
@@ -125,7 +121,8 @@ def html_to_markdown(html: str) -> tuple[str | None, str]:
 def convert_html(text: str, path: str) -> tuple[str | None, str]:
     try:
         title, markdown = html_to_markdown(text)
-    except Exception as exc:
-        # BeautifulSoup/markdownify failures are properties of the page, see _run.
+    except (ValueError, LookupError, AssertionError, RecursionError) as exc:
+        # html.parser is lenient; what it still rejects (bad character references, unknown
+        # encodings, nesting too deep for markdownify) is a property of the page.
         raise ConversionError(path, f"unreadable HTML: {one_line(f'{type(exc).__name__}: {exc}')}") from exc
     return title or first_heading(markdown), markdown

@@ -10,10 +10,12 @@ analysis; a page whose words line up in columns goes through MarkItDown's form/t
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConversionError
+from .deps import load
 from .text import clean_markdown, first_line, one_line, plain_title
 
 # Acrobat accepts a file whose %%EOF marker lies within its last kilobyte; a little slack for
@@ -23,6 +25,7 @@ _EOF_WINDOW = 2048
 # pages where some line holds 3+ runs of text at least this far apart (its own column rule).
 _COLUMN_GAP = 50.0
 _WORD_GAP = 3.0
+_CID = re.compile(r"\(cid:\d+\)")
 
 
 def blank_page(number: int) -> str:
@@ -32,6 +35,7 @@ def blank_page(number: int) -> str:
 
 def convert_pdf(data: bytes, path: str) -> tuple[str, list[str]]:
     """``(title, pages)`` of a PDF given as bytes; ``ConversionError`` for unreadable files."""
+    load()
     import pdfplumber
 
     truncated = b"%%EOF" not in data[-_EOF_WINDOW:]
@@ -94,7 +98,8 @@ def _page_markdown(page: Any, form_extractor: Callable[[Any], str | None] | None
             parts.append("\n")
 
     render(layout)
-    return clean_markdown("".join(parts))
+    # "(cid:42)" is pdfminer's stand-in for a glyph with no Unicode mapping: noise, not text.
+    return clean_markdown(_CID.sub("", "".join(parts)))
 
 
 def _has_columns(layout: Any) -> bool:

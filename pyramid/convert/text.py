@@ -43,6 +43,9 @@ def decode_text(data: bytes, path: object) -> str:
 
 
 def _detect_legacy(data: bytes) -> str | None:
+    from .deps import load
+
+    load()
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
