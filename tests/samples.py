@@ -83,6 +83,27 @@ def write_pdf_table(folder: Path, name: str = "berths.pdf") -> Path:
     return path
 
 
+PDF_WRAPPED = (
+    "The harbor survey of the north pier took three weeks in April and involved divers, a crane "
+    "barge and a crew of nine, who measured every mooring post, checked the fuel dock for leaks and "
+    "photographed the breakwater stones from the water line down to the sea floor, where the crabs "
+    "live in large numbers. The second paragraph starts here and is short."
+)
+
+
+def write_pdf_wrapped(folder: Path, name: str = "wrapped.pdf") -> Path:
+    """Justified, loosely spaced lines: pdfminer puts each line in its own box, with space runs."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    pdf.multi_cell(0, 7, PDF_WRAPPED, align="J")
+    path = folder / name
+    path.write_bytes(bytes(pdf.output()))
+    return path
+
+
 def write_pdf_encrypted(folder: Path, name: str = "locked.pdf") -> Path:
     from pypdf import PdfWriter
 
@@ -412,6 +433,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "pdf": write_pdf,
     "pdf_untitled": write_pdf_untitled,
     "pdf_table": write_pdf_table,
+    "pdf_wrapped": write_pdf_wrapped,
     "pdf_encrypted": write_pdf_encrypted,
     "pdf_truncated": write_pdf_truncated,
     "pdf_images_only": write_pdf_images_only,

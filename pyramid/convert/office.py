@@ -18,6 +18,7 @@ from .deps import load
 from .text import clean_markdown, first_heading, one_line, plain_title
 
 _SLIDE_MARKER = re.compile(r"<!-- Slide number: (\d+) -->")
+_EMPTY_TABLE_HEADER = re.compile(r"(?m)^\|(?:[ \t]*\|)+\n(\|(?:[ \t]*:?-+:?[ \t]*\|)+)\n(\|.*\|)$")
 _CORE_TITLE = re.compile(rb"<dc:title>([^<]*)</dc:title>")
 
 
@@ -58,6 +59,9 @@ def core_title(data: bytes) -> str | None:
 
 def convert_docx(data: bytes, path: str) -> tuple[str | None, str]:
     markdown = clean_markdown(_run(_converters().DocxConverter(), data, ".docx", path, "DOCX file").markdown)
+    # Word tables have no header cells, so the markdown table gets an empty header row above
+    # the real first row; that row is promoted to be the header.
+    markdown = _EMPTY_TABLE_HEADER.sub(r"\2\n\1", markdown)
     return first_heading(markdown) or core_title(data), markdown
 
 

@@ -26,6 +26,8 @@ _EOF_WINDOW = 2048
 _COLUMN_GAP = 50.0
 _WORD_GAP = 3.0
 _CID = re.compile(r"\(cid:\d+\)")
+_SPACE_RUNS = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
+_FALSE_PARAGRAPH = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z0-9(])")
 
 
 def blank_page(number: int) -> str:
@@ -99,7 +101,20 @@ def _page_markdown(page: Any, form_extractor: Callable[[Any], str | None] | None
 
     render(layout)
     # "(cid:42)" is pdfminer's stand-in for a glyph with no Unicode mapping: noise, not text.
-    return clean_markdown(_CID.sub("", "".join(parts)))
+    text = _CID.sub("", "".join(parts))
+    return clean_markdown(_mend_prose(text))
+
+
+def _mend_prose(text: str) -> str:
+    """Undo two layout artefacts that break sentences apart.
+
+    Justified lines come out with runs of spaces between words, and loosely spaced lines each
+    become their own text box, so a sentence is cut by a paragraph break ("The P3\n\ndrives
+    between…"). A box break is turned back into a line break when the sentence clearly goes on:
+    the line before has no closing punctuation and the next one starts in lower case or a digit.
+    """
+    text = _SPACE_RUNS.sub(" ", text)
+    return _FALSE_PARAGRAPH.sub("\n", text)
 
 
 def _has_columns(layout: Any) -> bool:
