@@ -79,6 +79,29 @@ def test_pdf_layout_artefacts_do_not_split_sentences(files: dict[str, Path]) -> 
         assert gap.rstrip()[-1] in ".!?:", page
 
 
+def test_blank_pages_and_slides_keep_their_numbers(tmp_path: Path) -> None:
+    from fpdf import FPDF
+    from pptx import Presentation
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in ["Front page text.", None, "Back page text."]:
+        pdf.add_page()
+        if text:
+            pdf.multi_cell(0, 8, text)
+    pdf.output(str(tmp_path / "gap.pdf"))
+    pages = one(tmp_path / "gap.pdf").pages
+    assert pages == ["Front page text.", "*(page 2 has no extractable text)*", "Back page text."]
+
+    deck = Presentation()
+    for title in ["Opening", None, "Closing"]:
+        slide = deck.slides.add_slide(deck.slide_layouts[5 if title else 6])  # title only / blank
+        if title:
+            slide.shapes.title.text = title
+    deck.save(str(tmp_path / "gap.pptx"))
+    assert one(tmp_path / "gap.pptx").pages == ["# Opening", "*(slide 2 has no text)*", "# Closing"]
+
+
 def test_pptx_one_page_per_slide(files: dict[str, Path]) -> None:
     doc = one(files["pptx"])
     assert (doc.format, doc.paged, doc.title) == ("pptx", True, samples.PPTX_SLIDES[0][0])
@@ -144,6 +167,24 @@ def test_detect_format_sniffs_magic_bytes(files: dict[str, Path]) -> None:
         "png": "image", "png_as_pdf": "image", "zip": "zip", "elf": "executable", "random_pdf": "binary",
     }  # fmt: skip
     assert {name: detect(name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "label"),
+    [
+        ("a.md", b"MZ Corp annual report\n", "markdown"),
+        ("b.md", b"# Note\n\nEvery PDF starts with %PDF-1.7.\n", "markdown"),
+        ("c.txt", b"ID3 tags hold the song title.\n", "text"),
+        ("d.txt", b"<b>Note:</b> buy rope\nand tar\n", "text"),
+        ("e", b"<p>Fragment</p>", "html"),
+        ("f.pdf", b"garbage line\n%PDF-1.4\n", "pdf"),
+        ("g.xml", b"<?xml version='1.0'?><config/>", "xml"),
+        ("h.txt", "Größe\n".encode("utf-16"), "text"),
+        ("i.md", b'<div align="center">logo</div>\n\n# Readme\n', "markdown"),
+    ],
+)
+def test_detect_format_is_not_fooled_by_text(name: str, head: bytes, label: str) -> None:
+    assert detect_format(Path(name), head) == label
 
 
 def test_markdown_title_and_headings(files: dict[str, Path]) -> None:

@@ -101,7 +101,9 @@ def detect_format(path: Path, head: bytes) -> str:
     apart by their member names, read from the file's central directory.
     """
     ext = path.suffix.lower()
-    if head[:1024].find(b"%PDF-") != -1:
+    # Readers accept junk before the header (within the first KB), but a text file may also
+    # mention "%PDF-": away from the start, only a .pdf name makes it a PDF.
+    if head.lstrip().startswith(b"%PDF-") or (ext == ".pdf" and b"%PDF-" in head[:1024]):
         return "pdf"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_format(path)
@@ -110,7 +112,8 @@ def detect_format(path: Path, head: bytes) -> str:
     if head[4:8] == b"ftyp" or (head.startswith(b"RIFF") and head[8:12] in (b"WAVE", b"AVI ")):
         return "media"
     for magic, label in _MAGIC:
-        if head.startswith(magic):
+        # "MZ", "BZh", "ID3"… are also how a sentence may start: printable magic needs binary data.
+        if head.startswith(magic) and (not magic.isalnum() or _looks_binary(head)):
             return label
     if _looks_binary(head):
         return "binary"
