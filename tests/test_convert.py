@@ -220,6 +220,13 @@ def test_latin1_text_is_decoded(files: dict[str, Path]) -> None:
     assert "\n\n".join(doc.pages) == samples.LATIN1_TEXT.strip()
 
 
+def test_utf8_with_a_damaged_byte_stays_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes("Größe über Straße, Zoë und André. ".encode() * 20 + b"\xff" + b"Ende.")
+    page = one(path).pages[0]
+    assert page.startswith("Größe über Straße, Zoë und André.") and page.endswith("André. Ende.")
+
+
 def test_nul_bytes_are_stripped(files: dict[str, Path]) -> None:
     assert one(files["nul_text"]).pages == ["Line one has a stray NUL byte.\n\nLine two is clean."]
 

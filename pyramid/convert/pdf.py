@@ -44,7 +44,8 @@ def convert_pdf(data: bytes, path: str) -> tuple[str, list[str]]:
     form_extractor = _markitdown_form_extractor()
     pages: list[str] = []
     try:
-        with pdfplumber.open(io.BytesIO(data), laparams={}) as pdf:
+        # No laparams: pages are read raw, and the layout analysis runs only where it is used.
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
             title = _metadata_title(pdf.metadata)
             for page in pdf.pages:
                 pages.append(_page_markdown(page, form_extractor))
@@ -80,13 +81,16 @@ def _reason(path: str, exc: Exception, *, truncated: bool) -> ConversionError:
 
 
 def _page_markdown(page: Any, form_extractor: Callable[[Any], str | None] | None) -> str:
-    from pdfminer.layout import LTContainer, LTText, LTTextBox
+    from pdfminer.layout import LAParams, LTContainer, LTText, LTTextBox
 
-    layout = page.layout
+    layout = page.layout  # characters as drawn, not yet grouped into lines and boxes
     if form_extractor is not None and _has_columns(layout):
         table_text = form_extractor(page)
         if table_text is not None:
             return clean_markdown(table_text)
+    # The analysis pdfminer's extract_text (MarkItDown's prose path) runs with its defaults. It is
+    # the costliest step on a dense table page, which is why table pages skip it.
+    layout.analyze(LAParams())
     parts: list[str] = []
 
     def render(item: Any) -> None:
@@ -118,33 +122,34 @@ def _mend_prose(text: str) -> str:
 
 
 def _has_columns(layout: Any) -> bool:
-    """Whether any text row has 3+ runs starting over ``_COLUMN_GAP`` apart (cheap pre-check)."""
-    from pdfminer.layout import LTChar, LTTextLine
+    """Whether any text row has 3+ runs starting over ``_COLUMN_GAP`` apart (cheap pre-check).
 
-    rows: dict[int, list[float]] = {}
+    The same rule as MarkItDown's form extractor (words split at gaps over 3 pt, rows 5 pt high),
+    computed on pdfminer's raw characters instead of pdfplumber's per-character dictionaries.
+    """
+    from pdfminer.layout import LTChar, LTContainer
+
+    rows: dict[int, list[tuple[float, float]]] = {}
 
     def visit(item: Any) -> None:
-        if isinstance(item, LTTextLine):
-            previous_x1: float | None = None
-            for char in item:
-                if isinstance(char, LTChar):
-                    if previous_x1 is None or char.x0 - previous_x1 > _WORD_GAP:
-                        rows.setdefault(round(char.y1 / 5), []).append(char.x0)
-                    previous_x1 = char.x1
-        elif hasattr(item, "__iter__"):
-            for child in item:
+        for child in item:
+            if isinstance(child, LTChar):  # spaces included: they join words (keep_blank_chars)
+                rows.setdefault(round(child.y1 / 5), []).append((child.x0, child.x1))
+            elif isinstance(child, LTContainer):
                 visit(child)
 
     visit(layout)
-    for starts in rows.values():
-        if len(starts) < 3:
+    for chars in rows.values():
+        if len(chars) < 3:
             continue
-        groups = 0
-        last = None
-        for x in sorted(starts):
-            if last is None or x - last > _COLUMN_GAP:
+        chars.sort()
+        groups, group_start, previous_x1 = 0, None, None
+        for x0, x1 in chars:
+            starts_word = previous_x1 is None or x0 - previous_x1 > _WORD_GAP
+            if starts_word and (group_start is None or x0 - group_start > _COLUMN_GAP):
                 groups += 1
-                last = x
+                group_start = x0
+            previous_x1 = max(x1, previous_x1 or x1)
         if groups >= 3:
             return True
     return False

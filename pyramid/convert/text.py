@@ -14,6 +14,8 @@ _PREFERRED_LEGACY = "cp1252"
 _CHAOS_SLACK = 0.02
 # Above this share of control characters, "decoded" text is binary data in disguise.
 _MAX_CONTROL_SHARE = 0.02
+# C0 and C1 control characters, except the whitespace ones text uses.
+_CONTROL_CHARS = dict.fromkeys([*(c for c in range(0x20) if chr(c) not in "\t\n\r\f"), *range(0x7F, 0xA0)])
 
 
 def decode_text(data: bytes, path: object) -> str:
@@ -36,6 +38,12 @@ def decode_text(data: bytes, path: object) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    # UTF-8 with a few damaged bytes (a truncated download, one bad copy-paste) stays UTF-8: its
+    # valid multi-byte characters outnumber the errors, while legacy text has almost none.
+    lenient = data.decode("utf-8", errors="replace")
+    damaged = lenient.count("\ufffd")
+    if len(lenient) - len(lenient.encode("ascii", errors="ignore")) - damaged >= 4 * damaged:
+        return lenient.replace("\ufffd", "")
     text = _detect_legacy(data.replace(b"\x00", b""))
     if text is None or _control_share(text) > _MAX_CONTROL_SHARE:
         raise ConversionError(path, "not text: the bytes are neither UTF-8 nor any known text encoding")
@@ -61,8 +69,7 @@ def _detect_legacy(data: bytes) -> str | None:
 def _control_share(text: str) -> float:
     if not text:
         return 0.0
-    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f")
-    return controls / len(text)
+    return (len(text) - len(text.translate(_CONTROL_CHARS))) / len(text)
 
 
 def one_line(text: str, limit: int = 240) -> str:
