@@ -88,6 +88,10 @@ class IngestReport(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     elapsed: float = 0.0
     dry_run: bool = False
+    timings: dict[str, float] = Field(
+        default_factory=dict,
+        description="seconds spent per stage (hash, convert, embed, distill, write); stages overlap",
+    )
 
     def _with(self, outcome: Outcome) -> list[FileResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -129,5 +133,6 @@ class IngestReport(BaseModel):
             "elapsed": round(self.elapsed, 3),
             "dry_run": self.dry_run,
             "usage": self.usage.model_dump(),
+            "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "results": [r.model_dump(exclude_defaults=False) for r in self.results],
         }
