@@ -43,7 +43,7 @@ _CLAIMED = {".pdf": "PDF", ".docx": "DOCX", ".pptx": "PPTX", ".xlsx": "XLSX", ".
 
 @dataclass(frozen=True)
 class ConvertedDocument:
-    source: str  # unique key: the absolute path; for a feed item "ABS_PATH#<guid, link or item number>"
+    source: str  # unique key: the absolute path; for a feed item "ABS_PATH#<guid, link or title hash>"
     path: str  # absolute path of the file it came from
     title: str
     format: str  # a label from SUPPORTED: "pdf", "docx", "markdown", "rss", …
