@@ -175,6 +175,7 @@ class Pyramid:
         dry_run: bool,
         force: bool,
         wait: float | None,
+        prune: bool = False,
     ) -> IngestReport:
         from .ingest import Ingest
 
@@ -182,9 +183,61 @@ class Pyramid:
             paths = [paths]
         run = Ingest(self._rt, dry_run=dry_run, force=force)
         if dry_run:
-            return await run.run(paths, include=include, exclude=exclude)
-        async with self._rt.db.writer_lock(wait=wait, what="this ingest"):
-            return await run.run(paths, include=include, exclude=exclude)
+            report = await run.run(paths, include=include, exclude=exclude)
+            return await self._pruned(report, run, paths, prune=prune, dry_run=True)
+        async with self._rt.db.writer_lock(wait=wait, what="this ingest" if not prune else "this sync"):
+            report = await run.run(paths, include=include, exclude=exclude)
+            return await self._pruned(report, run, paths, prune=prune, dry_run=False)
+
+    async def _pruned(
+        self, report: IngestReport, run: Any, paths: Sequence[str | Path], *, prune: bool, dry_run: bool
+    ) -> IngestReport:
+        if prune:
+            from .sync import prune as prune_gone
+
+            removed = await prune_gone(self._rt, paths, run.discovered, dry_run=dry_run)
+            report.results.extend(removed)
+            for result in removed:
+                self._rt.emit(ProgressEvent("result", result=result, path=result.source))
+        return report
+
+    # -- sync -----------------------------------------------------------------------------------
+    def sync(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prune: bool = True,
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+    ) -> IngestReport:
+        """Make the pyramid match ``paths``: ingest new and changed files, and (``prune``) remove the
+        documents whose files no longer exist below them. Meant for cron: see the README."""
+        return self._portal.call(
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune
+            )
+        )
+
+    async def async_sync(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prune: bool = True,
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+    ) -> IngestReport:
+        """The async twin of ``sync`` (``async`` itself is a Python keyword)."""
+        return await self._portal.acall(
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune
+            )
+        )
 
     # -- reading --------------------------------------------------------------------------------
     def documents(self, *, status: str | None = None) -> list[DocumentInfo]:

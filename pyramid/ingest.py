@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from .discover import discover
+from .discover import Discovery, discover
 from .errors import ConversionError, PyramidError
 from .models import DocumentStatus, FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
@@ -100,6 +100,7 @@ class Ingest:
         self.report = IngestReport(dry_run=dry_run)
         self.files_done = 0
         self.written: list[int] = []
+        self.discovered: Discovery | None = None
         self._timings_lock = threading.Lock()
         self._convert_pool = ThreadPoolExecutor(
             max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
@@ -136,6 +137,7 @@ class Ingest:
         started = time.perf_counter()
         try:
             found = await asyncio.to_thread(discover, paths, include=include, exclude=exclude)
+            self.discovered = found
             self.rt.emit(ProgressEvent("start", total=len(found.files) + len(found.problems)))
             for problem in found.problems:
                 self._finish_file_result(FileResult(source=problem.path, outcome="failed", reason=problem.reason))
