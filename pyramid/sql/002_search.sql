@@ -491,7 +491,9 @@ $$;
 
 -- Hybrid search over the pyramid: each level is searched on its own (BM25 statistics of different
 -- levels are not comparable), its BM25 and vector lists fused (reciprocal rank fusion, or a convex
--- combination of scores normalised within the level), and the levels merged by fused score.
+-- combination of scores normalised within the level), and the levels merged by fused score. A
+-- vector-only search orders by cosine similarity across levels; a BM25-only search fuses its one
+-- leg per level the same way (BM25 of different levels is not comparable).
 --   SELECT * FROM pyramid_search('who founded the company');                        -- BM25
 --   SELECT * FROM pyramid_search('who founded the company',
 --                                (SELECT embedding FROM items WHERE id = 42));      -- hybrid
@@ -580,7 +582,8 @@ BEGIN
         FROM joined j WINDOW w AS (PARTITION BY j.name)
     ), scored AS (
         SELECT n.*,
-               CASE WHEN fusion = 'rrf' THEN
+               CASE WHEN NOT use_bm25 THEN n.similarity   -- cosine is comparable across levels as it is
+                    WHEN fusion = 'rrf' THEN
                         coalesce(1.0 / (rrf_k + n.br), 0) + coalesce(1.0 / (rrf_k + n.vr), 0)
                     ELSE wb * coalesce(n.score / nullif(n.bmax, 0), 0)
                          + (1 - wb) * CASE WHEN n.similarity IS NULL THEN 0
@@ -589,10 +592,11 @@ BEGIN
                END::double precision AS f
         FROM normed n
     )
-    SELECT (row_number() OVER (ORDER BY f.f DESC, f.item_id))::integer, f.item_id, f.name, i.document_id,
-           f.f, f.score, f.br::integer, f.similarity, f.vr::integer
+    SELECT (row_number() OVER (ORDER BY f.f DESC, f.similarity DESC NULLS LAST, f.item_id))::integer,
+           f.item_id, f.name, i.document_id, f.f, f.score, f.br::integer, f.similarity, f.vr::integer
     FROM scored f JOIN items i ON i.id = f.item_id
-    ORDER BY f.f DESC, f.item_id
+    -- Equal fused scores (the first of each level under RRF) are ordered by similarity.
+    ORDER BY f.f DESC, f.similarity DESC NULLS LAST, f.item_id
     LIMIT k;
 END
 $$;
