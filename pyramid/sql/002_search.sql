@@ -14,7 +14,7 @@
 --   with the current statistics; the impact only decides how far a query must read (see pyramid_bm25).
 
 -- The text search configuration this database was built with (recorded by migration 001).
-CREATE FUNCTION pyramid_ts_config() RETURNS regconfig
+CREATE OR REPLACE FUNCTION pyramid_ts_config() RETURNS regconfig
 LANGUAGE sql STABLE
 AS $$ SELECT coalesce((SELECT value #>> '{}' FROM pyramid_meta WHERE key = 'text_search_config'),
                       'english')::regconfig $$;
@@ -88,7 +88,7 @@ HAVING sum(df) <> 0;
 -- Advisory lock keys, namespaced like pyramid/db.py (0x70797261): 3 = stored impacts (writers take
 -- it shared, a re-impacting compaction exclusive), 4 = one compaction at a time.
 
-CREATE FUNCTION pyramid_bm25_add(ids bigint[], levels text[], docs bigint[], texts text[]) RETURNS void
+CREATE OR REPLACE FUNCTION pyramid_bm25_add(ids bigint[], levels text[], docs bigint[], texts text[]) RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -138,7 +138,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pyramid_bm25_remove(ids bigint[], levels text[]) RETURNS void
+CREATE OR REPLACE FUNCTION pyramid_bm25_remove(ids bigint[], levels text[]) RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
@@ -166,7 +166,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pyramid_items_bm25_insert() RETURNS trigger
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_insert() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
@@ -178,7 +178,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pyramid_items_bm25_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_delete() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
@@ -190,7 +190,7 @@ $$;
 
 -- Updates that change what BM25 sees (text, level, document) re-index those items; others (a new
 -- embedding, the stale flag) cost one join of the transition tables.
-CREATE FUNCTION pyramid_items_bm25_update() RETURNS trigger
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_update() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -225,7 +225,7 @@ CREATE TRIGGER items_bm25_update AFTER UPDATE ON items
 -- level whose average length drifted more than 25% from its reference, or whose k1/b differ from
 -- the ones given, so that pruning stays tight; that step is skipped (never waited for) while a
 -- writer is in flight. Returns the delta rows folded and the levels re-impacted.
-CREATE FUNCTION pyramid_bm25_compact(k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
+CREATE OR REPLACE FUNCTION pyramid_bm25_compact(k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
                                      OUT folded bigint, OUT reimpacted text[])
 LANGUAGE plpgsql
 AS $$
@@ -290,19 +290,19 @@ $$;
 
 -- The query's lexemes and how often each occurs in it, from the same to_tsvector as the items: user
 -- text is never parsed as tsquery syntax, so operators and quotes in it are plain characters.
-CREATE FUNCTION pyramid_query_lexemes(query text)
+CREATE OR REPLACE FUNCTION pyramid_query_lexemes(query text)
 RETURNS TABLE (lexeme text, qtf integer)
 LANGUAGE sql STABLE
 AS $$ SELECT u.lexeme, cardinality(u.positions) FROM unnest(to_tsvector(pyramid_ts_config(), coalesce(query, '')))
       AS u(lexeme, positions, weights) $$;
 
 -- A glob (* ? and literal characters) as a LIKE pattern (escape character \).
-CREATE FUNCTION pyramid_glob_like(glob text) RETURNS text
+CREATE OR REPLACE FUNCTION pyramid_glob_like(glob text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT replace(replace(replace(replace(replace(glob, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_') $$;
 
 -- Ids of the documents whose source matches one of the globs (whole path, or its tail after a /).
-CREATE FUNCTION pyramid_match_documents(globs text[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION pyramid_match_documents(globs text[]) RETURNS bigint[]
 LANGUAGE sql STABLE
 AS $$ SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM documents d
       WHERE EXISTS (SELECT 1 FROM unnest(globs) g
@@ -311,12 +311,18 @@ AS $$ SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM documents d
 
 -- A document filter that leaves at most this many items of a level is served by scoring exactly
 -- those items instead of reading the level's indexes (SET pyramid.exact_below = N to change it).
-CREATE FUNCTION pyramid_exact_below() RETURNS integer
+CREATE OR REPLACE FUNCTION pyramid_exact_below() RETURNS integer
 LANGUAGE sql STABLE
 AS $$ SELECT coalesce(nullif(current_setting('pyramid.exact_below', true), '')::integer, 20000) $$;
 
+-- A query whose postings lists hold at most this many entries in all is scored by reading them
+-- whole, which is then faster than pruning (SET pyramid.scan_below = N to change it).
+CREATE OR REPLACE FUNCTION pyramid_scan_below() RETURNS integer
+LANGUAGE sql STABLE
+AS $$ SELECT coalesce(nullif(current_setting('pyramid.scan_below', true), '')::integer, 20000) $$;
+
 -- One term's exact contribution: weight (= qtf · idf) · tf · (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)).
-CREATE FUNCTION pyramid_bm25_term(weight double precision, tf integer, dl integer, avgdl double precision,
+CREATE OR REPLACE FUNCTION pyramid_bm25_term(weight double precision, tf integer, dl integer, avgdl double precision,
                                   k1 double precision, b double precision) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) $$;
@@ -324,8 +330,8 @@ AS $$ SELECT weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) $$;
 -- A query's terms within one level, as the reader's snapshot sees the statistics: N, avgdl, and
 -- the lexemes present in the level with weight = qtf · ln(1 + (N - df + 0.5) / (df + 0.5)) (the
 -- non-negative idf of Lucene; a query term repeated counts as often as it is repeated).
-CREATE FUNCTION pyramid_bm25_terms(query text, lvl text, OUT n bigint, OUT avgdl double precision,
-                                   OUT lexemes text[], OUT weights double precision[])
+CREATE OR REPLACE FUNCTION pyramid_bm25_terms(query text, lvl text, OUT n bigint, OUT avgdl double precision,
+                                   OUT lexemes text[], OUT weights double precision[], OUT dfs bigint[])
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
@@ -335,8 +341,9 @@ BEGIN
         RETURN;
     END IF;
     SELECT array_agg(q.lexeme ORDER BY q.lexeme),
-           array_agg(q.qtf * ln(1 + (n - t.df + 0.5) / (t.df + 0.5)) ORDER BY q.lexeme)
-    INTO lexemes, weights
+           array_agg(q.qtf * ln(1 + (n - t.df + 0.5) / (t.df + 0.5)) ORDER BY q.lexeme),
+           array_agg(t.df ORDER BY q.lexeme)
+    INTO lexemes, weights, dfs
     FROM pyramid_query_lexemes(query) q
     CROSS JOIN LATERAL (
         SELECT sum(x.df) AS df
@@ -354,10 +361,12 @@ $$;
 -- impact, m entries per term, and the candidates found are scored exactly. An item that is in none
 -- of the prefixes read scores at most the bound: the sum over terms of weight · (k1+1) · the last
 -- impact read, times max(1, avgdl / avgdl_ref) (an impact computed with another avgdl is off by at
--- most that factor) with a margin for the real-valued storage. When the k-th exact score beats the
--- bound the answer is the exhaustive one; otherwise m grows fourfold and the loop reads further.
+-- most that factor). An item read under some terms is bounded the same way for the others, and is
+-- scored exactly (primary key) only if that bound reaches the k-th best known score. When the k-th
+-- exact score reaches the bound the answer is the exhaustive one (up to ties within 1e-6 relative);
+-- otherwise m grows fourfold and the loop reads further.
 -- exhaustive => true scores every posting (the reference the pruned answer is tested against).
-CREATE FUNCTION pyramid_bm25(query text, lvl text, k integer DEFAULT 10, doc_ids bigint[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION pyramid_bm25(query text, lvl text, k integer DEFAULT 10, doc_ids bigint[] DEFAULT NULL,
                              k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
                              exhaustive boolean DEFAULT false)
 RETURNS TABLE (item_id bigint, score double precision)
@@ -396,8 +405,10 @@ BEGIN
         GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
         RETURN;
     END IF;
-    IF exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b THEN
-        -- Stored impacts bound only the k1 and b they were computed with; otherwise score everything.
+    IF exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b
+       OR (SELECT sum(d) FROM unnest(st.dfs) d) <= pyramid_scan_below() THEN
+        -- Stored impacts bound only the k1 and b they were computed with; and short lists are
+        -- cheaper to score whole than to prune.
         RETURN QUERY
         SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
         FROM unnest(st.lexemes, st.weights) AS w(lexeme, weight)
@@ -406,25 +417,42 @@ BEGIN
         GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
         RETURN;
     END IF;
-    factor := greatest(1, st.avgdl / ref.avgdl) * (k1 + 1) * (1 + 1e-6);
+    factor := greatest(1, st.avgdl / ref.avgdl) * (k1 + 1);
     m := greatest(k, 32);
     LOOP
         WITH lists AS MATERIALIZED (
-            SELECT t.ord, c.item_id, c.impact
+            SELECT t.ord, c.item_id, c.impact,
+                   pyramid_bm25_term(st.weights[t.ord], c.tf, c.dl, st.avgdl, k1, b) AS part
             FROM unnest(st.lexemes) WITH ORDINALITY AS t(lexeme, ord)
             CROSS JOIN LATERAL (
-                SELECT p.item_id, p.impact FROM bm25_postings p
+                SELECT p.item_id, p.impact, p.tf, p.dl FROM bm25_postings p
                 WHERE p.level = lvl AND p.lexeme = t.lexeme
                   AND (doc_ids IS NULL OR p.document_id = ANY(doc_ids))
                 ORDER BY p.impact DESC, p.item_id
-                LIMIT m
+                -- Lists up to 16 m long are read whole: their terms then bound nothing, and the
+                -- common terms, whose weights are small, are all that is left to bound (MaxScore).
+                LIMIT CASE WHEN st.dfs[t.ord] <= 16 * m THEN st.dfs[t.ord] ELSE m END
             ) c
-        ), cuts AS (
-            SELECT l.ord, CASE WHEN count(*) >= m THEN min(l.impact) ELSE 0 END AS cut
-            FROM lists l GROUP BY l.ord
+        ), cuts AS MATERIALIZED (
+            -- The most an entry not read yet can add for each term (0 once its list is read whole).
+            SELECT t.ord, coalesce(CASE WHEN st.dfs[t.ord] > 16 * m AND count(l.item_id) >= m
+                                        THEN min(l.impact) END, 0)
+                          * st.weights[t.ord] * factor AS rest
+            FROM generate_subscripts(st.lexemes, 1) AS t(ord) LEFT JOIN lists l ON l.ord = t.ord
+            GROUP BY t.ord
+        ), seen AS MATERIALIZED (
+            -- Exact contributions of the terms an item was read under, and the bound for the others.
+            -- greatest(0, …): an item read under every term must keep high = low despite rounding.
+            SELECT l.item_id, sum(l.part) AS low,
+                   sum(l.part) + greatest(0, (SELECT sum(rest) FROM cuts) - sum(c.rest)) AS high
+            FROM lists l JOIN cuts c ON c.ord = l.ord
+            GROUP BY l.item_id
+        ), floor AS (
+            SELECT coalesce((SELECT x.low FROM seen x ORDER BY x.low DESC OFFSET k - 1 LIMIT 1), 0) AS theta
         )
-        SELECT ARRAY(SELECT DISTINCT l.item_id FROM lists l),
-               (SELECT coalesce(sum(st.weights[c.ord] * c.cut), 0) FROM cuts c) * factor
+        -- Only items that might still reach the k-th known score are scored exactly.
+        SELECT ARRAY(SELECT x.item_id FROM seen x, floor f WHERE x.high >= f.theta),
+               (SELECT sum(c.rest) FROM cuts c)
         INTO cand, bound;
         SELECT array_agg(s.item_id ORDER BY s.score DESC, s.item_id),
                array_agg(s.score ORDER BY s.score DESC, s.item_id)
@@ -436,7 +464,9 @@ BEGIN
               GROUP BY p.item_id
               ORDER BY score DESC, p.item_id
               LIMIT k) s;
-        IF bound = 0 OR (cardinality(ids) >= k AND scores[k] > bound) THEN
+        -- Nothing unread can beat the k-th score (up to 1e-6 relative, the rounding of real-valued
+        -- impacts; it also lets a run of tied scores end the loop instead of being read through).
+        IF bound = 0 OR (cardinality(ids) >= k AND bound <= scores[k] * (1 + 1e-6)) THEN
             RETURN QUERY SELECT x.item_id, x.score FROM unnest(ids, scores) AS x(item_id, score);
             RETURN;
         END IF;
@@ -448,7 +478,7 @@ $$;
 -- The k nearest items of one level by cosine similarity. Filters run inside the index scan
 -- (iterative scans go on past filtered-out rows), or, for a small filtered set, as an exact scan of
 -- just those items. Custom plans let the planner match the level to its partial HNSW index.
-CREATE FUNCTION pyramid_vector(query_embedding vector, lvl text, k integer DEFAULT 10,
+CREATE OR REPLACE FUNCTION pyramid_vector(query_embedding vector, lvl text, k integer DEFAULT 10,
                                doc_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, similarity double precision)
 LANGUAGE plpgsql STABLE
@@ -499,7 +529,7 @@ $$;
 --                                (SELECT embedding FROM items WHERE id = 42));      -- hybrid
 -- Without query_embedding a hybrid search is a BM25 search. docs are globs over document sources
 -- ('*.pdf', 'reports/*'); a glob without a slash also matches the file name.
-CREATE FUNCTION pyramid_search(
+CREATE OR REPLACE FUNCTION pyramid_search(
     query text,
     query_embedding vector DEFAULT NULL,
     levels text[] DEFAULT NULL,
