@@ -355,6 +355,22 @@ BEGIN
 END
 $$;
 
+-- The exact BM25 of the given items (of one level) for a query's terms, best first, at most k.
+CREATE OR REPLACE FUNCTION pyramid_bm25_exact(ids bigint[], lexemes text[], weights double precision[],
+                                              avgdl double precision, k1 double precision,
+                                              b double precision, k integer)
+RETURNS TABLE (item_id bigint, score double precision)
+LANGUAGE sql STABLE
+AS $$
+    SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, avgdl, k1, b)) AS score
+    FROM bm25_postings p
+    JOIN unnest(lexemes, weights) AS w(lexeme, weight) ON w.lexeme = p.lexeme
+    WHERE p.item_id = ANY(ids) AND p.lexeme = ANY(lexemes)
+    GROUP BY p.item_id
+    ORDER BY score DESC, p.item_id
+    LIMIT k
+$$;
+
 -- The top k items of one level by Okapi BM25, exact. Filters (documents) apply before the limit.
 --
 -- Common terms have long postings lists, so by default the lists are read best-first by stored
@@ -370,7 +386,7 @@ CREATE OR REPLACE FUNCTION pyramid_bm25(query text, lvl text, k integer DEFAULT 
                              k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
                              exhaustive boolean DEFAULT false)
 RETURNS TABLE (item_id bigint, score double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE ROWS 100
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -380,9 +396,10 @@ DECLARE
     m integer;
     factor double precision;
     bound double precision;
-    cand bigint[];
-    ids bigint[];
+    seen_ids bigint[];
+    seen_high double precision[];
     scores double precision[];
+    theta double precision;
 BEGIN
     IF k < 1 THEN
         RETURN;
@@ -399,10 +416,7 @@ BEGIN
     IF cardinality(allowed) <= pyramid_exact_below() THEN
         -- A small filtered set: score all of its postings of the query's lexemes (primary key).
         RETURN QUERY
-        SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
-        FROM bm25_postings p JOIN unnest(st.lexemes, st.weights) AS w(lexeme, weight) ON w.lexeme = p.lexeme
-        WHERE p.item_id = ANY(allowed) AND p.lexeme = ANY(st.lexemes)
-        GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
+        SELECT e.item_id, e.score FROM pyramid_bm25_exact(allowed, st.lexemes, st.weights, st.avgdl, k1, b, k) e;
         RETURN;
     END IF;
     IF exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b
@@ -447,27 +461,24 @@ BEGIN
                    sum(l.part) + greatest(0, (SELECT sum(rest) FROM cuts) - sum(c.rest)) AS high
             FROM lists l JOIN cuts c ON c.ord = l.ord
             GROUP BY l.item_id
-        ), floor AS (
-            SELECT coalesce((SELECT x.low FROM seen x ORDER BY x.low DESC OFFSET k - 1 LIMIT 1), 0) AS theta
         )
-        -- Only items that might still reach the k-th known score are scored exactly.
-        SELECT ARRAY(SELECT x.item_id FROM seen x, floor f WHERE x.high >= f.theta),
+        SELECT array_agg(x.item_id ORDER BY x.low DESC, x.item_id), array_agg(x.high ORDER BY x.low DESC, x.item_id),
                (SELECT sum(c.rest) FROM cuts c)
-        INTO cand, bound;
-        SELECT array_agg(s.item_id ORDER BY s.score DESC, s.item_id),
-               array_agg(s.score ORDER BY s.score DESC, s.item_id)
-        INTO ids, scores
-        FROM (SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS score
-              FROM bm25_postings p
-              JOIN unnest(st.lexemes, st.weights) AS w(lexeme, weight) ON w.lexeme = p.lexeme
-              WHERE p.item_id = ANY(cand) AND p.lexeme = ANY(st.lexemes)
-              GROUP BY p.item_id
-              ORDER BY score DESC, p.item_id
-              LIMIT k) s;
-        -- Nothing unread can beat the k-th score (up to 1e-6 relative, the rounding of real-valued
-        -- impacts; it also lets a run of tied scores end the loop instead of being read through).
-        IF bound = 0 OR (cardinality(ids) >= k AND bound <= scores[k] * (1 + 1e-6)) THEN
-            RETURN QUERY SELECT x.item_id, x.score FROM unnest(ids, scores) AS x(item_id, score);
+        INTO seen_ids, seen_high, bound
+        FROM seen x;
+        -- The k best by their known part, scored exactly, give a k-th score to beat (each exact score
+        -- is at least its known part, so this is at least the k-th known part).
+        SELECT array_agg(e.score ORDER BY e.score DESC) INTO scores
+        FROM pyramid_bm25_exact(seen_ids[1:k], st.lexemes, st.weights, st.avgdl, k1, b, k) e;
+        theta := CASE WHEN cardinality(scores) >= k THEN scores[k] ELSE 0 END;
+        -- Nothing unread can beat it (up to 1e-6 relative, the rounding of real-valued impacts; it also
+        -- lets a run of tied scores end the loop instead of being read through): score exactly every
+        -- item read that might still reach it, and the answer is theirs.
+        IF bound = 0 OR (theta > 0 AND bound <= theta * (1 + 1e-6)) THEN
+            RETURN QUERY
+            SELECT e.item_id, e.score
+            FROM pyramid_bm25_exact(ARRAY(SELECT u.id FROM unnest(seen_ids, seen_high) AS u(id, high)
+                                          WHERE u.high >= theta), st.lexemes, st.weights, st.avgdl, k1, b, k) e;
             RETURN;
         END IF;
         m := m * 4;
@@ -481,7 +492,7 @@ $$;
 CREATE OR REPLACE FUNCTION pyramid_vector(query_embedding vector, lvl text, k integer DEFAULT 10,
                                doc_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, similarity double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE ROWS 100
 SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = 40
 SET plan_cache_mode = 'force_custom_plan'
@@ -545,7 +556,8 @@ CREATE OR REPLACE FUNCTION pyramid_search(
 )
 RETURNS TABLE (rank integer, item_id bigint, level text, document_id bigint, fused double precision,
                bm25 double precision, bm25_rank integer, similarity double precision, vector_rank integer)
-LANGUAGE plpgsql STABLE
+-- ROWS 10: callers join the result to items and documents; the estimate keeps those index lookups.
+LANGUAGE plpgsql STABLE ROWS 10
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -623,8 +635,12 @@ BEGIN
         FROM normed n
     )
     SELECT (row_number() OVER (ORDER BY f.f DESC, f.similarity DESC NULLS LAST, f.item_id))::integer,
-           f.item_id, f.name, i.document_id, f.f, f.score, f.br::integer, f.similarity, f.vr::integer
-    FROM scored f JOIN items i ON i.id = f.item_id
+           f.item_id, f.name,
+           -- A subquery, not a join: a join estimated from 1000s of candidate rows may be planned as
+           -- a scan of all of items.
+           (SELECT i.document_id FROM items i WHERE i.id = f.item_id),
+           f.f, f.score, f.br::integer, f.similarity, f.vr::integer
+    FROM scored f
     -- Equal fused scores (the first of each level under RRF) are ordered by similarity.
     ORDER BY f.f DESC, f.similarity DESC NULLS LAST, f.item_id
     LIMIT k;
