@@ -75,13 +75,27 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
     def run(mode: str, fusion: str = "rrf") -> Callable[[str], list[str]]:
         return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode, fusion=fusion)]
 
+    def fused(fusion: str, weight: float) -> Callable[[str], list[str]]:
+        def search(q: str) -> list[str]:
+            kp.settings.weight_bm25 = weight
+            return [h.document_title or "" for h in kp.search(q, k=K, mode="hybrid", fusion=fusion)]
+
+        return search
+
     systems = {
         "pyramid bm25": run("bm25"),
         "pyramid vector": run("vector"),
-        "pyramid hybrid (rrf)": run("hybrid", "rrf"),
-        "pyramid hybrid (weighted 0.5)": run("hybrid", "weighted"),
+        "pyramid hybrid (defaults)": run("hybrid"),
     }
+    for fusion in ("rrf", "weighted"):
+        for weight in SWEEP:
+            systems[f"pyramid hybrid ({fusion}, weight_bm25 {weight})"] = fused(fusion, weight)
     return systems, kp
+
+
+# Fusion weights tried. They are chosen by two-fold cross-validation over the questions (even and
+# odd positions), so the weight reported for a fold was picked on the other one.
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def bm25s_system(articles: dict[str, str]) -> Callable[[str], list[str]]:
@@ -116,6 +130,28 @@ def txtai_systems(articles: dict[str, str]) -> dict[str, Callable[[str], list[st
     return out
 
 
+def cross_validate(per_question: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+    """For each fusion, pick the weight with the best nDCG@10 on one half of the questions and report
+    it on the other half, next to BM25 on that half."""
+    def mean(name: str, fold: int, which: int) -> float:
+        values = [s[which] for i, s in enumerate(per_question[name]) if i % 2 == fold]
+        return sum(values) / len(values)
+
+    folds: list[dict[str, Any]] = []
+    lines = ["", "two-fold cross-validation of the fusion weight (picked on one half, scored on the other):"]
+    for fold in (0, 1):
+        bm25 = (mean("pyramid bm25", fold, 0), mean("pyramid bm25", fold, 1))
+        row: dict[str, Any] = {"fold": fold, "bm25": {"recall@10": bm25[0], "ndcg@10": bm25[1]}}
+        for fusion in ("rrf", "weighted"):
+            names = [f"pyramid hybrid ({fusion}, weight_bm25 {w})" for w in SWEEP]
+            picked = max(names, key=lambda n: mean(n, 1 - fold, 1))
+            row[fusion] = {"picked": picked, "recall@10": mean(picked, fold, 0), "ndcg@10": mean(picked, fold, 1)}
+            lines.append(f"  fold {fold}: {picked:48s} recall@10 {row[fusion]['recall@10']:.4f} nDCG@10 "
+                         f"{row[fusion]['ndcg@10']:.4f}  (bm25 {bm25[0]:.4f} / {bm25[1]:.4f})")
+        folds.append(row)
+    return {"folds": folds, "lines": lines}
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -131,9 +167,11 @@ def main() -> None:
     systems["bm25s (lucene, english stemmer + stop-words)"] = bm25s_system(articles)
     systems.update(txtai_systems(articles))
     results: dict[str, dict[str, float]] = {}
+    per_question: dict[str, list[tuple[float, float]]] = {}
     for name, run in systems.items():
         started = time.perf_counter()
-        scores = [metrics(run(q["question"]), set(q["supporting_articles"])) for q in questions]
+        scores = per_question[name] = [metrics(run(q["question"]), set(q["supporting_articles"]))
+                                       for q in questions]
         results[name] = {
             "recall@10": sum(r for r, _ in scores) / len(scores),
             "ndcg@10": sum(n for _, n in scores) / len(scores),
@@ -142,10 +180,13 @@ def main() -> None:
         print(f"  {name:48s} recall@10 {results[name]['recall@10']:.4f}  nDCG@10 {results[name]['ndcg@10']:.4f}",
               flush=True)
     kp.close()
+    cross = cross_validate(per_question)
+    for line in cross["lines"]:
+        print(line)
     out = ROOT / "benchmarks" / "results" / f"quality-{args.eval.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"eval": args.eval.name, "questions": len(questions), "k": K, "results": results},
-                              indent=2) + "\n")
+    out.write_text(json.dumps({"eval": args.eval.name, "questions": len(questions), "k": K, "results": results,
+                               "cross_validated": cross["folds"]}, indent=2) + "\n")
     print(f"\n| system | recall@{K} | nDCG@{K} | ms/query |\n|---|---:|---:|---:|")
     for name, r in results.items():
         print(f"| {name} | {r['recall@10']:.4f} | {r['ndcg@10']:.4f} | {r['ms_per_query']:.1f} |")

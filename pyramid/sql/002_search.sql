@@ -94,7 +94,7 @@ AS $$
 DECLARE
     cfg regconfig := pyramid_ts_config();
 BEGIN
-    IF cardinality(ids) = 0 THEN
+    IF coalesce(cardinality(ids), 0) = 0 THEN   -- array_agg of no rows is NULL
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(1886009953, 3);
@@ -142,7 +142,7 @@ CREATE OR REPLACE FUNCTION pyramid_bm25_remove(ids bigint[], levels text[]) RETU
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF cardinality(ids) = 0 THEN
+    IF coalesce(cardinality(ids), 0) = 0 THEN
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(1886009953, 3);
@@ -170,10 +170,9 @@ CREATE OR REPLACE FUNCTION pyramid_items_bm25_insert() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM pyramid_bm25_add(ARRAY(SELECT n.id FROM new_items n ORDER BY n.id),
-                             ARRAY(SELECT n.level FROM new_items n ORDER BY n.id),
-                             ARRAY(SELECT n.document_id FROM new_items n ORDER BY n.id),
-                             ARRAY(SELECT n.text FROM new_items n ORDER BY n.id));
+    PERFORM pyramid_bm25_add(array_agg(n.id ORDER BY n.id), array_agg(n.level ORDER BY n.id),
+                             array_agg(n.document_id ORDER BY n.id), array_agg(n.text ORDER BY n.id))
+    FROM new_items n;
     RETURN NULL;
 END
 $$;
@@ -182,8 +181,8 @@ CREATE OR REPLACE FUNCTION pyramid_items_bm25_delete() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM pyramid_bm25_remove(ARRAY(SELECT o.id FROM old_items o ORDER BY o.id),
-                                ARRAY(SELECT o.level FROM old_items o ORDER BY o.id));
+    PERFORM pyramid_bm25_remove(array_agg(o.id ORDER BY o.id), array_agg(o.level ORDER BY o.id))
+    FROM old_items o;
     RETURN NULL;
 END
 $$;
@@ -193,21 +192,14 @@ $$;
 CREATE OR REPLACE FUNCTION pyramid_items_bm25_update() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
-DECLARE
-    changed bigint[];
 BEGIN
-    changed := ARRAY(SELECT n.id FROM new_items n JOIN old_items o ON o.id = n.id
-                     WHERE (n.text, n.level, n.document_id) IS DISTINCT FROM (o.text, o.level, o.document_id)
-                     ORDER BY n.id);
-    IF cardinality(changed) = 0 THEN
-        RETURN NULL;
-    END IF;
-    PERFORM pyramid_bm25_remove(changed,
-                                ARRAY(SELECT o.level FROM old_items o WHERE o.id = ANY(changed) ORDER BY o.id));
-    PERFORM pyramid_bm25_add(changed,
-                             ARRAY(SELECT n.level FROM new_items n WHERE n.id = ANY(changed) ORDER BY n.id),
-                             ARRAY(SELECT n.document_id FROM new_items n WHERE n.id = ANY(changed) ORDER BY n.id),
-                             ARRAY(SELECT n.text FROM new_items n WHERE n.id = ANY(changed) ORDER BY n.id));
+    PERFORM pyramid_bm25_remove(array_agg(o.id ORDER BY o.id), array_agg(o.level ORDER BY o.id))
+    FROM old_items o JOIN new_items n ON n.id = o.id
+    WHERE (n.text, n.level, n.document_id) IS DISTINCT FROM (o.text, o.level, o.document_id);
+    PERFORM pyramid_bm25_add(array_agg(n.id ORDER BY n.id), array_agg(n.level ORDER BY n.id),
+                             array_agg(n.document_id ORDER BY n.id), array_agg(n.text ORDER BY n.id))
+    FROM new_items n JOIN old_items o ON o.id = n.id
+    WHERE (n.text, n.level, n.document_id) IS DISTINCT FROM (o.text, o.level, o.document_id);
     RETURN NULL;
 END
 $$;
@@ -566,7 +558,8 @@ DECLARE
     doc_ids bigint[];
     use_bm25 boolean := mode IN ('hybrid', 'bm25');
     use_vector boolean := mode IN ('hybrid', 'vector') AND query_embedding IS NOT NULL;
-    wb double precision;
+    wb double precision;   -- the BM25 leg's weight in a weighted fusion
+    wr double precision;   -- and in reciprocal rank fusion
     per_leg integer := greatest(candidates, k);
 BEGIN
     IF mode IS NULL OR mode NOT IN ('hybrid', 'bm25', 'vector') THEN
@@ -601,6 +594,7 @@ BEGIN
         doc_ids := pyramid_match_documents(docs);
     END IF;
     wb := CASE WHEN NOT use_vector THEN 1 WHEN NOT use_bm25 THEN 0 ELSE weight_bm25 END;
+    wr := CASE WHEN use_bm25 AND use_vector THEN weight_bm25 ELSE 0.5 END;
     RETURN QUERY
     WITH lv AS (
         SELECT unnest(lvls) AS name
@@ -625,8 +619,10 @@ BEGIN
     ), scored AS (
         SELECT n.*,
                CASE WHEN NOT use_bm25 THEN n.similarity   -- cosine is comparable across levels as it is
+                    -- 2 · (w / (rrf_k + rank) + (1 - w) / (rrf_k + rank)): plain RRF at w = 0.5, and
+                    -- 1 / (rrf_k + rank) for a BM25-only search.
                     WHEN fusion = 'rrf' THEN
-                        coalesce(1.0 / (rrf_k + n.br), 0) + coalesce(1.0 / (rrf_k + n.vr), 0)
+                        2 * (wr * coalesce(1.0 / (rrf_k + n.br), 0) + (1 - wr) * coalesce(1.0 / (rrf_k + n.vr), 0))
                     ELSE wb * coalesce(n.score / nullif(n.bmax, 0), 0)
                          + (1 - wb) * CASE WHEN n.similarity IS NULL THEN 0
                                            WHEN n.vmax > n.vmin THEN (n.similarity - n.vmin) / (n.vmax - n.vmin)
