@@ -273,6 +273,7 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         "bm25 (all levels)": lambda t, v: (search, params(t, None, "bm25")),
         "vector (all levels)": lambda t, v: (search, params(t, v, "vector")),
         "hybrid (all levels)": lambda t, v: (search, params(t, v, "hybrid")),
+        "hybrid (all levels, candidates 50)": lambda t, v: (search, {**params(t, v, "hybrid"), "candidates": 50}),
         "bm25 (insight)": lambda t, v: (search, params(t, None, "bm25", ["insight"])),
         "vector (insight)": lambda t, v: (search, params(t, v, "vector", ["insight"])),
         "hybrid (insight)": lambda t, v: (search, params(t, v, "hybrid", ["insight"])),

@@ -186,3 +186,19 @@ def test_cli_search_text_and_json(kp: Any, ids: Any, dsn: str) -> None:
     bad = run_cli("search", "bread", "--level", "chapter", dsn=dsn)
     assert bad.returncode == 2 and bad.stderr.startswith("Error:") and "unknown level" in bad.stderr
     assert "search" in run_cli("--help").stdout
+
+
+def test_fusion_weights(kp: Any, ids: Any) -> None:
+    before = kp.settings.weight_bm25
+    try:
+        kp.settings.weight_bm25 = 1.0   # all weight on BM25: hybrid ranks as BM25 does
+        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3)
+        bm25 = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, mode="bm25")
+        assert [h.id for h in hybrid[:len(bm25)]] == [h.id for h in bm25]
+        assert all(h.fused == 0 for h in hybrid[len(bm25):])   # found by the vector leg alone
+        kp.settings.weight_bm25 = 0.0   # all weight on the vector leg
+        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3)
+        vector = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, mode="vector")
+        assert [h.id for h in hybrid] == [h.id for h in vector]
+    finally:
+        kp.settings.weight_bm25 = before

@@ -48,6 +48,7 @@ def conn(kp: Any) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(kp.url, autocommit=True) as connection:
         # Short lists are normally scored whole; make every non-exhaustive call take the pruned path.
         connection.execute("SET pyramid.scan_below = 0")
+        connection.execute("SET pyramid.prune_budget = 1000")
         yield connection
 
 
@@ -119,6 +120,7 @@ def test_pruning_stays_exact_on_a_large_level(fresh_dsn: str) -> None:
             store_document(kp, f"/big/{d}.md", [("insight", sentence(rng, rng.randint(3, 12))) for _ in range(1500)])
         with psycopg.connect(fresh_dsn, autocommit=True) as conn:
             conn.execute("SET pyramid.scan_below = 0")
+            conn.execute("SET pyramid.prune_budget = 1000")
             for query in QUERIES[:5] + ["market price of bread and wheat", "river river river"]:
                 for k in (1, 5, 20, 100):
                     _assert_same_top(_sql_scores(conn, query, "insight", exhaustive=False, k=k),

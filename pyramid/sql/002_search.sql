@@ -301,17 +301,15 @@ AS $$ SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM documents d
                     WHERE d.source LIKE pyramid_glob_like(g) ESCAPE '\'
                        OR d.source LIKE '%/' || pyramid_glob_like(g) ESCAPE '\') $$;
 
--- A document filter that leaves at most this many items of a level is served by scoring exactly
--- those items instead of reading the level's indexes (SET pyramid.exact_below = N to change it).
-CREATE OR REPLACE FUNCTION pyramid_exact_below() RETURNS integer
+-- Tuning knobs, read from custom settings so that a session (a test, a DBA) can change them with
+-- SET: pyramid.exact_below (a document filter that leaves at most this many items of a level is
+-- served by scoring exactly those items), pyramid.scan_below (a query whose postings lists hold at
+-- most this many entries in all is scored by reading them whole, faster than pruning) and
+-- pyramid.prune_budget (pruning gives up for the full scan once reading on would pass this share
+-- of the query's postings).
+CREATE OR REPLACE FUNCTION pyramid_setting(name text, fallback double precision) RETURNS double precision
 LANGUAGE sql STABLE
-AS $$ SELECT coalesce(nullif(current_setting('pyramid.exact_below', true), '')::integer, 20000) $$;
-
--- A query whose postings lists hold at most this many entries in all is scored by reading them
--- whole, which is then faster than pruning (SET pyramid.scan_below = N to change it).
-CREATE OR REPLACE FUNCTION pyramid_scan_below() RETURNS integer
-LANGUAGE sql STABLE
-AS $$ SELECT coalesce(nullif(current_setting('pyramid.scan_below', true), '')::integer, 20000) $$;
+AS $$ SELECT coalesce(nullif(current_setting('pyramid.' || name, true), '')::double precision, fallback) $$;
 
 -- One term's exact contribution: weight (= qtf · idf) · tf · (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)).
 CREATE OR REPLACE FUNCTION pyramid_bm25_term(weight double precision, tf integer, dl integer, avgdl double precision,
@@ -389,7 +387,10 @@ DECLARE
     factor double precision;
     bound double precision;
     seen_ids bigint[];
+    seen_low double precision[];
     seen_high double precision[];
+    total bigint;
+    spent bigint := 0;
     scores double precision[];
     theta double precision;
 BEGIN
@@ -402,79 +403,93 @@ BEGIN
     END IF;
     IF doc_ids IS NOT NULL THEN
         allowed := ARRAY(SELECT i.id FROM items i WHERE i.document_id = ANY(doc_ids) AND i.level = lvl
-                         LIMIT pyramid_exact_below() + 1);
+                         LIMIT pyramid_setting('exact_below', 20000)::integer + 1);
     END IF;
     SELECT r.avgdl, r.ref_k1, r.ref_b INTO ref FROM bm25_impact_ref r WHERE r.level = lvl;
-    IF cardinality(allowed) <= pyramid_exact_below() THEN
+    IF cardinality(allowed) <= pyramid_setting('exact_below', 20000) THEN
         -- A small filtered set: score all of its postings of the query's lexemes (primary key).
         RETURN QUERY
         SELECT e.item_id, e.score FROM pyramid_bm25_exact(allowed, st.lexemes, st.weights, st.avgdl, k1, b, k) e;
         RETURN;
     END IF;
-    IF exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b
-       OR (SELECT sum(d) FROM unnest(st.dfs) d) <= pyramid_scan_below() THEN
-        -- Stored impacts bound only the k1 and b they were computed with; and short lists are
-        -- cheaper to score whole than to prune.
-        RETURN QUERY
-        SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
-        FROM unnest(st.lexemes, st.weights) AS w(lexeme, weight)
-        JOIN bm25_postings p ON p.level = lvl AND p.lexeme = w.lexeme
-        WHERE doc_ids IS NULL OR p.document_id = ANY(doc_ids)
-        GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
-        RETURN;
+    IF NOT (exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b
+            OR (SELECT sum(d) FROM unnest(st.dfs) d) <= pyramid_setting('scan_below', 20000)) THEN
+        -- (Stored impacts bound only the k1 and b they were computed with, and short lists are
+        -- cheaper to score whole than to prune: those go straight to the full scan below.)
+        factor := greatest(1, st.avgdl / ref.avgdl) * (k1 + 1);
+        total := (SELECT sum(d) FROM unnest(st.dfs) d);
+        m := greatest(k, 32);
+        LOOP
+            WITH lists AS MATERIALIZED (
+                SELECT t.ord, c.item_id, c.impact,
+                       pyramid_bm25_term(st.weights[t.ord], c.tf, c.dl, st.avgdl, k1, b) AS part
+                FROM unnest(st.lexemes) WITH ORDINALITY AS t(lexeme, ord)
+                CROSS JOIN LATERAL (
+                    SELECT p.item_id, p.impact, p.tf, p.dl FROM bm25_postings p
+                    WHERE p.level = lvl AND p.lexeme = t.lexeme
+                      AND (doc_ids IS NULL OR p.document_id = ANY(doc_ids))
+                    ORDER BY p.impact DESC, p.item_id
+                    -- Lists up to 16 m long are read whole: their terms then bound nothing, and the
+                    -- common terms, whose weights are small, are all that is left to bound (MaxScore).
+                    LIMIT CASE WHEN st.dfs[t.ord] <= 16 * m THEN st.dfs[t.ord] ELSE m END
+                ) c
+            ), cuts AS MATERIALIZED (
+                -- The most an entry not read yet can add for each term (0 once its list is read whole).
+                SELECT t.ord, coalesce(CASE WHEN st.dfs[t.ord] > 16 * m AND count(l.item_id) >= m
+                                            THEN min(l.impact) END, 0)
+                              * st.weights[t.ord] * factor AS rest
+                FROM generate_subscripts(st.lexemes, 1) AS t(ord) LEFT JOIN lists l ON l.ord = t.ord
+                GROUP BY t.ord
+            ), seen AS MATERIALIZED (
+                -- Exact contributions of the terms an item was read under, and the bound for the others.
+                -- greatest(0, …): an item read under every term must keep high = low despite rounding.
+                SELECT l.item_id, sum(l.part) AS low,
+                       sum(l.part) + greatest(0, (SELECT sum(rest) FROM cuts) - sum(c.rest)) AS high
+                FROM lists l JOIN cuts c ON c.ord = l.ord
+                GROUP BY l.item_id
+            )
+            SELECT array_agg(x.item_id ORDER BY x.low DESC, x.item_id), array_agg(x.low ORDER BY x.low DESC, x.item_id),
+                   array_agg(x.high ORDER BY x.low DESC, x.item_id), (SELECT sum(c.rest) FROM cuts c)
+            INTO seen_ids, seen_low, seen_high, bound
+            FROM seen x;
+            -- The k best by their known part, scored exactly, give a k-th score to beat (each exact score
+            -- is at least its known part, so this is at least the k-th known part).
+            SELECT array_agg(e.score ORDER BY e.score DESC) INTO scores
+            FROM pyramid_bm25_exact(seen_ids[1:k], st.lexemes, st.weights, st.avgdl, k1, b, k) e;
+            theta := CASE WHEN cardinality(scores) >= k THEN scores[k] ELSE 0 END;
+            -- Nothing unread can beat it (up to 1e-6 relative, the rounding of real-valued impacts; it also
+            -- lets a run of tied scores end the loop instead of being read through): score exactly every
+            -- item read that might still reach it, and the answer is theirs.
+            IF bound = 0 OR (theta > 0 AND bound <= theta * (1 + 1e-6)) THEN
+                -- Items read under every term they contain are known exactly; the others that
+                -- might still reach theta are scored exactly (primary key).
+                RETURN QUERY
+                SELECT x.item_id, x.score
+                FROM (SELECT e.item_id, e.score
+                      FROM pyramid_bm25_exact(ARRAY(SELECT u.id FROM unnest(seen_ids, seen_low, seen_high)
+                                                         AS u(id, low, high)
+                                                    WHERE u.high >= theta AND u.high > u.low),
+                                              st.lexemes, st.weights, st.avgdl, k1, b, k) e
+                      UNION ALL
+                      SELECT u.id, u.low FROM unnest(seen_ids, seen_low, seen_high) AS u(id, low, high)
+                      WHERE u.high >= theta AND u.high <= u.low) x
+                ORDER BY x.score DESC, x.item_id
+                LIMIT k;
+                RETURN;
+            END IF;
+            spent := spent + (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d);
+            m := m * 4;
+            -- Reading on would cost about as much as the full scan: bounded pruning stops here.
+            EXIT WHEN spent + (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d)
+                      > total * pyramid_setting('prune_budget', 0.5);
+        END LOOP;
     END IF;
-    factor := greatest(1, st.avgdl / ref.avgdl) * (k1 + 1);
-    m := greatest(k, 32);
-    LOOP
-        WITH lists AS MATERIALIZED (
-            SELECT t.ord, c.item_id, c.impact,
-                   pyramid_bm25_term(st.weights[t.ord], c.tf, c.dl, st.avgdl, k1, b) AS part
-            FROM unnest(st.lexemes) WITH ORDINALITY AS t(lexeme, ord)
-            CROSS JOIN LATERAL (
-                SELECT p.item_id, p.impact, p.tf, p.dl FROM bm25_postings p
-                WHERE p.level = lvl AND p.lexeme = t.lexeme
-                  AND (doc_ids IS NULL OR p.document_id = ANY(doc_ids))
-                ORDER BY p.impact DESC, p.item_id
-                -- Lists up to 16 m long are read whole: their terms then bound nothing, and the
-                -- common terms, whose weights are small, are all that is left to bound (MaxScore).
-                LIMIT CASE WHEN st.dfs[t.ord] <= 16 * m THEN st.dfs[t.ord] ELSE m END
-            ) c
-        ), cuts AS MATERIALIZED (
-            -- The most an entry not read yet can add for each term (0 once its list is read whole).
-            SELECT t.ord, coalesce(CASE WHEN st.dfs[t.ord] > 16 * m AND count(l.item_id) >= m
-                                        THEN min(l.impact) END, 0)
-                          * st.weights[t.ord] * factor AS rest
-            FROM generate_subscripts(st.lexemes, 1) AS t(ord) LEFT JOIN lists l ON l.ord = t.ord
-            GROUP BY t.ord
-        ), seen AS MATERIALIZED (
-            -- Exact contributions of the terms an item was read under, and the bound for the others.
-            -- greatest(0, …): an item read under every term must keep high = low despite rounding.
-            SELECT l.item_id, sum(l.part) AS low,
-                   sum(l.part) + greatest(0, (SELECT sum(rest) FROM cuts) - sum(c.rest)) AS high
-            FROM lists l JOIN cuts c ON c.ord = l.ord
-            GROUP BY l.item_id
-        )
-        SELECT array_agg(x.item_id ORDER BY x.low DESC, x.item_id), array_agg(x.high ORDER BY x.low DESC, x.item_id),
-               (SELECT sum(c.rest) FROM cuts c)
-        INTO seen_ids, seen_high, bound
-        FROM seen x;
-        -- The k best by their known part, scored exactly, give a k-th score to beat (each exact score
-        -- is at least its known part, so this is at least the k-th known part).
-        SELECT array_agg(e.score ORDER BY e.score DESC) INTO scores
-        FROM pyramid_bm25_exact(seen_ids[1:k], st.lexemes, st.weights, st.avgdl, k1, b, k) e;
-        theta := CASE WHEN cardinality(scores) >= k THEN scores[k] ELSE 0 END;
-        -- Nothing unread can beat it (up to 1e-6 relative, the rounding of real-valued impacts; it also
-        -- lets a run of tied scores end the loop instead of being read through): score exactly every
-        -- item read that might still reach it, and the answer is theirs.
-        IF bound = 0 OR (theta > 0 AND bound <= theta * (1 + 1e-6)) THEN
-            RETURN QUERY
-            SELECT e.item_id, e.score
-            FROM pyramid_bm25_exact(ARRAY(SELECT u.id FROM unnest(seen_ids, seen_high) AS u(id, high)
-                                          WHERE u.high >= theta), st.lexemes, st.weights, st.avgdl, k1, b, k) e;
-            RETURN;
-        END IF;
-        m := m * 4;
-    END LOOP;
+    RETURN QUERY
+    SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
+    FROM unnest(st.lexemes, st.weights) AS w(lexeme, weight)
+    JOIN bm25_postings p ON p.level = lvl AND p.lexeme = w.lexeme
+    WHERE doc_ids IS NULL OR p.document_id = ANY(doc_ids)
+    GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
 END
 $$;
 
@@ -499,8 +514,8 @@ BEGIN
     IF doc_ids IS NOT NULL THEN
         allowed := ARRAY(SELECT i.id FROM items i
                          WHERE i.document_id = ANY(doc_ids) AND i.level = lvl AND i.embedding IS NOT NULL
-                         LIMIT pyramid_exact_below() + 1);
-        IF cardinality(allowed) <= pyramid_exact_below() THEN
+                         LIMIT pyramid_setting('exact_below', 20000)::integer + 1);
+        IF cardinality(allowed) <= pyramid_setting('exact_below', 20000) THEN
             RETURN QUERY
             WITH d AS MATERIALIZED (
                 SELECT i.id, i.embedding <=> query_embedding AS distance FROM items i WHERE i.id = ANY(allowed)
