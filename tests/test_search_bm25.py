@@ -152,3 +152,18 @@ def test_document_filter_applies_before_the_limit(corpus: dict[str, dict[str, in
                         key=lambda p: (-p[1], p[0]))[:15]
         _assert_same_top(hits, in_doc)
     conn.execute("RESET pyramid.exact_below")
+
+
+def test_truncate_empties_the_index(fresh_dsn: str) -> None:
+    from pyramid import Pyramid
+
+    with Pyramid.open(dsn=fresh_dsn) as kp:
+        store_document(kp, "/t/a.md", [("page", "Wolves hunt deer."), ("insight", "Deer run.")])
+        with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM bm25_postings").fetchone()[0] > 0
+            conn.execute("TRUNCATE documents CASCADE")
+            assert_statistics_exact(conn)
+            assert conn.execute("SELECT count(*) FROM bm25_postings").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM bm25_level_stats").fetchone() == (0,)
+        store_document(kp, "/t/b.md", [("page", "Rates rose.")])
+        assert [h.source for h in kp.search("rates", mode="bm25")] == ["/t/b.md"]

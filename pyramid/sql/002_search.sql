@@ -204,6 +204,18 @@ BEGIN
 END
 $$;
 
+-- TRUNCATE items (or documents CASCADE) empties the index and its statistics with it.
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_truncate() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    TRUNCATE bm25_postings, bm25_levels, bm25_level_deltas, bm25_terms, bm25_term_deltas, bm25_impact_ref;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER items_bm25_truncate AFTER TRUNCATE ON items
+    FOR EACH STATEMENT EXECUTE FUNCTION pyramid_items_bm25_truncate();
 CREATE TRIGGER items_bm25_insert AFTER INSERT ON items
     REFERENCING NEW TABLE AS new_items FOR EACH STATEMENT EXECUTE FUNCTION pyramid_items_bm25_insert();
 CREATE TRIGGER items_bm25_delete AFTER DELETE ON items
