@@ -48,14 +48,14 @@ def metrics(ranked: list[str], relevant: set[str]) -> tuple[float, float]:
     return recall, dcg / idcg
 
 
-def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[str], list[str]]], Any]:
+def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[str], list[str]]], Any, str]:
     from pyramid import Pyramid
     from pyramid.db import _ensure_database, start_embedded
     from pyramid.search import compact
     from pyramid.store import DocumentRecord, NewItem, replace_document
 
-    url = start_embedded(data_dir).replace("/pyramid?", "/postgres?", 1)
-    url = _ensure_database(url, f"quality_{uuid.uuid4().hex[:8]}")
+    server = start_embedded(data_dir).replace("/pyramid?", "/postgres?", 1)
+    url = _ensure_database(server, f"quality_{uuid.uuid4().hex[:8]}")
     kp = Pyramid.open(dsn=url)
     titles = list(articles)
 
@@ -90,7 +90,7 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
     for fusion in ("rrf", "weighted"):
         for weight in SWEEP:
             systems[f"pyramid hybrid ({fusion}, weight_bm25 {weight})"] = fused(fusion, weight)
-    return systems, kp
+    return systems, kp, server
 
 
 # Fusion weights tried. They are chosen by two-fold cross-validation over the questions (even and
@@ -163,7 +163,7 @@ def main() -> None:
     questions = [q for q in everything if q["supporting_articles"]]
     print(f"{len(articles)} articles, {len(questions)} of {len(everything)} questions have supporting articles "
           f"({args.eval.name})", flush=True)
-    systems, kp = ours(articles, args.data_dir)
+    systems, kp, server = ours(articles, args.data_dir)
     systems["bm25s (lucene, english stemmer + stop-words)"] = bm25s_system(articles)
     systems.update(txtai_systems(articles))
     results: dict[str, dict[str, float]] = {}
@@ -179,7 +179,12 @@ def main() -> None:
         }
         print(f"  {name:48s} recall@10 {results[name]['recall@10']:.4f}  nDCG@10 {results[name]['ndcg@10']:.4f}",
               flush=True)
+    database = kp.url.split("?")[0].rsplit("/", 1)[-1]
     kp.close()
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:   # a fresh database each run; drop it
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     cross = cross_validate(per_question)
     for line in cross["lines"]:
         print(line)

@@ -640,7 +640,7 @@ BEGIN
                bl.score, bl.r AS br, vl.similarity, vl.r AS vr
         FROM bl FULL JOIN vl ON vl.item_id = bl.item_id
     ), normed AS (
-        SELECT j.*, max(j.score) OVER w AS bmax, min(j.similarity) OVER w AS vmin,
+        SELECT j.*, max(j.score) OVER w AS bmax, min(j.score) OVER w AS bmin, min(j.similarity) OVER w AS vmin,
                max(j.similarity) OVER w AS vmax
         FROM joined j WINDOW w AS (PARTITION BY j.name)
     ), scored AS (
@@ -650,10 +650,12 @@ BEGIN
                     -- 1 / (rrf_k + rank) for a BM25-only search.
                     WHEN fusion = 'rrf' THEN
                         2 * (wr * coalesce(1.0 / (rrf_k + n.br), 0) + (1 - wr) * coalesce(1.0 / (rrf_k + n.vr), 0))
-                    ELSE wb * coalesce(n.score / nullif(n.bmax, 0), 0)
-                         + (1 - wb) * CASE WHEN n.similarity IS NULL THEN 0
-                                           WHEN n.vmax > n.vmin THEN (n.similarity - n.vmin) / (n.vmax - n.vmin)
-                                           ELSE 1 END
+                    -- Scores over their theoretical minimum (BM25 0, cosine -1) and the level's
+                    -- best (Bruch et al.'s TM2C2): a leg whose scores are all alike adds little
+                    -- rather than being stretched to [0, 1]. A candidate the other leg did not
+                    -- return gets that leg's lowest candidate value.
+                    ELSE wb * coalesce(coalesce(n.score, n.bmin) / nullif(n.bmax, 0), 0)
+                         + (1 - wb) * coalesce((coalesce(n.similarity, n.vmin) + 1) / nullif(n.vmax + 1, 0), 0)
                END::double precision AS f
         FROM normed n
     )
