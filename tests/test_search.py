@@ -131,7 +131,7 @@ def _tiny_cross_encoder(path: Path) -> Path:
     return path
 
 
-def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Path) -> None:
+def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Path, dsn: str) -> None:
     from sentence_transformers import CrossEncoder
 
     path = _tiny_cross_encoder(tmp_path / "tiny-ce")
@@ -146,6 +146,11 @@ def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Pa
     assert len(kp.search("bank rates", k=2, rerank=str(path))) == 2
     with pytest.raises(SearchError, match="cannot load the reranker"):
         kp.search("bank", rerank=str(tmp_path / "missing-model"))
+    # The CLI: --rerank MODEL, and --rerank alone with the configured reranker.
+    for args, env in ((["--rerank", str(path)], {}), (["--rerank"], {"PYRAMID_RERANKER": str(path)})):
+        done = run_cli("search", "bank rates", "--json", "-k", "3", *args, dsn=dsn, env=env)
+        assert done.returncode == 0, done.stderr
+        assert [h["id"] for h in json.loads(done.stdout)] == [h.id for h in hits[:3]]
 
 
 def test_psql_can_call_the_search_function(kp: Any, ids: Any) -> None:
