@@ -12,6 +12,8 @@
 -- * impact = tf / (tf + k1 (1 - b + b dl / avgdl_ref)) with the level's reference avgdl, so the
 --   postings of a lexeme can be read best-first. Scores are always computed exactly from tf and dl
 --   with the current statistics; the impact only decides how far a query must read (see pyramid_bm25).
+-- Functions are CREATE OR REPLACE so that a later migration (or benchmarks/latency.py on a database
+-- built earlier) can redefine them in place.
 
 -- The text search configuration this database was built with (recorded by migration 001).
 CREATE OR REPLACE FUNCTION pyramid_ts_config() RETURNS regconfig
