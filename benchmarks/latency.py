@@ -279,6 +279,8 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         "hybrid (insight)": lambda t, v: (search, params(t, v, "hybrid", ["insight"])),
         "bare pgvector HNSW (insight)": lambda t, v: (
             "SELECT id FROM items WHERE level = 'insight' ORDER BY embedding <=> %s LIMIT %s", (v, k)),
+        "bm25 leg, as chosen (insight, 100)": lambda t, v: (
+            "SELECT * FROM pyramid_bm25(%s, 'insight', 100)", (t,)),
         "bm25 leg, full scan (insight, 100)": lambda t, v: (
             "SELECT * FROM pyramid_bm25(%s, 'insight', 100, exhaustive => true)", (t,)),
         "bm25 leg, pruned (insight, 100)": lambda t, v: (
@@ -292,7 +294,7 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         conn.execute(
             "CREATE OR REPLACE FUNCTION pyramid_bm25_forced_pruning(q text, lvl text, k integer) "
             "RETURNS TABLE (item_id bigint, score double precision) LANGUAGE sql STABLE "
-            "SET pyramid.scan_below = 0 SET pyramid.prune_budget = 1000 "
+            "SET pyramid.scan_below = 0 SET pyramid.prune_budget = 1000 SET pyramid.prune_long_lists = 100 "
             "AS $$ SELECT * FROM pyramid_bm25(q, lvl, k) $$")
         for text, vec in zip(texts, vectors, strict=True):   # warm the caches once
             for make in cases.values():
