@@ -72,13 +72,17 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
 
     kp._portal.call(store())
 
-    def run(mode: str, fusion: str = "rrf") -> Callable[[str], list[str]]:
-        return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode, fusion=fusion)]
+    def run(mode: str) -> Callable[[str], list[str]]:   # with the default fusion and weight
+        return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode)]
 
     def fused(fusion: str, weight: float) -> Callable[[str], list[str]]:
         def search(q: str) -> list[str]:
+            default = kp.settings.weight_bm25
             kp.settings.weight_bm25 = weight
-            return [h.document_title or "" for h in kp.search(q, k=K, mode="hybrid", fusion=fusion)]
+            try:
+                return [h.document_title or "" for h in kp.search(q, k=K, mode="hybrid", fusion=fusion)]
+            finally:
+                kp.settings.weight_bm25 = default
 
         return search
 
