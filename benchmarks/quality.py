@@ -130,8 +130,12 @@ def txtai_systems(articles: dict[str, str]) -> dict[str, Callable[[str], list[st
     for name, options in (("txtai hybrid", {"hybrid": True}), ("txtai vector", {})):
         embeddings = Embeddings(path=model_location("all-MiniLM-L6-v2"), content=False, **options)
         embeddings.index([(i, articles[t], None) for i, t in enumerate(titles)])
-        out[name] = (lambda e: lambda q: [titles[int(i)] for i, _ in e.search(q, K)])(embeddings)
+        out[name] = _txtai_search(embeddings, titles)
     return out
+
+
+def _txtai_search(embeddings: Any, titles: list[str]) -> Callable[[str], list[str]]:
+    return lambda q: [titles[int(i)] for i, _ in embeddings.search(q, K)]
 
 
 def cross_validate(per_question: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
