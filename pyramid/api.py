@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .config import Settings, load_settings
 from .models import DocumentInfo, DocumentView, IngestReport
@@ -25,6 +25,7 @@ from .runtime import ProgressCallback, ProgressEvent, Runtime
 
 if TYPE_CHECKING:
     from .db import BuildInfo
+    from .search import Hit, SearchOptions
 
 
 class Pyramid:
@@ -279,6 +280,23 @@ class Pyramid:
                 "recollection": view.recollections,
             }[item.level].append(item)
         return view
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
+        """Hybrid search (BM25 + vector, per level, fused). Options: ``levels`` (any of page,
+        insight, concept, abstract, recollection; default every level that has items), ``k``,
+        ``mode`` (hybrid | bm25 | vector), ``documents`` (globs over document sources), ``rerank``
+        (True: the configured or default cross-encoder; a model name or path; False), ``fusion``
+        (weighted | rrf)."""
+        return self._portal.call(self._asearch(query, options))
+
+    async def asearch(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
+        return await self._portal.acall(self._asearch(query, options))
+
+    async def _asearch(self, query: str, options: SearchOptions) -> list[Hit]:
+        from .search import search
+
+        return await search(self._rt, query, **options)
 
     # -- maintenance ------------------------------------------------------------------------------
     def reembed(self, *, wait: float | None = None) -> int:

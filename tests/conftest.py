@@ -4,8 +4,10 @@ the real bundled embedding model, and no model requests ever."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,15 +36,21 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The data dir of the embedded server every test module shares (stopped at the end)."""
+def pg_data_dir() -> Iterator[Path]:
+    """The data dir of the embedded server every test module shares (stopped at the end).
+
+    Not under pytest's basetemp: pytest deletes old basetemps of the same user, which would pull
+    the data dir from under the server of another pytest run going on at the same time.
+    """
     from pyramid.db import start_embedded, stop_embedded
 
-    data_dir = Path(os.environ.get("PYRAMID_TEST_DATA_DIR") or tmp_path_factory.mktemp("pgdata"))
+    given = os.environ.get("PYRAMID_TEST_DATA_DIR")
+    data_dir = Path(given) if given else Path(tempfile.mkdtemp(prefix="pyramid-test-pg-"))
     start_embedded(data_dir)
     yield data_dir
-    if not os.environ.get("PYRAMID_TEST_DATA_DIR"):
+    if not given:
         stop_embedded(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

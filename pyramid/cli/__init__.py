@@ -16,6 +16,7 @@ from ..errors import EXIT_USAGE, PyramidError
 from . import db as db_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
+from . import search as search_commands
 from .common import DataDirOption, DsnOption, EmbeddingModelOption, err, reset_global_options
 
 app = typer.Typer(
@@ -53,6 +54,7 @@ def _root(
 ingest_commands.register(app)
 doc_commands.register(app)
 db_commands.register(app)
+search_commands.register(app)
 
 
 def _raise_errors() -> bool:
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and turns errors into ``Error: …`` and an exit code."""
     try:
         # Without standalone mode click hands back the code of a typer.Exit instead of exiting.
-        code = app(args=argv, prog_name="pyramid", standalone_mode=False)
+        args = search_commands.optional_values(sys.argv[1:] if argv is None else argv)
+        code = app(args=args, prog_name="pyramid", standalone_mode=False)
         if isinstance(code, int):
             sys.exit(code)
     except typer.Exit as exc:
