@@ -25,6 +25,7 @@ from .runtime import ProgressCallback, ProgressEvent, Runtime
 
 if TYPE_CHECKING:
     from .db import BuildInfo
+    from .search import Hit
 
 
 class Pyramid:
@@ -226,6 +227,46 @@ class Pyramid:
                 "recollection": view.recollections,
             }[item.level].append(item)
         return view
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        levels: Sequence[str] | str | None = None,
+        k: int | None = None,
+        mode: str | None = None,
+        rerank: bool | str | None = None,
+        documents: Sequence[str] | str | None = None,
+        fusion: str | None = None,
+    ) -> list[Hit]:
+        """Hybrid search (BM25 + vector, per level, fused). ``levels``: any of page, insight, concept,
+        abstract, recollection (default: every level that has items); ``mode``: hybrid | bm25 |
+        vector; ``documents``: globs over document sources; ``rerank``: True (the configured or
+        default cross-encoder), a model name or path, or False; ``fusion``: rrf | weighted."""
+        return self._portal.call(
+            self._asearch(query, levels=levels, k=k, mode=mode, rerank=rerank, documents=documents, fusion=fusion)
+        )
+
+    async def asearch(
+        self,
+        query: str,
+        *,
+        levels: Sequence[str] | str | None = None,
+        k: int | None = None,
+        mode: str | None = None,
+        rerank: bool | str | None = None,
+        documents: Sequence[str] | str | None = None,
+        fusion: str | None = None,
+    ) -> list[Hit]:
+        return await self._portal.acall(
+            self._asearch(query, levels=levels, k=k, mode=mode, rerank=rerank, documents=documents, fusion=fusion)
+        )
+
+    async def _asearch(self, query: str, **options: Any) -> list[Hit]:
+        from .search import search
+
+        return await search(self._rt, query, **options)
 
     # -- maintenance ------------------------------------------------------------------------------
     def reembed(self, *, wait: float | None = None) -> int:

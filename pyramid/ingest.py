@@ -144,6 +144,11 @@ class Ingest:
             if self.distiller is not None and self.written and not self.dry_run:
                 self.rt.emit(ProgressEvent("stage", message="recollections"))
                 self.report.usage += await self.distiller.finish(self.rt, self.written)
+            if not self.dry_run:
+                from .search import compact
+
+                # Keep the BM25 delta tables short: every search sums the deltas it reads.
+                await compact(self.rt.db, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
         finally:
             self._convert_pool.shutdown(wait=False, cancel_futures=True)
         self.report.elapsed = time.perf_counter() - started

@@ -16,6 +16,7 @@ from ..errors import EXIT_USAGE, PyramidError
 from . import db as db_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
+from . import search as search_commands
 from .common import DataDirOption, DsnOption, EmbeddingModelOption, err, reset_global_options
 
 app = typer.Typer(
@@ -53,6 +54,7 @@ def _root(
 ingest_commands.register(app)
 doc_commands.register(app)
 db_commands.register(app)
+search_commands.register(app)
 
 
 def _raise_errors() -> bool:

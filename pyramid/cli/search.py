@@ -1,0 +1,96 @@
+"""``pyramid search``: hybrid BM25 + vector search over the pyramid's levels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from .common import JsonOption, display_path, open_pyramid, out, print_json, with_global_options
+
+if TYPE_CHECKING:
+    from ..search import Hit
+
+# What `--rerank` alone stands for: the configured reranker, or the default cross-encoder.
+_CONFIGURED = "\x00configured"
+TEXT_CHARS = 400
+
+
+def _score(value: float | None, rank: int | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value:.4f}" + (f" (#{rank})" if rank is not None else "")
+
+
+def print_hits(hits: list[Hit]) -> None:
+    if not hits:
+        out.print("No results.")
+        return
+    for hit in hits:
+        where = display_path(hit.source) if hit.source else "(cross-document)"
+        if hit.document_title:
+            where = f"{hit.document_title} · {where}"
+        if hit.pages:
+            where += (" p. " if len(hit.pages) == 1 else " pp. ") + ", ".join(str(p) for p in hit.pages)
+        scores = [
+            f"{name} {shown}"
+            for name, shown in (
+                ("fused", f"{hit.fused:.4f}"),
+                ("bm25", _score(hit.bm25, hit.bm25_rank)),
+                ("vector", _score(hit.vector, hit.vector_rank)),
+                ("rerank", _score(hit.rerank, None)),
+            )
+            if shown is not None
+        ]
+        stale = " [red]stale[/red]" if hit.stale else ""
+        out.print(
+            f"[bold]{hit.rank}.[/bold] [cyan]{hit.level}[/cyan] {escape(where)}{stale} [dim]item {hit.id}[/dim]",
+            soft_wrap=True,
+        )
+        text = hit.text if len(hit.text) <= TEXT_CHARS else hit.text[:TEXT_CHARS].rstrip() + " …"
+        if hit.title:
+            text = f"{hit.title}: {text}"
+        out.print("   " + escape(text).replace("\n", "\n   "), soft_wrap=True)
+        out.print(f"   [dim]{' · '.join(scores)}[/dim]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    @with_global_options
+    def search(
+        query: Annotated[str, typer.Argument(help="What to look for (plain words; no query syntax).")],
+        level: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--level", "-l", help="Search this level (page, insight, concept, abstract, recollection); repeatable."
+            ),
+        ] = None,
+        doc: Annotated[
+            list[str] | None,
+            typer.Option("--doc", "-d", help="Only documents whose source matches this glob (*.pdf, reports/*); repeatable."),
+        ] = None,
+        k: Annotated[int | None, typer.Option("-k", "--top", help="How many results (default: search_k, 10).")] = None,
+        mode: Annotated[str, typer.Option("--mode", "-m", help="hybrid, bm25 or vector.")] = "hybrid",
+        fusion: Annotated[
+            str | None, typer.Option("--fusion", help="rrf (default) or weighted: how the two legs are fused.")
+        ] = None,
+        rerank: Annotated[
+            str | None,
+            typer.Option(
+                "--rerank",
+                flag_value=_CONFIGURED,
+                help="Rerank with a cross-encoder: --rerank alone uses the configured one "
+                "(PYRAMID_RERANKER) or cross-encoder/ms-marco-MiniLM-L6-v2; --rerank MODEL names one (or a path).",
+            ),
+        ] = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Search every level (or --level) with BM25 + vectors fused per level, optionally reranked."""
+        choice: bool | str | None = None if rerank is None else (True if rerank == _CONFIGURED else rerank)
+        with open_pyramid() as kp:
+            hits = kp.search(query, levels=level or None, k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion)
+        if json_output:
+            print_json([hit.model_dump(mode="json") for hit in hits])
+            return
+        print_hits(hits)
