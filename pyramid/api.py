@@ -24,7 +24,12 @@ from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
 
 if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+    from pydantic_ai.toolsets import FunctionToolset
+
+    from .ask import Answer
     from .db import BuildInfo
+    from .evidence import Evidence, Expansion
     from .search import Hit
 
 
@@ -267,6 +272,71 @@ class Pyramid:
         from .search import search
 
         return await search(self._rt, query, **options)
+
+    # -- asking, and the pyramid as tools for other agents ----------------------------------------
+    def ask(
+        self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
+    ) -> Answer:
+        """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
+        PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
+        the best evidence across levels, not an answer (``Answer.answered`` is False). ``levels``:
+        what the search agent may search (default ``settings.ask_levels``: all but pages)."""
+        return self._portal.call(self._aask(question, model, levels))
+
+    async def aask(
+        self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
+    ) -> Answer:
+        return await self._portal.acall(self._aask(question, model, levels))
+
+    async def _aask(self, question: str, model: str | Model | None, levels: Sequence[str] | str | None) -> Answer:
+        from .ask import ask
+
+        return await ask(self._rt, question, model=model, levels=levels)
+
+    def evidence(self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None) -> list[Evidence]:
+        """Search, each hit as citable ``Evidence`` (``cite``: ``[file, p. N]``), as the ``search``
+        tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages)."""
+        return self._portal.call(self._aevidence(query, levels, k))
+
+    async def aevidence(
+        self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None
+    ) -> list[Evidence]:
+        return await self._portal.acall(self._aevidence(query, levels, k))
+
+    async def _aevidence(self, query: str, levels: Sequence[str] | str | None, k: int | None) -> list[Evidence]:
+        from .ask import levels_of
+        from .evidence import Labels, search_items
+
+        chosen = levels_of(levels, self._rt.settings.ask_levels)
+        return await search_items(self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=Labels())
+
+    def expand(self, item_id: int) -> Expansion:
+        """One item and its neighbours in the pyramid: an insight's page(s), concepts and document
+        abstract; a concept's insights; an abstract's concepts; a page's insights; a recollection's
+        sources. Raises NotFoundError for an unknown id."""
+        return self._portal.call(self._aexpand(item_id))
+
+    async def aexpand(self, item_id: int) -> Expansion:
+        return await self._portal.acall(self._aexpand(item_id))
+
+    async def _aexpand(self, item_id: int) -> Expansion:
+        from .evidence import Labels, expand_item
+
+        return await expand_item(self._rt, int(item_id), Labels())
+
+    def toolset(self) -> FunctionToolset[Any]:
+        """A PydanticAI toolset with the read-only tools ``search`` and ``expand`` over this pyramid,
+        for any PydanticAI agent: ``Agent(model, toolsets=[kp.toolset()])``."""
+        from .tools import toolset
+
+        return toolset(self)
+
+    def serve_mcp(self) -> None:
+        """Serve ``search`` and ``expand`` over MCP on stdin/stdout until the client hangs up (what
+        ``pyramid mcp`` runs). Blocks; call it from a thread without a running event loop."""
+        from .tools import mcp_server
+
+        mcp_server(self).run("stdio")
 
     # -- maintenance ------------------------------------------------------------------------------
     def reembed(self, *, wait: float | None = None) -> int:

@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
 Level = Literal["page", "insight", "concept", "abstract", "recollection"]
 LEVELS: tuple[Level, ...] = ("page", "insight", "concept", "abstract", "recollection")
+# What `ask` searches unless told otherwise: the distilled levels; pages only when asked, because the
+# pyramid exists so that an answer does not have to read whole pages.
+ASK_LEVELS: tuple[Level, ...] = ("insight", "concept", "abstract", "recollection")
 SearchMode = Literal["hybrid", "bm25", "vector"]
 Fusion = Literal["rrf", "weighted"]
 
@@ -77,14 +80,35 @@ class Settings(BaseSettings):
     concurrency: int = Field(8, ge=1, le=512, description="documents distilled at once")
     request_timeout: float = Field(120.0, gt=0)
     retries: int = Field(4, ge=0, le=20)
-    ask_request_limit: int = Field(20, ge=1, le=1000)
-    ask_token_limit: int = Field(60_000, ge=1000)
+    ask_request_limit: int = Field(20, ge=2, le=1000, description="model requests one `ask` may make (research + answer)")
+    ask_token_limit: int = Field(60_000, ge=1000, description="tokens (input + output) one `ask` may spend")
+
+    # --- ask -------------------------------------------------------------------------------
+    ask_levels: Annotated[list[Level], NoDecode] = Field(
+        default_factory=lambda: list(ASK_LEVELS), min_length=1, description="levels the search agent may search"
+    )
+    ask_answer_tokens: int = Field(
+        12_000, ge=500, le=1_000_000, description="tokens kept back from research for the answer (at most half)"
+    )
+    ask_answer_retries: int = Field(
+        2, ge=0, le=10, description="times an answer that cites something outside the evidence is sent back"
+    )
+    ask_evidence: int = Field(12, ge=1, le=200, description="evidence items handed to the answer step")
+    ask_evidence_chars: int = Field(12_000, ge=500, le=1_000_000, description="their text, in characters, at most")
 
     @field_validator("text_search_config")
     @classmethod
     def _regconfig(cls, value: str) -> str:
         if not _REGCONFIG.match(value):
             raise ValueError(f"not a text search configuration name: {value!r}")
+        return value
+
+    @field_validator("ask_levels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # PYRAMID_ASK_LEVELS=insight,concept reads like the --levels flag; a list passes through.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("dsn", "model", "reranker", "embedding_device", mode="before")
