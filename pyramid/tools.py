@@ -71,7 +71,8 @@ def toolset(kp: Pyramid) -> FunctionToolset[Any]:
     from pydantic_ai import ModelRetry
     from pydantic_ai.toolsets import FunctionToolset
 
-    return FunctionToolset(tool_functions(kp, refuse=ModelRetry), id="pyramid")
+    # Two tries to fix a call: the refusals say exactly what to change (a level, k, an unknown id).
+    return FunctionToolset(tool_functions(kp, refuse=ModelRetry), max_retries=2, id="pyramid")
 
 
 def mcp_server(kp: Pyramid) -> MCPServer[Any]:

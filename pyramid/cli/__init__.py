@@ -13,6 +13,7 @@ import typer
 from typer.exceptions import TyperException
 
 from ..errors import EXIT_USAGE, PyramidError
+from . import ask as ask_commands
 from . import db as db_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
@@ -55,6 +56,7 @@ ingest_commands.register(app)
 doc_commands.register(app)
 db_commands.register(app)
 search_commands.register(app)
+ask_commands.register(app)
 
 
 def _raise_errors() -> bool:
