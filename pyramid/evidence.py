@@ -57,6 +57,13 @@ class Evidence(BaseModel):
         cut = self.text[:chars].rsplit(" ", 1)[0] if " " in self.text[:chars] else self.text[:chars]
         return self.model_copy(update={"text": cut.rstrip() + " …", "truncated": True})
 
+    def brief(self, chars: int | None = None) -> dict[str, Any]:
+        """What a model reads (tool results, the answer's evidence): id, level, citation, text, and a
+        title, stale or truncated mark only when set. The source path, ids and scores stay out: they
+        cost tokens on every item and tell a model nothing it can cite."""
+        item = self if chars is None else self.clipped(chars)
+        return {name: value for name in BRIEF_FIELDS if (value := getattr(item, name)) not in (None, False)}
+
 
 class DocumentRef(BaseModel):
     """A whole document an item was built from (a recollection's audit trail)."""
@@ -84,11 +91,20 @@ class Expansion(BaseModel):
     def neighbours(self) -> list[Evidence]:
         return [*self.pages, *self.insights, *self.concepts, *self.abstract, *self.sources, *self.recollections]
 
-    def clipped(self, chars: int) -> Expansion:
-        update: dict[str, Any] = {"item": self.item.clipped(chars)}
-        for name in ("pages", "insights", "concepts", "abstract", "sources", "recollections"):
-            update[name] = [e.clipped(chars) for e in getattr(self, name)]
-        return self.model_copy(update=update)
+    def brief(self, chars: int | None = None) -> dict[str, Any]:
+        """What a model reads: every item brief (texts cut to ``chars``), empty kinds left out."""
+        out: dict[str, Any] = {"item": self.item.brief(chars)}
+        for name in NEIGHBOUR_KINDS:
+            items = getattr(self, name)
+            if items:
+                out[name] = [e.brief(chars) for e in items]
+        if self.documents:
+            out["documents"] = [d.model_dump(include={"document", "title", "cite"}, exclude_none=True) for d in self.documents]
+        return out
+
+
+BRIEF_FIELDS = ("id", "level", "cite", "title", "text", "stale", "truncated")
+NEIGHBOUR_KINDS = ("pages", "insights", "concepts", "abstract", "sources", "recollections")
 
 
 # --- citations: labels and page lists ----------------------------------------------------------------

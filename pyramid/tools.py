@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Level
 from .errors import NotFoundError, SearchError
-from .evidence import TOOL_TEXT_CHARS, Evidence, Expansion
+from .evidence import TOOL_TEXT_CHARS
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -34,9 +34,9 @@ def tool_functions(kp: Pyramid, *, refuse: Callable[[str], Exception]) -> list[T
     """``search`` and ``expand`` bound to ``kp``. A request the caller can fix (unknown level or item,
     bad k) raises ``refuse(message)``: ModelRetry for PydanticAI, ToolError for MCP."""
 
-    async def search(query: str, levels: list[Level] | None = None, k: int = 10) -> list[Evidence]:
+    async def search(query: str, levels: list[Level] | None = None, k: int = 10) -> list[dict[str, Any]]:
         """Search the knowledge pyramid (keywords and meaning together); the best items first, each
-        with the citation that names it (`cite`, e.g. [handbook.md, p. 2]).
+        with its id, level, text and the citation that names it (`cite`, e.g. [handbook.md, p. 2]).
 
         Args:
             query: a few words: names, numbers, key terms, or a paraphrase of what you look for.
@@ -49,9 +49,9 @@ def tool_functions(kp: Pyramid, *, refuse: Callable[[str], Exception]) -> list[T
             found = await kp.aevidence(query, levels=levels, k=k)
         except SearchError as exc:
             raise refuse(str(exc)) from None
-        return [item.clipped(TOOL_TEXT_CHARS) for item in found]
+        return [item.brief(TOOL_TEXT_CHARS) for item in found]
 
-    async def expand(item_id: int) -> Expansion:
+    async def expand(item_id: int) -> dict[str, Any]:
         """Walk the pyramid from one item: an insight's page(s), concepts and document abstract; a
         concept's insights; an abstract's concepts; a recollection's sources; a page's insights.
 
@@ -62,7 +62,7 @@ def tool_functions(kp: Pyramid, *, refuse: Callable[[str], Exception]) -> list[T
             found = await kp.aexpand(item_id)
         except NotFoundError as exc:
             raise refuse(str(exc)) from None
-        return found.clipped(TOOL_TEXT_CHARS)
+        return found.brief(TOOL_TEXT_CHARS)
 
     return [search, expand]
 

@@ -51,7 +51,7 @@ def expand_hit(containing: str) -> Any:
 
     def step(messages: list[ModelMessage], info: AgentInfo) -> Any:
         hits = tool_returns(messages, "search")[-1].content
-        return call("expand", item_id=next(h.id for h in hits if containing in h.text))
+        return call("expand", item_id=next(h["id"] for h in hits if containing in h["text"]))
 
     return step
 
@@ -59,7 +59,7 @@ def expand_hit(containing: str) -> Any:
 def note_expanded(fact: str) -> Any:
     def step(messages: list[ModelMessage], info: AgentInfo) -> Any:
         expansion = tool_returns(messages, "expand")[-1].content
-        return call("note", text=fact, item_ids=[expansion.item.id])
+        return call("note", text=fact, item_ids=[expansion["item"]["id"]])
 
     return step
 
@@ -69,7 +69,7 @@ def cite_first(claim: str) -> Any:
 
     def step(messages: list[ModelMessage], info: AgentInfo) -> Any:
         pack = tool_returns(messages, "evidence")[-1].content
-        return text(f"{claim} {pack.items[0].cite}.")
+        return text(f"{claim} {pack['items'][0]['cite']}.")
 
     return step
 
@@ -88,12 +88,13 @@ def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: A
     # The tools returned what is really stored: the search found the insight, and expand walked from
     # it to its page, its concept and its document's abstract.
     hits = tool_returns(seen[1], "search")[0].content
-    assert insight in [h.id for h in hits] and all(h.level != "page" for h in hits)
+    assert insight in [h["id"] for h in hits] and all(h["level"] != "page" for h in hits)
     expansion = tool_returns(seen[2], "expand")[0].content
-    assert expansion.item.id == insight and expansion.item.cite == "[meeting-notes-2031-03-03.txt, p. 1]"
-    assert [p.level for p in expansion.pages] == ["page"] and "Weekly leads meeting" in expansion.pages[0].text
-    assert insight in [i.id for i in kp.expand(expansion.concepts[0].id).insights]
-    assert [a.level for a in expansion.abstract] == ["abstract"]
+    assert expansion["item"] == {"id": insight, "level": "insight", "cite": "[meeting-notes-2031-03-03.txt, p. 1]",
+                                 "text": answer.citations[0].quote}
+    assert [p["level"] for p in expansion["pages"]] == ["page"] and "Weekly leads meeting" in expansion["pages"][0]["text"]
+    assert insight in [i.id for i in kp.expand(expansion["concepts"][0]["id"]).insights]
+    assert [a["level"] for a in expansion["abstract"]] == ["abstract"]
 
     assert answer.answered and answer.model and answer.model.startswith("function:")
     assert answer.text == "The pilot starts on 14 April 2031 [meeting-notes-2031-03-03.txt, p. 1]."
@@ -121,7 +122,7 @@ def test_the_answer_step_gets_the_question_as_user_prompt_and_evidence_as_a_tool
         "Who reviews the incident log?"
     ]
     [evidence] = tool_returns(answer_messages, "evidence")
-    assert [e.id for e in evidence.content.items] == [e.id for e in answer.evidence]
+    assert [e["id"] for e in evidence.content["items"]] == [e.id for e in answer.evidence]
     assert answer.citations[0].item_id == answer.evidence[0].id
 
 

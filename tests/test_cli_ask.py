@@ -60,10 +60,10 @@ def test_ask_refuses_bad_levels_and_unknown_models(dsn: str, ids: Any) -> None:
 def _scripted_session() -> Any:
     def expand_start(messages: list[ModelMessage], info: AgentInfo) -> Any:
         hits = tool_returns(messages, "search")[-1].content
-        return call("note", text="starts 14 April", item_ids=[next(h.id for h in hits if "14 April" in h.text)])
+        return call("note", text="starts 14 April", item_ids=[next(h["id"] for h in hits if "14 April" in h["text"])])
 
     def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
-        return text(f"The pilot starts on 14 April 2031 {tool_returns(messages, 'evidence')[-1].content.items[0].cite}.")
+        return text(f"The pilot starts on 14 April 2031 {tool_returns(messages, 'evidence')[-1].content['items'][0]['cite']}.")
 
     return scripted(call("search", query="Holm pilot start"), expand_start, text("done"), answer)
 

@@ -78,11 +78,11 @@ def test_the_readme_toolset_example_runs_with_a_scripted_model(dsn: str, ids: An
 
     def search_then_expand(messages: list[ModelMessage], info: AgentInfo) -> Any:
         hits = tool_returns(messages, "search")[-1].content
-        return call("expand", item_id=next(h.id for h in hits if "14 April" in h.text))
+        return call("expand", item_id=next(h["id"] for h in hits if "14 April" in h["text"]))
 
     def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
         expansion = tool_returns(messages, "expand")[-1].content
-        return text(f"It starts on 14 April {expansion.item.cite}; see {expansion.pages[0].cite}.")
+        return text(f"It starts on 14 April {expansion['item']['cite']}; see {expansion['pages'][0]['cite']}.")
 
     model, seen = scripted(call("search", query="Holm Orchards pilot start"), search_then_expand, answer)
     runnable = code.replace('data_dir="~/kp"', "dsn=DSN").replace('"openai:gpt-4.1-mini"', "MODEL")

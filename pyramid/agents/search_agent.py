@@ -33,7 +33,7 @@ from .. import citations
 from ..ask import NOTHING_FOUND, Answer, Note
 from ..config import Level
 from ..errors import ConfigError, ModelError, PyramidError
-from ..evidence import TOOL_TEXT_CHARS, Evidence, Expansion, Labels, expand_item, rank, search_items, select
+from ..evidence import TOOL_TEXT_CHARS, Evidence, Labels, expand_item, rank, search_items, select
 from ..models import Usage
 from ..prompts import load as prompt
 
@@ -71,6 +71,11 @@ class EvidencePack(BaseModel):
     notes: list[Note] = Field(default_factory=list)
     items: list[Evidence] = Field(default_factory=list)
 
+    def brief(self) -> dict[str, Any]:
+        """As the model reads it (see ``Evidence.brief``); no notes, no ``notes`` key."""
+        items = {"items": [item.brief() for item in self.items]}
+        return {"notes": [note.model_dump() for note in self.notes], **items} if self.notes else items
+
 
 @dataclass
 class AnswerDeps:
@@ -81,7 +86,9 @@ class AnswerDeps:
 # --- the research agent ------------------------------------------------------------------------------
 
 
-async def search(ctx: RunContext[ResearchDeps], query: str, levels: list[Level] | None = None, k: int = 8) -> list[Evidence]:
+async def search(
+    ctx: RunContext[ResearchDeps], query: str, levels: list[Level] | None = None, k: int = 8
+) -> list[dict[str, Any]]:
     """Search the pyramid (keywords and meaning together) and get the best items, best first.
 
     Args:
@@ -102,10 +109,10 @@ async def search(ctx: RunContext[ResearchDeps], query: str, levels: list[Level] 
     found = await search_items(deps.rt, query, levels=chosen, k=k, labels=deps.labels, rerank=False)
     deps.searches.append(query)
     deps.keep(found)
-    return [item.clipped(TOOL_TEXT_CHARS) for item in found]
+    return [item.brief(TOOL_TEXT_CHARS) for item in found]
 
 
-async def expand(ctx: RunContext[ResearchDeps], item_id: int) -> Expansion:
+async def expand(ctx: RunContext[ResearchDeps], item_id: int) -> dict[str, Any]:
     """Walk the pyramid from one item: an insight's page(s), concepts and document abstract; a
     concept's insights; an abstract's concepts; a recollection's sources; a page's insights.
 
@@ -117,7 +124,7 @@ async def expand(ctx: RunContext[ResearchDeps], item_id: int) -> Expansion:
     except PyramidError as exc:  # unknown id: the model can pick another
         raise ModelRetry(str(exc)) from None
     ctx.deps.keep([found.item, *found.neighbours()])
-    return found.clipped(TOOL_TEXT_CHARS)
+    return found.brief(TOOL_TEXT_CHARS)
 
 
 async def note(ctx: RunContext[ResearchDeps], text: str, item_ids: list[int]) -> str:
@@ -161,9 +168,9 @@ def build_research_agent() -> Agent[ResearchDeps, str]:
 # --- the answer agent --------------------------------------------------------------------------------
 
 
-async def evidence(ctx: RunContext[AnswerDeps]) -> EvidencePack:
+async def evidence(ctx: RunContext[AnswerDeps]) -> dict[str, Any]:
     """The notes and evidence gathered for the question, best first; cite items by their `cite`."""
-    return ctx.deps.pack
+    return ctx.deps.pack.brief()
 
 
 async def _citations_resolve(ctx: RunContext[AnswerDeps], text: str) -> str:
@@ -196,7 +203,7 @@ def evidence_history(question: str, pack: EvidencePack) -> list[ModelMessage]:
     return [
         ModelRequest(parts=[UserPromptPart(question)]),
         ModelResponse(parts=[call]),
-        ModelRequest(parts=[ToolReturnPart(EVIDENCE_TOOL, pack, tool_call_id=EVIDENCE_CALL_ID)]),
+        ModelRequest(parts=[ToolReturnPart(EVIDENCE_TOOL, pack.brief(), tool_call_id=EVIDENCE_CALL_ID)]),
     ]
 
 
