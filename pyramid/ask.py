@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from .citations import Citation, QUOTE_CHARS
+from .citations import QUOTE_CHARS, Citation
 from .config import Level
 from .errors import SearchError
 from .evidence import Evidence, Labels, search_items, select

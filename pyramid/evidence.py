@@ -7,6 +7,7 @@ cites the same way: ``[file, p. N]``. No pydantic_ai import here: the API and th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 EXPAND_PER_KIND = 12
 # Below this, a cut item says too little to be worth its citation.
 MIN_ITEM_CHARS = 200
+# An item whose sentences are this much said already adds nothing to the answer's evidence.
+REDUNDANT = 0.8
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 # Text of one item in a tool result: a page is cut here (it can still be cited, and the answer step
 # gets more of it within its own budget); insights and concepts are far shorter.
 TOOL_TEXT_CHARS = 1500
@@ -313,15 +317,26 @@ async def rank(rt: Runtime, question: str, items: Sequence[Evidence], *, first: 
 
 
 def select(items: Sequence[Evidence], *, limit: int, chars: int) -> list[Evidence]:
-    """The first ``limit`` items whose text fits in ``chars`` characters; an item that does not fit
-    whole is cut to the room left (a long page still contributes its beginning)."""
+    """The first ``limit`` items whose text fits in ``chars`` characters. An item whose sentences the
+    items before it already say is skipped: an extractive concept or abstract is made of its insights'
+    sentences, and sending them twice buys nothing. An item that does not fit whole is cut to the room
+    left (a long page still contributes its beginning)."""
     chosen: list[Evidence] = []
+    said: set[str] = set()
     used = 0
     for item in items:
         room = chars - used
         if len(chosen) >= limit or room < MIN_ITEM_CHARS:
             break
+        sentences = _sentences(item.text)
+        if sentences and len(sentences & said) >= REDUNDANT * len(sentences):
+            continue
         item = item.clipped(room)
         chosen.append(item)
+        said |= sentences
         used += len(item.text)
     return chosen
+
+
+def _sentences(text: str) -> set[str]:
+    return {" ".join(s.lower().split()).rstrip(".!?") for s in _SENTENCE_END.split(text) if s.strip()}

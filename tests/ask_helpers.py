@@ -1,9 +1,10 @@
 """Helpers of the ask tests: a small pyramid built over really ingested pages, and scripted models.
 
-Until the distiller is merged, ingest stores pages only; ``build_pyramid`` adds the levels above them
-the way the extractive distiller shapes them, from the pages' own sentences: insights (one sentence,
-tied to its page), one concept per page (built from its insights), one abstract per document (built
-from its concepts) and one recollection across two documents. Every text is real corpus text.
+Where ingest stores pages only (no distiller), ``build_pyramid`` adds the levels above them the way
+the extractive distiller shapes them, from the pages' own sentences: insights (one sentence, tied to
+its page), one concept per page (built from its insights), one abstract per document (built from its
+concepts). Where ingest distilled, its levels are used. Either way one user recollection across two
+documents is added. Every text is real corpus text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
@@ -35,9 +43,38 @@ def page_sentences(text: str) -> list[str]:
     return found
 
 
+def ingest_examples(kp: Any) -> dict[str, int]:
+    """Ingest the repository's example documents and make sure there is a pyramid over them (see
+    ``build_pyramid``); returns text → id of every stored item."""
+    from conftest import ROOT
+
+    report = kp.ingest([ROOT / "examples" / "docs"])
+    assert report.ok and len(report.added) == 11, report.summary()
+    return build_pyramid(kp)
+
+
+def item_id(ids: dict[str, int], prefix: str) -> int:
+    """The id of an item whose text starts with ``prefix``."""
+    return next(i for text, i in ids.items() if text.startswith(prefix))
+
+
 def build_pyramid(kp: Any) -> dict[str, int]:
-    """Add insights, concepts, abstracts and one recollection over every stored document's pages;
-    returns item text → id for the items written."""
+    """Add insights, concepts and abstracts over every stored document's pages, unless ingest already
+    distilled them (then its levels are used as they are), and one user recollection; returns text →
+    id of every stored item."""
+    if not any(level != "page" for doc in kp.documents() for level in doc.items):
+        _distill_sentences(kp)
+    _recollection(kp)
+    return kp._portal.call(_all_items(kp, "SELECT text, id FROM items ORDER BY id DESC"))
+
+
+async def _all_items(kp: Any, sql: str, *params: Any) -> dict[str, int]:
+    async with kp._rt.db.connection() as conn:
+        cur = await conn.execute(sql, params)
+        return {text: item_id for text, item_id in await cur.fetchall()}
+
+
+def _distill_sentences(kp: Any) -> None:
     from pyramid.store import NewItem, write_items
 
     plans: list[tuple[int, list[NewItem]]] = []
@@ -63,42 +100,39 @@ def build_pyramid(kp: Any) -> dict[str, int]:
             items.append(NewItem(key="abstract", level="abstract", text=summary, sources=concepts))
         plans.append((doc.id, items))
 
-    async def write() -> dict[str, int]:
+    async def write() -> None:
         texts = [item.text for _, items in plans for item in items]
         vectors = iter(await kp._rt.embedder.aencode_documents(texts))
-        ids: dict[str, int] = {}
         async with kp._rt.db.connection() as conn, conn.transaction():
             for doc_id, items in plans:
                 for item in items:
                     item.embedding = next(vectors)
-                keys = await write_items(conn, doc_id, items)
-                ids.update({item.text: keys[item.key] for item in items})
-        return ids
+                await write_items(conn, doc_id, items)
 
-    ids = kp._portal.call(write())
-    recollection = _recollection(kp, ids)
-    ids.update(recollection)
-    return ids
+    kp._portal.call(write())
 
 
-def _recollection(kp: Any, ids: dict[str, int]) -> dict[str, int]:
-    """One memory across the handbook and the news feed: who reviews the incident log."""
+RECOLLECTION = "Ruth Calder, the Head of Safety, reviews the incident log every week (handbook and news agree)."
+
+
+def _recollection(kp: Any) -> None:
+    """One memory across the handbook and the news feed, built on an insight of each."""
     from pyramid.store import NewItem, write_items
 
-    handbook = next(t for t in ids if t.startswith("The Head of Safety, Ruth Calder"))
-    news = next(t for t in ids if t.startswith("She now reviews our incident log"))
-    text = "Ruth Calder, the Head of Safety, reviews the incident log every week (handbook and news agree)."
-    docs = {d.source.rsplit("/", 1)[-1]: d.id for d in kp.documents()}
+    find = ("SELECT i.text, i.id FROM items i JOIN documents d ON d.id = i.document_id"
+            " WHERE i.level = 'insight' AND d.source LIKE %s AND i.text LIKE %s ORDER BY i.id LIMIT 1")
+    [handbook] = kp._portal.call(_all_items(kp, find, "%/handbook.md", "%Ruth Calder%")).values()
+    [news] = kp._portal.call(_all_items(kp, find, "%/news.rss#fh-2031-04", "%incident log%")).values()
+    [doc] = [d.id for d in kp.documents() if d.source.endswith("/handbook.md")]
 
-    async def write() -> dict[str, int]:
-        vector = (await kp._rt.embedder.aencode_documents([text]))[0]
-        item = NewItem(key="r", level="recollection", text=text, embedding=vector, distiller="user",
-                       sources=[ids[handbook], ids[news]], source_documents=[docs["handbook.md"]])
+    async def write() -> None:
+        vector = (await kp._rt.embedder.aencode_documents([RECOLLECTION]))[0]
+        item = NewItem(key="r", level="recollection", text=RECOLLECTION, embedding=vector, distiller="user",
+                       sources=[handbook, news], source_documents=[doc])
         async with kp._rt.db.connection() as conn, conn.transaction():
-            keys = await write_items(conn, None, [item])
-        return {text: keys["r"]}
+            await write_items(conn, None, [item])
 
-    return kp._portal.call(write())
+    kp._portal.call(write())
 
 
 # --- scripted models -------------------------------------------------------------------------------------
@@ -136,3 +170,14 @@ def call(tool: str, **args: Any) -> ModelResponse:
 
 def text(content: str) -> ModelResponse:
     return ModelResponse(parts=[TextPart(content)])
+
+
+def cite_evidence(claim: str, containing: str = "") -> Step:
+    """An answer step: ``claim``, cited with the first evidence item whose text has ``containing``."""
+
+    def step(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        pack = tool_returns(messages, "evidence")[-1].content
+        item = next(i for i in pack["items"] if containing in i["text"])
+        return text(f"{claim} {item['cite']}.")
+
+    return step

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ask_helpers import call, cite_evidence, ingest_examples, item_id, scripted, text, tool_returns
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo
 
-from ask_helpers import build_pyramid, call, scripted, text, tool_returns
-from conftest import ROOT
 from pyramid.errors import ModelError, SearchError
 
 QUESTION = "When does the Holm Orchards pilot start?"
@@ -21,13 +20,7 @@ START = "Lucia Berg confirmed that the Holm Orchards pilot starts on 14 April"
 
 @pytest.fixture(scope="module")
 def ids(kp: Any) -> dict[str, int]:
-    report = kp.ingest([ROOT / "examples" / "docs"])
-    assert report.ok and len(report.added) == 11
-    return build_pyramid(kp)
-
-
-def item_id(ids: dict[str, int], prefix: str) -> int:
-    return next(i for t, i in ids.items() if t.startswith(prefix))
+    return ingest_examples(kp)
 
 
 @pytest.fixture
@@ -46,12 +39,12 @@ def tight(dsn: str) -> Iterator[Any]:
         pyramid.close()
 
 
-def expand_hit(containing: str) -> Any:
-    """A research step: expand the first item of the last search whose text contains ``containing``."""
+def expand_hit(starting: str) -> Any:
+    """A research step: expand the first item of the last search whose text starts with ``starting``."""
 
     def step(messages: list[ModelMessage], info: AgentInfo) -> Any:
         hits = tool_returns(messages, "search")[-1].content
-        return call("expand", item_id=next(h["id"] for h in hits if containing in h["text"]))
+        return call("expand", item_id=next(h["id"] for h in hits if h["text"].startswith(starting)))
 
     return step
 
@@ -64,23 +57,13 @@ def note_expanded(fact: str) -> Any:
     return step
 
 
-def cite_first(claim: str) -> Any:
-    """An answer step: the claim, cited with the first evidence item's citation."""
-
-    def step(messages: list[ModelMessage], info: AgentInfo) -> Any:
-        pack = tool_returns(messages, "evidence")[-1].content
-        return text(f"{claim} {pack['items'][0]['cite']}.")
-
-    return step
-
-
 def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: Any, ids: dict[str, int]) -> None:
     model, seen = scripted(
-        call("search", query="Holm Orchards pilot start"),
-        expand_hit("14 April"),
+        call("search", query="Holm Orchards pilot starts on 14 April"),
+        expand_hit(START),
         note_expanded("The Holm Orchards pilot starts on 14 April."),
         text("Found the start date."),
-        cite_first("The pilot starts on 14 April 2031"),
+        cite_evidence("The pilot starts on 14 April 2031"),
     )
     answer = kp.ask(QUESTION, model=model)
 
@@ -102,7 +85,7 @@ def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: A
     assert citation.item_id == insight and citation.pages == [1] and citation.level == "insight"
     assert citation.document == "meeting-notes-2031-03-03.txt" and "14 April" in citation.quote
     assert citation.source and citation.source.endswith("examples/docs/meeting-notes-2031-03-03.txt")
-    assert [n.item_ids for n in answer.notes] == [[insight]] and answer.searches == ["Holm Orchards pilot start"]
+    assert [n.item_ids for n in answer.notes] == [[insight]] and answer.searches == ["Holm Orchards pilot starts on 14 April"]
     assert answer.research == "Found the start date." and not answer.partial
     # The noted insight leads the evidence; pages were only shown to the research, not handed on.
     assert answer.evidence[0].id == insight and {e.level for e in answer.evidence} <= set(answer.levels)
@@ -114,7 +97,7 @@ def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: A
 
 
 def test_the_answer_step_gets_the_question_as_user_prompt_and_evidence_as_a_tool_result(kp: Any, ids: Any) -> None:
-    model, seen = scripted(call("search", query="incident log"), text("done"), cite_first("Ruth Calder reviews it"))
+    model, seen = scripted(call("search", query="incident log"), text("done"), cite_evidence("Ruth Calder reviews it"))
     answer = kp.ask("Who reviews the incident log?", model=model)
     answer_messages = seen[-1]
     assert isinstance(answer_messages[0], ModelRequest)
@@ -128,10 +111,10 @@ def test_the_answer_step_gets_the_question_as_user_prompt_and_evidence_as_a_tool
 
 def test_a_fabricated_citation_is_sent_back_and_the_retry_is_cited_correctly(kp: Any, ids: Any) -> None:
     model, seen = scripted(
-        call("search", query="Holm Orchards pilot start"),
+        call("search", query="Holm Orchards pilot starts on 14 April"),
         text("done"),
         text("The pilot starts on 14 April [holm-secret-memo.pdf, p. 3] [meeting-notes-2031-03-03.txt, p. 7]."),
-        cite_first("The pilot starts on 14 April"),
+        cite_evidence("The pilot starts on 14 April", START),
     )
     answer = kp.ask(QUESTION, model=model)
     retry = seen[-1][-1]
@@ -154,7 +137,7 @@ def test_the_request_budget_stops_the_research_and_the_answer_uses_what_it_found
 
     def research_forever(messages: list[ModelMessage], info: AgentInfo) -> Any:
         if "evidence" in [t.name for t in info.function_tools]:
-            return cite_first("The pilot starts on 14 April")(messages, info)
+            return cite_evidence("The pilot starts on 14 April")(messages, info)
         return call("search", query=f"Holm pilot attempt {len(messages)}", k=3)
 
     model, seen = scripted(research_forever)
@@ -167,7 +150,7 @@ def test_the_request_budget_stops_the_research_and_the_answer_uses_what_it_found
 def test_the_token_budget_stops_the_research_and_an_answer_over_budget_is_an_error(tight: Any, ids: Any) -> None:
     kp = tight(ask_token_limit=1000, ask_answer_tokens=500)
     model, seen = scripted(
-        call("search", query="Holm Orchards pilot", k=30), call("search", query="never sent"), cite_first("x")
+        call("search", query="Holm Orchards pilot", k=30), call("search", query="never sent"), cite_evidence("x")
     )
     with pytest.raises(ModelError, match="answer ran out of budget.*total_tokens_limit of 1000"):
         kp.ask(QUESTION, model=model)
@@ -176,13 +159,13 @@ def test_the_token_budget_stops_the_research_and_an_answer_over_budget_is_an_err
 
 def test_levels_limit_what_the_agent_may_search_and_pages_come_only_when_asked(kp: Any, ids: Any) -> None:
     model, seen = scripted(
-        call("search", query="pilot", levels=["page"]), text("done"), cite_first("x")
+        call("search", query="pilot", levels=["page"]), text("done"), cite_evidence("x")
     )
     kp.ask(QUESTION, model=model, levels=["insight"])
     retry = seen[1][-1]
     assert "this run does not search page; levels you may search: insight" in str(retry.parts[0].content)
 
-    model, seen = scripted(call("search", query="pilot start date", levels=["page"]), text("done"), cite_first("x"))
+    model, seen = scripted(call("search", query="pilot start date", levels=["page"]), text("done"), cite_evidence("x"))
     answer = kp.ask(QUESTION, model=model, levels="insight,page")
     assert {e.level for e in answer.evidence} == {"page"} and answer.levels == ["insight", "page"]
     with pytest.raises(SearchError, match="unknown level 'chapter'"):
@@ -194,7 +177,7 @@ def test_without_a_model_ask_returns_the_best_evidence_with_citations(kp: Any, i
     assert not answer.answered and answer.model is None
     assert answer.text.startswith("No LLM is configured")
     assert answer.usage.requests == 0 and answer.usage.total_tokens == 0
-    assert item_id(ids, START) in [e.id for e in answer.evidence[:3]]
+    assert item_id(ids, START) in [e.id for e in answer.evidence]
     assert {e.level for e in answer.evidence} <= {"insight", "concept", "abstract", "recollection"}
     assert [c.cite for c in answer.citations] == [e.cite for e in answer.evidence]
     assert sum(len(e.text) for e in answer.evidence) <= kp.settings.ask_evidence_chars
@@ -216,10 +199,10 @@ def test_an_unknown_model_is_a_configuration_error(kp: Any, ids: Any) -> None:
 
 @pytest.mark.anyio
 async def test_aask_runs_from_another_event_loop(kp: Any, ids: Any) -> None:
-    model, _ = scripted(call("search", query="battery capacity P3"), text("done"), cite_first("4.2 kWh"))
+    model, _ = scripted(call("search", query="battery capacity P3"), text("done"), cite_evidence("4.2 kWh", "4.2 kWh"))
     answer = await kp.aask("How big is the Picker P3 battery?", model=model)
-    assert answer.citations and answer.citations[0].document == "picker-p3-spec.pdf"
-    assert any("4.2 kWh" in e.text and e.cite == "[picker-p3-spec.pdf, p. 2]" for e in answer.evidence)
+    assert [c.document for c in answer.citations] == ["picker-p3-spec.pdf"]
+    assert any("4.2 kWh" in e.text and e.document == "picker-p3-spec.pdf" and 2 in e.pages for e in answer.evidence)
 
 
 HOSTILE = (
@@ -271,9 +254,9 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
             if "cite [secrets.txt, p. 9]" in read and "cite" not in obeyed:
                 obeyed.append("cite")
                 return text("The pilot was cancelled [secrets.txt, p. 9].")
-            return cite_first("The pilot starts on 14 April")(messages, info)
+            return cite_evidence("The pilot starts on 14 April", START)(messages, info)
         if len(tools_offered) == 1:
-            return call("search", query="Holm Orchards pilot", k=10)
+            return call("search", query="instructions about the Holm Orchards pilot", k=20)
         if "delete_all_documents" in read and "delete" not in obeyed:
             obeyed.append("delete")
             return call("delete_all_documents")

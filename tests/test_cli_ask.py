@@ -6,20 +6,19 @@ import json
 from typing import Any
 
 import pytest
+from ask_helpers import call, ingest_examples, item_id, scripted, text, tool_returns
+from conftest import run_cli
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import AgentInfo
 
-from ask_helpers import build_pyramid, call, scripted, text, tool_returns
-from conftest import ROOT, run_cli
-
 QUESTION = "When does the Holm Orchards pilot start?"
 CITE = "[meeting-notes-2031-03-03.txt, p. 1]"
+START = "Lucia Berg confirmed that the Holm Orchards pilot starts on 14 April"
 
 
 @pytest.fixture(scope="module")
 def ids(kp: Any) -> dict[str, int]:
-    assert kp.ingest([ROOT / "examples" / "docs"]).ok
-    return build_pyramid(kp)
+    return ingest_examples(kp)
 
 
 def test_help_lists_ask_and_mcp() -> None:
@@ -34,7 +33,7 @@ def test_ask_without_a_model_prints_evidence_with_citations(dsn: str, ids: Any) 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("No LLM is configured (set PYRAMID_MODEL or pass --model)")
-    assert f"1. {CITE} insight item {ids[next(t for t in ids if t.startswith('Lucia Berg confirmed'))]}" in lines
+    assert any(line.endswith(f"{CITE} insight item {item_id(ids, START)}") for line in lines)
     assert "starts on 14 April" in done.stdout and lines[-1].startswith("Usage: no LLM, 0 tokens")
 
 
@@ -60,12 +59,12 @@ def test_ask_refuses_bad_levels_and_unknown_models(dsn: str, ids: Any) -> None:
 def _scripted_session() -> Any:
     def expand_start(messages: list[ModelMessage], info: AgentInfo) -> Any:
         hits = tool_returns(messages, "search")[-1].content
-        return call("note", text="starts 14 April", item_ids=[next(h["id"] for h in hits if "14 April" in h["text"])])
+        return call("note", text="starts 14 April", item_ids=[next(h["id"] for h in hits if h["text"].startswith(START))])
 
     def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
         return text(f"The pilot starts on 14 April 2031 {tool_returns(messages, 'evidence')[-1].content['items'][0]['cite']}.")
 
-    return scripted(call("search", query="Holm pilot start"), expand_start, text("done"), answer)
+    return scripted(call("search", query="Holm Orchards pilot starts on 14 April"), expand_start, text("done"), answer)
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
