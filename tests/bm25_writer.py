@@ -41,17 +41,21 @@ async def write(dsn: str, seed: int, rounds: int) -> None:
     await conn.close()
 
 
-async def compact(dsn: str, rounds: int) -> None:
+async def compact(dsn: str) -> None:
+    """Compact until stopped (the test terminates this process, possibly mid-compaction); prints a
+    line for each compaction that folded something."""
     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-    for _ in range(rounds):
-        await conn.execute("SELECT pyramid_bm25_compact()")
-        await asyncio.sleep(0.01)
-    await conn.close()
+    while True:
+        cur = await conn.execute("SELECT folded FROM pyramid_bm25_compact()")
+        (folded,) = await cur.fetchone()  # type: ignore[misc]
+        if folded:
+            print(folded, flush=True)
+        await asyncio.sleep(0.02)
 
 
 if __name__ == "__main__":
-    dsn, role, number = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    dsn, role = sys.argv[1], sys.argv[2]
     if role == "compact":
-        asyncio.run(compact(dsn, number))
+        asyncio.run(compact(dsn))
     else:
-        asyncio.run(write(dsn, number, 40))
+        asyncio.run(write(dsn, int(sys.argv[3]), 40))

@@ -131,7 +131,7 @@ def _tiny_cross_encoder(path: Path) -> Path:
     return path
 
 
-def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Path) -> None:
+def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Path, dsn: str) -> None:
     from sentence_transformers import CrossEncoder
 
     path = _tiny_cross_encoder(tmp_path / "tiny-ce")
@@ -146,6 +146,11 @@ def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Pa
     assert len(kp.search("bank rates", k=2, rerank=str(path))) == 2
     with pytest.raises(SearchError, match="cannot load the reranker"):
         kp.search("bank", rerank=str(tmp_path / "missing-model"))
+    # The CLI: --rerank MODEL, and --rerank alone with the configured reranker.
+    for args, env in ((["--rerank", str(path)], {}), (["--rerank"], {"PYRAMID_RERANKER": str(path)})):
+        done = run_cli("search", "bank rates", "--json", "-k", "3", *args, dsn=dsn, env=env)
+        assert done.returncode == 0, done.stderr
+        assert [h["id"] for h in json.loads(done.stdout)] == [h.id for h in hits[:3]]
 
 
 def test_psql_can_call_the_search_function(kp: Any, ids: Any) -> None:
@@ -186,3 +191,19 @@ def test_cli_search_text_and_json(kp: Any, ids: Any, dsn: str) -> None:
     bad = run_cli("search", "bread", "--level", "chapter", dsn=dsn)
     assert bad.returncode == 2 and bad.stderr.startswith("Error:") and "unknown level" in bad.stderr
     assert "search" in run_cli("--help").stdout
+
+
+def test_fusion_weights(kp: Any, ids: Any) -> None:
+    before = kp.settings.weight_bm25
+    try:
+        kp.settings.weight_bm25 = 1.0   # all weight on BM25: hybrid ranks as BM25 does
+        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3)
+        bm25 = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, mode="bm25")
+        assert [h.id for h in hybrid[:len(bm25)]] == [h.id for h in bm25]
+        assert all(h.fused == 0 for h in hybrid[len(bm25):])   # found by the vector leg alone
+        kp.settings.weight_bm25 = 0.0   # all weight on the vector leg
+        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3)
+        vector = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, mode="vector")
+        assert [h.id for h in hybrid] == [h.id for h in vector]
+    finally:
+        kp.settings.weight_bm25 = before

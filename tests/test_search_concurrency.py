@@ -26,17 +26,19 @@ def test_concurrent_writers_leave_exact_statistics(fresh_dsn: str) -> None:
         kp._portal.call(shared_documents())
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
     script = str(ROOT / "tests" / "bm25_writer.py")
-    procs = [subprocess.Popen([sys.executable, script, fresh_dsn, "write", str(seed)], env=env,
-                              stderr=subprocess.PIPE, text=True) for seed in range(4)]
-    procs.append(subprocess.Popen([sys.executable, script, fresh_dsn, "compact", "60"], env=env,
-                                  stderr=subprocess.PIPE, text=True))
-    for proc in procs:
+    compactor = subprocess.Popen([sys.executable, script, fresh_dsn, "compact"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writers = [subprocess.Popen([sys.executable, script, fresh_dsn, "write", str(seed)], env=env,
+                                stderr=subprocess.PIPE, text=True) for seed in range(4)]
+    for proc in writers:
         _, stderr = proc.communicate(timeout=240)
         assert proc.returncode == 0, stderr
+    compactor.terminate()   # possibly in the middle of a compaction: it must roll back cleanly
+    folds, _ = compactor.communicate(timeout=60)
+    assert folds.split(), "the compactor never folded anything while the writers ran"
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         (items,) = conn.execute("SELECT count(*) FROM items").fetchone()
-        (levels,) = conn.execute("SELECT count(*) FROM bm25_levels").fetchone()
-        assert items > 50 and levels > 0  # the writers wrote, and the compactor folded some deltas
+        assert items > 50
         assert_statistics_exact(conn)
         conn.execute("SELECT pyramid_bm25_compact()")
         assert_statistics_exact(conn)

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and turns errors into ``Error: …`` and an exit code."""
     try:
         # Without standalone mode click hands back the code of a typer.Exit instead of exiting.
-        code = app(args=argv, prog_name="pyramid", standalone_mode=False)
+        args = search_commands.optional_values(sys.argv[1:] if argv is None else argv)
+        code = app(args=args, prog_name="pyramid", standalone_mode=False)
         if isinstance(code, int):
             sys.exit(code)
     except typer.Exit as exc:

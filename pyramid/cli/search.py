@@ -13,8 +13,19 @@ if TYPE_CHECKING:
     from ..search import Hit
 
 # What `--rerank` alone stands for: the configured reranker, or the default cross-encoder.
-_CONFIGURED = "\x00configured"
+_CONFIGURED = "@configured"
 TEXT_CHARS = 400
+
+
+def optional_values(args: list[str]) -> list[str]:
+    """Typer has no option with an optional value, so `--rerank` without one (last, or followed by
+    another option) gets the placeholder for "the configured reranker" before parsing."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--rerank" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(_CONFIGURED)
+    return out
 
 
 def _score(value: float | None, rank: int | None) -> str | None:
@@ -79,7 +90,6 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--rerank",
-                flag_value=_CONFIGURED,
                 help="Rerank with a cross-encoder: --rerank alone uses the configured one "
                 "(PYRAMID_RERANKER) or cross-encoder/ms-marco-MiniLM-L6-v2; --rerank MODEL names one (or a path).",
             ),

@@ -12,9 +12,11 @@
 -- * impact = tf / (tf + k1 (1 - b + b dl / avgdl_ref)) with the level's reference avgdl, so the
 --   postings of a lexeme can be read best-first. Scores are always computed exactly from tf and dl
 --   with the current statistics; the impact only decides how far a query must read (see pyramid_bm25).
+-- Functions are CREATE OR REPLACE so that a later migration (or benchmarks/latency.py on a database
+-- built earlier) can redefine them in place.
 
 -- The text search configuration this database was built with (recorded by migration 001).
-CREATE FUNCTION pyramid_ts_config() RETURNS regconfig
+CREATE OR REPLACE FUNCTION pyramid_ts_config() RETURNS regconfig
 LANGUAGE sql STABLE
 AS $$ SELECT coalesce((SELECT value #>> '{}' FROM pyramid_meta WHERE key = 'text_search_config'),
                       'english')::regconfig $$;
@@ -88,13 +90,13 @@ HAVING sum(df) <> 0;
 -- Advisory lock keys, namespaced like pyramid/db.py (0x70797261): 3 = stored impacts (writers take
 -- it shared, a re-impacting compaction exclusive), 4 = one compaction at a time.
 
-CREATE FUNCTION pyramid_bm25_add(ids bigint[], levels text[], docs bigint[], texts text[]) RETURNS void
+CREATE OR REPLACE FUNCTION pyramid_bm25_add(ids bigint[], levels text[], docs bigint[], texts text[]) RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
     cfg regconfig := pyramid_ts_config();
 BEGIN
-    IF cardinality(ids) = 0 THEN
+    IF coalesce(cardinality(ids), 0) = 0 THEN   -- array_agg of no rows is NULL
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(1886009953, 3);
@@ -138,11 +140,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pyramid_bm25_remove(ids bigint[], levels text[]) RETURNS void
+CREATE OR REPLACE FUNCTION pyramid_bm25_remove(ids bigint[], levels text[]) RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF cardinality(ids) = 0 THEN
+    IF coalesce(cardinality(ids), 0) = 0 THEN
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(1886009953, 3);
@@ -166,52 +168,56 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pyramid_items_bm25_insert() RETURNS trigger
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_insert() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM pyramid_bm25_add(ARRAY(SELECT n.id FROM new_items n ORDER BY n.id),
-                             ARRAY(SELECT n.level FROM new_items n ORDER BY n.id),
-                             ARRAY(SELECT n.document_id FROM new_items n ORDER BY n.id),
-                             ARRAY(SELECT n.text FROM new_items n ORDER BY n.id));
+    PERFORM pyramid_bm25_add(array_agg(n.id ORDER BY n.id), array_agg(n.level ORDER BY n.id),
+                             array_agg(n.document_id ORDER BY n.id), array_agg(n.text ORDER BY n.id))
+    FROM new_items n;
     RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION pyramid_items_bm25_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_delete() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM pyramid_bm25_remove(ARRAY(SELECT o.id FROM old_items o ORDER BY o.id),
-                                ARRAY(SELECT o.level FROM old_items o ORDER BY o.id));
+    PERFORM pyramid_bm25_remove(array_agg(o.id ORDER BY o.id), array_agg(o.level ORDER BY o.id))
+    FROM old_items o;
     RETURN NULL;
 END
 $$;
 
 -- Updates that change what BM25 sees (text, level, document) re-index those items; others (a new
 -- embedding, the stale flag) cost one join of the transition tables.
-CREATE FUNCTION pyramid_items_bm25_update() RETURNS trigger
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_update() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
-DECLARE
-    changed bigint[];
 BEGIN
-    changed := ARRAY(SELECT n.id FROM new_items n JOIN old_items o ON o.id = n.id
-                     WHERE (n.text, n.level, n.document_id) IS DISTINCT FROM (o.text, o.level, o.document_id)
-                     ORDER BY n.id);
-    IF cardinality(changed) = 0 THEN
-        RETURN NULL;
-    END IF;
-    PERFORM pyramid_bm25_remove(changed,
-                                ARRAY(SELECT o.level FROM old_items o WHERE o.id = ANY(changed) ORDER BY o.id));
-    PERFORM pyramid_bm25_add(changed,
-                             ARRAY(SELECT n.level FROM new_items n WHERE n.id = ANY(changed) ORDER BY n.id),
-                             ARRAY(SELECT n.document_id FROM new_items n WHERE n.id = ANY(changed) ORDER BY n.id),
-                             ARRAY(SELECT n.text FROM new_items n WHERE n.id = ANY(changed) ORDER BY n.id));
+    PERFORM pyramid_bm25_remove(array_agg(o.id ORDER BY o.id), array_agg(o.level ORDER BY o.id))
+    FROM old_items o JOIN new_items n ON n.id = o.id
+    WHERE (n.text, n.level, n.document_id) IS DISTINCT FROM (o.text, o.level, o.document_id);
+    PERFORM pyramid_bm25_add(array_agg(n.id ORDER BY n.id), array_agg(n.level ORDER BY n.id),
+                             array_agg(n.document_id ORDER BY n.id), array_agg(n.text ORDER BY n.id))
+    FROM new_items n JOIN old_items o ON o.id = n.id
+    WHERE (n.text, n.level, n.document_id) IS DISTINCT FROM (o.text, o.level, o.document_id);
     RETURN NULL;
 END
 $$;
 
+-- TRUNCATE items (or documents CASCADE) empties the index and its statistics with it.
+CREATE OR REPLACE FUNCTION pyramid_items_bm25_truncate() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    TRUNCATE bm25_postings, bm25_levels, bm25_level_deltas, bm25_terms, bm25_term_deltas, bm25_impact_ref;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER items_bm25_truncate AFTER TRUNCATE ON items
+    FOR EACH STATEMENT EXECUTE FUNCTION pyramid_items_bm25_truncate();
 CREATE TRIGGER items_bm25_insert AFTER INSERT ON items
     REFERENCING NEW TABLE AS new_items FOR EACH STATEMENT EXECUTE FUNCTION pyramid_items_bm25_insert();
 CREATE TRIGGER items_bm25_delete AFTER DELETE ON items
@@ -225,7 +231,7 @@ CREATE TRIGGER items_bm25_update AFTER UPDATE ON items
 -- level whose average length drifted more than 25% from its reference, or whose k1/b differ from
 -- the ones given, so that pruning stays tight; that step is skipped (never waited for) while a
 -- writer is in flight. Returns the delta rows folded and the levels re-impacted.
-CREATE FUNCTION pyramid_bm25_compact(k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
+CREATE OR REPLACE FUNCTION pyramid_bm25_compact(k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
                                      OUT folded bigint, OUT reimpacted text[])
 LANGUAGE plpgsql
 AS $$
@@ -290,33 +296,37 @@ $$;
 
 -- The query's lexemes and how often each occurs in it, from the same to_tsvector as the items: user
 -- text is never parsed as tsquery syntax, so operators and quotes in it are plain characters.
-CREATE FUNCTION pyramid_query_lexemes(query text)
+CREATE OR REPLACE FUNCTION pyramid_query_lexemes(query text)
 RETURNS TABLE (lexeme text, qtf integer)
 LANGUAGE sql STABLE
 AS $$ SELECT u.lexeme, cardinality(u.positions) FROM unnest(to_tsvector(pyramid_ts_config(), coalesce(query, '')))
       AS u(lexeme, positions, weights) $$;
 
 -- A glob (* ? and literal characters) as a LIKE pattern (escape character \).
-CREATE FUNCTION pyramid_glob_like(glob text) RETURNS text
+CREATE OR REPLACE FUNCTION pyramid_glob_like(glob text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT replace(replace(replace(replace(replace(glob, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_') $$;
 
 -- Ids of the documents whose source matches one of the globs (whole path, or its tail after a /).
-CREATE FUNCTION pyramid_match_documents(globs text[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION pyramid_match_documents(globs text[]) RETURNS bigint[]
 LANGUAGE sql STABLE
 AS $$ SELECT coalesce(array_agg(d.id ORDER BY d.id), '{}') FROM documents d
       WHERE EXISTS (SELECT 1 FROM unnest(globs) g
                     WHERE d.source LIKE pyramid_glob_like(g) ESCAPE '\'
                        OR d.source LIKE '%/' || pyramid_glob_like(g) ESCAPE '\') $$;
 
--- A document filter that leaves at most this many items of a level is served by scoring exactly
--- those items instead of reading the level's indexes (SET pyramid.exact_below = N to change it).
-CREATE FUNCTION pyramid_exact_below() RETURNS integer
+-- Tuning knobs, read from custom settings so that a session (a test, a DBA) can change them with
+-- SET: pyramid.exact_below (a document filter that leaves at most this many items of a level is
+-- served by scoring exactly those items), pyramid.scan_below (a query whose postings lists hold at
+-- most this many entries in all is scored by reading them whole, faster than pruning) and
+-- pyramid.prune_budget (pruning gives up for the full scan once reading on would pass this share
+-- of the query's postings).
+CREATE OR REPLACE FUNCTION pyramid_setting(name text, fallback double precision) RETURNS double precision
 LANGUAGE sql STABLE
-AS $$ SELECT coalesce(nullif(current_setting('pyramid.exact_below', true), '')::integer, 20000) $$;
+AS $$ SELECT coalesce(nullif(current_setting('pyramid.' || name, true), '')::double precision, fallback) $$;
 
 -- One term's exact contribution: weight (= qtf · idf) · tf · (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)).
-CREATE FUNCTION pyramid_bm25_term(weight double precision, tf integer, dl integer, avgdl double precision,
+CREATE OR REPLACE FUNCTION pyramid_bm25_term(weight double precision, tf integer, dl integer, avgdl double precision,
                                   k1 double precision, b double precision) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) $$;
@@ -324,8 +334,8 @@ AS $$ SELECT weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) $$;
 -- A query's terms within one level, as the reader's snapshot sees the statistics: N, avgdl, and
 -- the lexemes present in the level with weight = qtf · ln(1 + (N - df + 0.5) / (df + 0.5)) (the
 -- non-negative idf of Lucene; a query term repeated counts as often as it is repeated).
-CREATE FUNCTION pyramid_bm25_terms(query text, lvl text, OUT n bigint, OUT avgdl double precision,
-                                   OUT lexemes text[], OUT weights double precision[])
+CREATE OR REPLACE FUNCTION pyramid_bm25_terms(query text, lvl text, OUT n bigint, OUT avgdl double precision,
+                                   OUT lexemes text[], OUT weights double precision[], OUT dfs bigint[])
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
@@ -335,8 +345,9 @@ BEGIN
         RETURN;
     END IF;
     SELECT array_agg(q.lexeme ORDER BY q.lexeme),
-           array_agg(q.qtf * ln(1 + (n - t.df + 0.5) / (t.df + 0.5)) ORDER BY q.lexeme)
-    INTO lexemes, weights
+           array_agg(q.qtf * ln(1 + (n - t.df + 0.5) / (t.df + 0.5)) ORDER BY q.lexeme),
+           array_agg(t.df ORDER BY q.lexeme)
+    INTO lexemes, weights, dfs
     FROM pyramid_query_lexemes(query) q
     CROSS JOIN LATERAL (
         SELECT sum(x.df) AS df
@@ -348,20 +359,38 @@ BEGIN
 END
 $$;
 
+-- The exact BM25 of the given items (of one level) for a query's terms, best first, at most k.
+CREATE OR REPLACE FUNCTION pyramid_bm25_exact(ids bigint[], lexemes text[], weights double precision[],
+                                              avgdl double precision, k1 double precision,
+                                              b double precision, k integer)
+RETURNS TABLE (item_id bigint, score double precision)
+LANGUAGE sql STABLE
+AS $$
+    SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, avgdl, k1, b)) AS score
+    FROM bm25_postings p
+    JOIN unnest(lexemes, weights) AS w(lexeme, weight) ON w.lexeme = p.lexeme
+    WHERE p.item_id = ANY(ids) AND p.lexeme = ANY(lexemes)
+    GROUP BY p.item_id
+    ORDER BY score DESC, p.item_id
+    LIMIT k
+$$;
+
 -- The top k items of one level by Okapi BM25, exact. Filters (documents) apply before the limit.
 --
 -- Common terms have long postings lists, so by default the lists are read best-first by stored
 -- impact, m entries per term, and the candidates found are scored exactly. An item that is in none
 -- of the prefixes read scores at most the bound: the sum over terms of weight · (k1+1) · the last
 -- impact read, times max(1, avgdl / avgdl_ref) (an impact computed with another avgdl is off by at
--- most that factor) with a margin for the real-valued storage. When the k-th exact score beats the
--- bound the answer is the exhaustive one; otherwise m grows fourfold and the loop reads further.
+-- most that factor). An item read under some terms is bounded the same way for the others, and is
+-- scored exactly (primary key) only if that bound reaches the k-th best known score. When the k-th
+-- exact score reaches the bound the answer is the exhaustive one (up to ties within 1e-6 relative);
+-- otherwise m grows fourfold and the loop reads further.
 -- exhaustive => true scores every posting (the reference the pruned answer is tested against).
-CREATE FUNCTION pyramid_bm25(query text, lvl text, k integer DEFAULT 10, doc_ids bigint[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION pyramid_bm25(query text, lvl text, k integer DEFAULT 10, doc_ids bigint[] DEFAULT NULL,
                              k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
                              exhaustive boolean DEFAULT false)
 RETURNS TABLE (item_id bigint, score double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE ROWS 100
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -371,9 +400,13 @@ DECLARE
     m integer;
     factor double precision;
     bound double precision;
-    cand bigint[];
-    ids bigint[];
+    seen_ids bigint[];
+    seen_low double precision[];
+    seen_high double precision[];
+    total bigint;
+    spent bigint := 0;
     scores double precision[];
+    theta double precision;
 BEGIN
     IF k < 1 THEN
         RETURN;
@@ -384,74 +417,103 @@ BEGIN
     END IF;
     IF doc_ids IS NOT NULL THEN
         allowed := ARRAY(SELECT i.id FROM items i WHERE i.document_id = ANY(doc_ids) AND i.level = lvl
-                         LIMIT pyramid_exact_below() + 1);
+                         LIMIT pyramid_setting('exact_below', 20000)::integer + 1);
     END IF;
     SELECT r.avgdl, r.ref_k1, r.ref_b INTO ref FROM bm25_impact_ref r WHERE r.level = lvl;
-    IF cardinality(allowed) <= pyramid_exact_below() THEN
+    IF cardinality(allowed) <= pyramid_setting('exact_below', 20000) THEN
         -- A small filtered set: score all of its postings of the query's lexemes (primary key).
         RETURN QUERY
-        SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
-        FROM bm25_postings p JOIN unnest(st.lexemes, st.weights) AS w(lexeme, weight) ON w.lexeme = p.lexeme
-        WHERE p.item_id = ANY(allowed) AND p.lexeme = ANY(st.lexemes)
-        GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
+        SELECT e.item_id, e.score FROM pyramid_bm25_exact(allowed, st.lexemes, st.weights, st.avgdl, k1, b, k) e;
         RETURN;
     END IF;
-    IF exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b THEN
-        -- Stored impacts bound only the k1 and b they were computed with; otherwise score everything.
-        RETURN QUERY
-        SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
-        FROM unnest(st.lexemes, st.weights) AS w(lexeme, weight)
-        JOIN bm25_postings p ON p.level = lvl AND p.lexeme = w.lexeme
-        WHERE doc_ids IS NULL OR p.document_id = ANY(doc_ids)
-        GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
-        RETURN;
+    IF NOT (exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b
+            OR (SELECT sum(d) FROM unnest(st.dfs) d) <= pyramid_setting('scan_below', 20000)) THEN
+        -- (Stored impacts bound only the k1 and b they were computed with, and short lists are
+        -- cheaper to score whole than to prune: those go straight to the full scan below.)
+        factor := greatest(1, st.avgdl / ref.avgdl) * (k1 + 1);
+        total := (SELECT sum(d) FROM unnest(st.dfs) d);
+        m := greatest(k, 32);
+        LOOP
+            WITH lists AS MATERIALIZED (
+                SELECT t.ord, c.item_id, c.impact,
+                       pyramid_bm25_term(st.weights[t.ord], c.tf, c.dl, st.avgdl, k1, b) AS part
+                FROM unnest(st.lexemes) WITH ORDINALITY AS t(lexeme, ord)
+                CROSS JOIN LATERAL (
+                    SELECT p.item_id, p.impact, p.tf, p.dl FROM bm25_postings p
+                    WHERE p.level = lvl AND p.lexeme = t.lexeme
+                      AND (doc_ids IS NULL OR p.document_id = ANY(doc_ids))
+                    ORDER BY p.impact DESC, p.item_id
+                    -- Lists up to 16 m long are read whole: their terms then bound nothing, and the
+                    -- common terms, whose weights are small, are all that is left to bound (MaxScore).
+                    LIMIT CASE WHEN st.dfs[t.ord] <= 16 * m THEN st.dfs[t.ord] ELSE m END
+                ) c
+            ), cuts AS MATERIALIZED (
+                -- The most an entry not read yet can add for each term (0 once its list is read whole).
+                SELECT t.ord, coalesce(CASE WHEN st.dfs[t.ord] > 16 * m AND count(l.item_id) >= m
+                                            THEN min(l.impact) END, 0)
+                              * st.weights[t.ord] * factor AS rest
+                FROM generate_subscripts(st.lexemes, 1) AS t(ord) LEFT JOIN lists l ON l.ord = t.ord
+                GROUP BY t.ord
+            ), seen AS MATERIALIZED (
+                -- Exact contributions of the terms an item was read under, and the bound for the others.
+                -- greatest(0, …): an item read under every term must keep high = low despite rounding.
+                SELECT l.item_id, sum(l.part) AS low,
+                       sum(l.part) + greatest(0, (SELECT sum(rest) FROM cuts) - sum(c.rest)) AS high
+                FROM lists l JOIN cuts c ON c.ord = l.ord
+                GROUP BY l.item_id
+            )
+            SELECT array_agg(x.item_id ORDER BY x.low DESC, x.item_id), array_agg(x.low ORDER BY x.low DESC, x.item_id),
+                   array_agg(x.high ORDER BY x.low DESC, x.item_id), (SELECT sum(c.rest) FROM cuts c)
+            INTO seen_ids, seen_low, seen_high, bound
+            FROM seen x;
+            -- The k best by their known part, scored exactly, give a k-th score to beat (each exact score
+            -- is at least its known part, so this is at least the k-th known part).
+            SELECT array_agg(e.score ORDER BY e.score DESC) INTO scores
+            FROM pyramid_bm25_exact(seen_ids[1:k], st.lexemes, st.weights, st.avgdl, k1, b, k) e;
+            theta := CASE WHEN cardinality(scores) >= k THEN scores[k] ELSE 0 END;
+            -- Nothing unread can beat it (up to 1e-6 relative, the rounding of real-valued impacts; it also
+            -- lets a run of tied scores end the loop instead of being read through): score exactly every
+            -- item read that might still reach it, and the answer is theirs.
+            IF bound = 0 OR (theta > 0 AND bound <= theta * (1 + 1e-6)) THEN
+                -- Items read under every term they contain are known exactly; the others that
+                -- might still reach theta are scored exactly (primary key).
+                RETURN QUERY
+                SELECT x.item_id, x.score
+                FROM (SELECT e.item_id, e.score
+                      FROM pyramid_bm25_exact(ARRAY(SELECT u.id FROM unnest(seen_ids, seen_low, seen_high)
+                                                         AS u(id, low, high)
+                                                    WHERE u.high >= theta AND u.high > u.low),
+                                              st.lexemes, st.weights, st.avgdl, k1, b, k) e
+                      UNION ALL
+                      SELECT u.id, u.low FROM unnest(seen_ids, seen_low, seen_high) AS u(id, low, high)
+                      WHERE u.high >= theta AND u.high <= u.low) x
+                ORDER BY x.score DESC, x.item_id
+                LIMIT k;
+                RETURN;
+            END IF;
+            spent := spent + (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d);
+            m := m * 4;
+            -- Reading on would cost about as much as the full scan: bounded pruning stops here.
+            EXIT WHEN spent + (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d)
+                      > total * pyramid_setting('prune_budget', 0.5);
+        END LOOP;
     END IF;
-    factor := greatest(1, st.avgdl / ref.avgdl) * (k1 + 1) * (1 + 1e-6);
-    m := greatest(k, 32);
-    LOOP
-        WITH lists AS MATERIALIZED (
-            SELECT t.ord, c.item_id, c.impact
-            FROM unnest(st.lexemes) WITH ORDINALITY AS t(lexeme, ord)
-            CROSS JOIN LATERAL (
-                SELECT p.item_id, p.impact FROM bm25_postings p
-                WHERE p.level = lvl AND p.lexeme = t.lexeme
-                  AND (doc_ids IS NULL OR p.document_id = ANY(doc_ids))
-                ORDER BY p.impact DESC, p.item_id
-                LIMIT m
-            ) c
-        ), cuts AS (
-            SELECT l.ord, CASE WHEN count(*) >= m THEN min(l.impact) ELSE 0 END AS cut
-            FROM lists l GROUP BY l.ord
-        )
-        SELECT ARRAY(SELECT DISTINCT l.item_id FROM lists l),
-               (SELECT coalesce(sum(st.weights[c.ord] * c.cut), 0) FROM cuts c) * factor
-        INTO cand, bound;
-        SELECT array_agg(s.item_id ORDER BY s.score DESC, s.item_id),
-               array_agg(s.score ORDER BY s.score DESC, s.item_id)
-        INTO ids, scores
-        FROM (SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS score
-              FROM bm25_postings p
-              JOIN unnest(st.lexemes, st.weights) AS w(lexeme, weight) ON w.lexeme = p.lexeme
-              WHERE p.item_id = ANY(cand) AND p.lexeme = ANY(st.lexemes)
-              GROUP BY p.item_id
-              ORDER BY score DESC, p.item_id
-              LIMIT k) s;
-        IF bound = 0 OR (cardinality(ids) >= k AND scores[k] > bound) THEN
-            RETURN QUERY SELECT x.item_id, x.score FROM unnest(ids, scores) AS x(item_id, score);
-            RETURN;
-        END IF;
-        m := m * 4;
-    END LOOP;
+    RETURN QUERY
+    SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
+    FROM unnest(st.lexemes, st.weights) AS w(lexeme, weight)
+    JOIN bm25_postings p ON p.level = lvl AND p.lexeme = w.lexeme
+    WHERE doc_ids IS NULL OR p.document_id = ANY(doc_ids)
+    GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
 END
 $$;
 
 -- The k nearest items of one level by cosine similarity. Filters run inside the index scan
 -- (iterative scans go on past filtered-out rows), or, for a small filtered set, as an exact scan of
 -- just those items. Custom plans let the planner match the level to its partial HNSW index.
-CREATE FUNCTION pyramid_vector(query_embedding vector, lvl text, k integer DEFAULT 10,
+CREATE OR REPLACE FUNCTION pyramid_vector(query_embedding vector, lvl text, k integer DEFAULT 10,
                                doc_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, similarity double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE ROWS 100
 SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = 40
 SET plan_cache_mode = 'force_custom_plan'
@@ -466,8 +528,8 @@ BEGIN
     IF doc_ids IS NOT NULL THEN
         allowed := ARRAY(SELECT i.id FROM items i
                          WHERE i.document_id = ANY(doc_ids) AND i.level = lvl AND i.embedding IS NOT NULL
-                         LIMIT pyramid_exact_below() + 1);
-        IF cardinality(allowed) <= pyramid_exact_below() THEN
+                         LIMIT pyramid_setting('exact_below', 20000)::integer + 1);
+        IF cardinality(allowed) <= pyramid_setting('exact_below', 20000) THEN
             RETURN QUERY
             WITH d AS MATERIALIZED (
                 SELECT i.id, i.embedding <=> query_embedding AS distance FROM items i WHERE i.id = ANY(allowed)
@@ -499,7 +561,7 @@ $$;
 --                                (SELECT embedding FROM items WHERE id = 42));      -- hybrid
 -- Without query_embedding a hybrid search is a BM25 search. docs are globs over document sources
 -- ('*.pdf', 'reports/*'); a glob without a slash also matches the file name.
-CREATE FUNCTION pyramid_search(
+CREATE OR REPLACE FUNCTION pyramid_search(
     query text,
     query_embedding vector DEFAULT NULL,
     levels text[] DEFAULT NULL,
@@ -515,7 +577,8 @@ CREATE FUNCTION pyramid_search(
 )
 RETURNS TABLE (rank integer, item_id bigint, level text, document_id bigint, fused double precision,
                bm25 double precision, bm25_rank integer, similarity double precision, vector_rank integer)
-LANGUAGE plpgsql STABLE
+-- ROWS 10: callers join the result to items and documents; the estimate keeps those index lookups.
+LANGUAGE plpgsql STABLE ROWS 10
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -524,7 +587,8 @@ DECLARE
     doc_ids bigint[];
     use_bm25 boolean := mode IN ('hybrid', 'bm25');
     use_vector boolean := mode IN ('hybrid', 'vector') AND query_embedding IS NOT NULL;
-    wb double precision;
+    wb double precision;   -- the BM25 leg's weight in a weighted fusion
+    wr double precision;   -- and in reciprocal rank fusion
     per_leg integer := greatest(candidates, k);
 BEGIN
     IF mode IS NULL OR mode NOT IN ('hybrid', 'bm25', 'vector') THEN
@@ -559,6 +623,7 @@ BEGIN
         doc_ids := pyramid_match_documents(docs);
     END IF;
     wb := CASE WHEN NOT use_vector THEN 1 WHEN NOT use_bm25 THEN 0 ELSE weight_bm25 END;
+    wr := CASE WHEN use_bm25 AND use_vector THEN weight_bm25 ELSE 0.5 END;
     RETURN QUERY
     WITH lv AS (
         SELECT unnest(lvls) AS name
@@ -577,24 +642,32 @@ BEGIN
                bl.score, bl.r AS br, vl.similarity, vl.r AS vr
         FROM bl FULL JOIN vl ON vl.item_id = bl.item_id
     ), normed AS (
-        SELECT j.*, max(j.score) OVER w AS bmax, min(j.similarity) OVER w AS vmin,
+        SELECT j.*, max(j.score) OVER w AS bmax, min(j.score) OVER w AS bmin, min(j.similarity) OVER w AS vmin,
                max(j.similarity) OVER w AS vmax
         FROM joined j WINDOW w AS (PARTITION BY j.name)
     ), scored AS (
         SELECT n.*,
                CASE WHEN NOT use_bm25 THEN n.similarity   -- cosine is comparable across levels as it is
+                    -- 2 · (w / (rrf_k + rank) + (1 - w) / (rrf_k + rank)): plain RRF at w = 0.5, and
+                    -- 1 / (rrf_k + rank) for a BM25-only search.
                     WHEN fusion = 'rrf' THEN
-                        coalesce(1.0 / (rrf_k + n.br), 0) + coalesce(1.0 / (rrf_k + n.vr), 0)
-                    ELSE wb * coalesce(n.score / nullif(n.bmax, 0), 0)
-                         + (1 - wb) * CASE WHEN n.similarity IS NULL THEN 0
-                                           WHEN n.vmax > n.vmin THEN (n.similarity - n.vmin) / (n.vmax - n.vmin)
-                                           ELSE 1 END
+                        2 * (wr * coalesce(1.0 / (rrf_k + n.br), 0) + (1 - wr) * coalesce(1.0 / (rrf_k + n.vr), 0))
+                    -- Scores over their theoretical minimum (BM25 0, cosine -1) and the level's
+                    -- best (Bruch et al.'s TM2C2): a leg whose scores are all alike adds little
+                    -- rather than being stretched to [0, 1]. A candidate the other leg did not
+                    -- return gets that leg's lowest candidate value.
+                    ELSE wb * coalesce(coalesce(n.score, n.bmin) / nullif(n.bmax, 0), 0)
+                         + (1 - wb) * coalesce((coalesce(n.similarity, n.vmin) + 1) / nullif(n.vmax + 1, 0), 0)
                END::double precision AS f
         FROM normed n
     )
     SELECT (row_number() OVER (ORDER BY f.f DESC, f.similarity DESC NULLS LAST, f.item_id))::integer,
-           f.item_id, f.name, i.document_id, f.f, f.score, f.br::integer, f.similarity, f.vr::integer
-    FROM scored f JOIN items i ON i.id = f.item_id
+           f.item_id, f.name,
+           -- A subquery, not a join: a join estimated from 1000s of candidate rows may be planned as
+           -- a scan of all of items.
+           (SELECT i.document_id FROM items i WHERE i.id = f.item_id),
+           f.f, f.score, f.br::integer, f.similarity, f.vr::integer
+    FROM scored f
     -- Equal fused scores (the first of each level under RRF) are ordered by similarity.
     ORDER BY f.f DESC, f.similarity DESC NULLS LAST, f.item_id
     LIMIT k;
