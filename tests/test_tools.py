@@ -132,7 +132,8 @@ async def test_mcp_server_serves_search_and_expand_to_a_real_client(dsn: str, id
 
         result = await session.call_tool("search", {"query": "When does the Holm Orchards pilot start?", "k": 10})
         assert not result.is_error
-        hits = json.loads(result.content[0].text) if not result.structured_content else result.structured_content["result"]
+        hits = result.structured_content["result"]   # a list result comes wrapped in an object
+        assert hits == [json.loads(block.text) for block in result.content]   # and one text block per item
         insight = item_id(ids, START)
         assert insight in [h["id"] for h in hits]
         assert next(h for h in hits if h["id"] == insight)["cite"] == "[meeting-notes-2031-03-03.txt, p. 1]"
