@@ -267,7 +267,7 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
 
     def params(text: str, vec: Any, mode: str, levels: list[str] | None = None) -> dict[str, Any]:
         return {"query": text, "embedding": vec, "levels": levels, "k": k, "mode": mode, "docs": None,
-                "fusion": "rrf", "rrf_k": 60, "weight_bm25": 0.5, "candidates": 100, "k1": 1.2, "b": 0.75}
+                "fusion": "weighted", "rrf_k": 60, "weight_bm25": 0.5, "candidates": 100, "k1": 1.2, "b": 0.75}
 
     cases = {
         "bm25 (all levels)": lambda t, v: (search, params(t, None, "bm25")),
@@ -279,13 +279,23 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         "hybrid (insight)": lambda t, v: (search, params(t, v, "hybrid", ["insight"])),
         "bare pgvector HNSW (insight)": lambda t, v: (
             "SELECT id FROM items WHERE level = 'insight' ORDER BY embedding <=> %s LIMIT %s", (v, k)),
-        "bm25 exhaustive (insight)": lambda t, v: (
-            "SELECT * FROM pyramid_bm25(%s, 'insight', %s, exhaustive => true)", (t, k)),
+        "bm25 leg, as chosen (insight, 100)": lambda t, v: (
+            "SELECT * FROM pyramid_bm25(%s, 'insight', 100)", (t,)),
+        "bm25 leg, full scan (insight, 100)": lambda t, v: (
+            "SELECT * FROM pyramid_bm25(%s, 'insight', 100, exhaustive => true)", (t,)),
+        "bm25 leg, pruned (insight, 100)": lambda t, v: (
+            "SELECT * FROM pyramid_bm25_forced_pruning(%s, 'insight', 100)", (t,)),
     }
     results: dict[str, Any] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         register_vector(conn)
         refresh_functions(conn)
+        # The pruned path whatever the list lengths (the default scans lists this short whole).
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION pyramid_bm25_forced_pruning(q text, lvl text, k integer) "
+            "RETURNS TABLE (item_id bigint, score double precision) LANGUAGE sql STABLE "
+            "SET pyramid.scan_below = 0 SET pyramid.prune_budget = 1000 SET pyramid.prune_long_lists = 100 "
+            "AS $$ SELECT * FROM pyramid_bm25(q, lvl, k) $$")
         for text, vec in zip(texts, vectors, strict=True):   # warm the caches once
             for make in cases.values():
                 conn.execute(*make(text, vec)).fetchall()
@@ -302,7 +312,8 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         mismatches = 0
         for text in texts:
             for lv in ("insight", "page", "concept", "abstract"):
-                pruned = conn.execute("SELECT item_id, score FROM pyramid_bm25(%s, %s, 100)", (text, lv)).fetchall()
+                pruned = conn.execute("SELECT item_id, score FROM pyramid_bm25_forced_pruning(%s, %s, 100)",
+                                      (text, lv)).fetchall()
                 full = conn.execute("SELECT item_id, score FROM pyramid_bm25(%s, %s, 100, exhaustive => true)",
                                     (text, lv)).fetchall()
                 # Same scores rank by rank; same items except ties (within 1e-6) with the 100th.

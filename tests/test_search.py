@@ -50,7 +50,7 @@ def ids(kp: Any) -> dict[str, dict[str, int]]:
 
 
 def test_hybrid_search_returns_typed_hits_with_both_scores(kp: Any, ids: Any) -> None:
-    hits = kp.search("interest rates of the central bank", k=5)
+    hits = kp.search("interest rates of the central bank", k=5, fusion="rrf")
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     top = hits[0]
     assert top.source == "/lib/finance/rates.md" and top.document_title == "Rates"
@@ -86,7 +86,7 @@ def test_modes_and_fusions(kp: Any, ids: Any) -> None:
     vector = kp.search("predators in the woods", mode="vector", k=10)
     assert len(vector) == 10 and all(h.bm25 is None and h.vector is not None for h in vector)
     assert vector[0].source == "/lib/nature/wolves.md"
-    weighted = kp.search("wolves hunt deer", fusion="weighted", k=10)
+    weighted = kp.search("wolves hunt deer", k=10)   # the default fusion
     assert all(0 <= h.fused <= 1 for h in weighted)
     best = weighted[0]
     assert best.bm25_rank == 1 and best.vector_rank == 1 and best.fused == pytest.approx(1.0)
@@ -197,12 +197,12 @@ def test_fusion_weights(kp: Any, ids: Any) -> None:
     before = kp.settings.weight_bm25
     try:
         kp.settings.weight_bm25 = 1.0   # all weight on BM25: hybrid ranks as BM25 does
-        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3)
+        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, fusion="rrf")
         bm25 = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, mode="bm25")
         assert [h.id for h in hybrid[:len(bm25)]] == [h.id for h in bm25]
         assert all(h.fused == 0 for h in hybrid[len(bm25):])   # found by the vector leg alone
         kp.settings.weight_bm25 = 0.0   # all weight on the vector leg
-        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3)
+        hybrid = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, fusion="rrf")
         vector = kp.search("wolves hunt deer in the forest", levels=["page"], k=3, mode="vector")
         assert [h.id for h in hybrid] == [h.id for h in vector]
     finally:

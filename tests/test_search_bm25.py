@@ -49,6 +49,7 @@ def conn(kp: Any) -> Iterator[psycopg.Connection[Any]]:
         # Short lists are normally scored whole; make every non-exhaustive call take the pruned path.
         connection.execute("SET pyramid.scan_below = 0")
         connection.execute("SET pyramid.prune_budget = 1000")
+        connection.execute("SET pyramid.prune_long_lists = 100")
         yield connection
 
 
@@ -121,6 +122,7 @@ def test_pruning_stays_exact_on_a_large_level(fresh_dsn: str) -> None:
         with psycopg.connect(fresh_dsn, autocommit=True) as conn:
             conn.execute("SET pyramid.scan_below = 0")
             conn.execute("SET pyramid.prune_budget = 1000")
+            conn.execute("SET pyramid.prune_long_lists = 100")
             for query in QUERIES[:5] + ["market price of bread and wheat", "river river river"]:
                 for k in (1, 5, 20, 100):
                     _assert_same_top(_sql_scores(conn, query, "insight", exhaustive=False, k=k),
