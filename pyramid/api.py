@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, load_settings
-from .models import DocumentInfo, DocumentView, IngestReport
+from .models import DocumentInfo, DocumentView, IngestReport, ItemView, Stats
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
 
 if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
     from .db import BuildInfo
 
 
@@ -145,11 +147,23 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
-        """Ingest files and folders (recursively). Unchanged files are skipped; changed ones are
-        replaced atomically; a file that fails is reported in the result, never raised."""
+        """Ingest files and folders (recursively) and distill them into the pyramid. Unchanged files
+        are skipped; changed ones are replaced atomically; a file that fails is reported in the
+        result, never raised.
+
+        ``model``: a PydanticAI model string ("openai:gpt-4.1-mini", "anthropic:…", "ollama:…") or
+        ``Model`` instance distils with an LLM; default ``settings.model`` (``PYRAMID_MODEL``); none,
+        or "extractive", uses the extractive distiller (no LLM). ``concurrency``: documents distilled
+        at once (default ``settings.concurrency``). A dry run writes nothing and reports the
+        estimated tokens (and price) in ``usage``/``price``."""
         return self._portal.call(
-            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
+                concurrency=concurrency,
+            )
         )
 
     async def aingest(
@@ -161,9 +175,14 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
         return await self._portal.acall(
-            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
+                concurrency=concurrency,
+            )
         )
 
     async def _aingest(
@@ -175,12 +194,20 @@ class Pyramid:
         dry_run: bool,
         force: bool,
         wait: float | None,
+        model: str | Model | None,
+        concurrency: int | None,
     ) -> IngestReport:
+        from .distill import make_distiller
         from .ingest import Ingest
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        run = Ingest(self._rt, dry_run=dry_run, force=force)
+        if concurrency is not None and not 1 <= concurrency <= 512:
+            from .errors import ConfigError
+
+            raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
+        distiller = make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
+        run = Ingest(self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency)
         if dry_run:
             return await run.run(paths, include=include, exclude=exclude)
         async with self._rt.db.writer_lock(wait=wait, what="this ingest"):
@@ -226,6 +253,35 @@ class Pyramid:
                 "recollection": view.recollections,
             }[item.level].append(item)
         return view
+
+    # -- recollections and statistics -------------------------------------------------------------
+    def remember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+        """Add a recollection in your own words, optionally about one or more documents (id, path or
+        unique file name): its audit trail. It is never replaced by a distiller, and goes stale when
+        one of its documents changes or is removed."""
+        return self._portal.call(self._aremember(text, source))
+
+    async def aremember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+        return await self._portal.acall(self._aremember(text, source))
+
+    async def _aremember(self, text: str, source: str | int | Sequence[str | int] | None) -> ItemView:
+        from .memory import remember
+
+        sources = [] if source is None else [source] if isinstance(source, (str, int)) else list(source)
+        return await remember(self._rt, text, sources=sources)
+
+    def stats(self) -> Stats:
+        """Item counts per level, documents per status, and the LLM tokens spent per step and per
+        document."""
+        return self._portal.call(self._astats())
+
+    async def astats(self) -> Stats:
+        return await self._portal.acall(self._astats())
+
+    async def _astats(self) -> Stats:
+        from .memory import stats
+
+        return await stats(self._rt)
 
     # -- maintenance ------------------------------------------------------------------------------
     def reembed(self, *, wait: float | None = None) -> int:

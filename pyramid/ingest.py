@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .discover import discover
-from .errors import ConversionError, PyramidError
-from .models import DocumentStatus, FileResult, IngestReport, Usage
+from .distill.base import Distilled, Distiller, PreparedDocument
+from .errors import ConversionError, DistillationError, PyramidError
+from .models import FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
 
@@ -32,35 +33,7 @@ if TYPE_CHECKING:
 _DONE = object()
 READY_STATES = ("ready",)
 
-
-@dataclass
-class PreparedDocument:
-    """A converted document with its embedded pages, ready for distillation and storage."""
-
-    converted: ConvertedDocument
-    file_sha256: str
-    file_size: int
-    file_mtime: float
-    pages: list[NewItem]
-    stored: StoredFileState | None  # the version stored before this run, if any
-
-
-@dataclass
-class Distilled:
-    items: list[NewItem]
-    distiller: str
-    usage: Usage = field(default_factory=Usage)
-    status: DocumentStatus = "ready"
-
-
-class Distiller(Protocol):
-    """Builds the levels above pages for one document (see ``pyramid.distill``)."""
-
-    name: str
-
-    async def distill(self, rt: Runtime, doc: PreparedDocument) -> Distilled: ...
-
-    async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage: ...
+__all__ = ["Distilled", "Distiller", "Ingest", "PreparedDocument"]
 
 
 def _raise_unexpected() -> bool:
@@ -88,10 +61,12 @@ class Ingest:
         distiller: Distiller | None = None,
         dry_run: bool = False,
         force: bool = False,
+        concurrency: int | None = None,
     ) -> None:
         self.rt = rt
         self.settings = rt.settings
         self.distiller = distiller
+        self.concurrency = concurrency or self.settings.concurrency
         self.dry_run = dry_run
         self.force = force
         self.report = IngestReport(dry_run=dry_run)
@@ -118,6 +93,9 @@ class Ingest:
                 self.report.usage += await self.distiller.finish(self.rt, self.written)
         finally:
             self._convert_pool.shutdown(wait=False, cancel_futures=True)
+        if self.distiller is not None:
+            self.report.distiller = self.distiller.name
+            self.report.price = self.distiller.price(self.report.usage)
         self.report.elapsed = time.perf_counter() - started
         return self.report
 
@@ -127,9 +105,12 @@ class Ingest:
         to_store: asyncio.Queue = asyncio.Queue(maxsize=16)
         producer = asyncio.create_task(self._produce(files, to_embed))
         embedder = asyncio.create_task(self._embed(to_embed, to_store))
+        # Twice as many storers as documents distilled at once: an LLM distiller holds one of its
+        # `concurrency` slots only while it talks to the model, so while some documents are being
+        # embedded or written the others keep every slot busy (see pyramid.distill.llm).
         storers = [
             asyncio.create_task(self._store(to_store))
-            for _ in range(max(1, self.settings.concurrency if self.distiller else 1))
+            for _ in range(max(1, 2 * self.concurrency if self.distiller else 1))
         ]
         try:
             await producer
@@ -234,7 +215,12 @@ class Ingest:
         if self.dry_run:
             for doc in fresh:
                 outcome = "updated" if doc.source in stored else "added"
-                job.results.append(FileResult(source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages)))
+                # What distilling it would spend, before anything is spent.
+                estimate = self.distiller.estimate(doc.pages, title=doc.title) if self.distiller else Usage()
+                self.report.usage += estimate
+                job.results.append(
+                    FileResult(source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages), usage=estimate)
+                )
             self._finish_job(job)
             return None
         job.pending_docs = len(fresh)
@@ -325,6 +311,12 @@ class Ingest:
         if self.distiller is not None:
             try:
                 distilled = await self.distiller.distill(self.rt, prepared)
+            except DistillationError as exc:
+                # The tokens were spent even though nothing is stored: the report counts them.
+                self.report.usage += exc.usage or Usage()
+                failed = await self._fail_doc(job, doc, str(exc))
+                failed.usage = exc.usage or Usage()
+                return failed
             except PyramidError as exc:
                 return await self._fail_doc(job, doc, str(exc))
             except Exception as exc:  # a document that still fails is marked failed; the others finish

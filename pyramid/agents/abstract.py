@@ -1,0 +1,69 @@
+"""The abstract agent: one dense paragraph from a document's concepts and insights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+from pydantic_ai import Agent, ModelRetry, RunContext
+
+from .base import CONCEPTS, DOCUMENT, INSIGHTS, frame, prompt
+from .concepts import numbered
+
+
+class Abstract(BaseModel):
+    text: str = Field(description="one paragraph")
+    concepts: list[int] = Field(description="numbers of the concepts the abstract draws on")
+
+
+@dataclass(frozen=True)
+class AbstractDeps:
+    concepts: frozenset[int]
+    max_words: int
+
+
+def check_abstract(deps: AbstractDeps, abstract: Abstract) -> Abstract:
+    problems: list[str] = []
+    words = len(abstract.text.split())
+    if not words:
+        problems.append("the abstract is empty")
+    elif words > deps.max_words:
+        problems.append(f"the abstract has {words} words; shorten it to at most {deps.max_words}")
+    unknown = sorted(set(abstract.concepts) - deps.concepts)
+    if unknown:
+        problems.append(f"concept(s) {unknown} are not shown")
+    if deps.concepts and not abstract.concepts:
+        problems.append("name the concepts the abstract draws on")
+    if problems:
+        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+    abstract.concepts = sorted(set(abstract.concepts))
+    return abstract
+
+
+def build_abstract_agent() -> Agent[AbstractDeps, Abstract]:
+    agent: Agent[AbstractDeps, Abstract] = Agent(
+        output_type=Abstract, deps_type=AbstractDeps, instructions=prompt("abstract"), name="abstract"
+    )
+
+    @agent.output_validator
+    def _validate(ctx: RunContext[AbstractDeps], abstract: Abstract) -> Abstract:
+        return check_abstract(ctx.deps, abstract)
+
+    return agent
+
+
+def abstract_prompt(
+    title: str, concepts: Sequence[tuple[int, str, str]], insights: Sequence[tuple[int, str]], *, max_words: int
+) -> str:
+    listing = numbered([(number, f"{name}: {description}") for number, name, description in concepts])
+    return "\n\n".join(
+        [
+            frame(DOCUMENT, title or "(untitled)", role="title"),
+            "Concepts:",
+            frame(CONCEPTS, listing or "(none)"),
+            "Insights:",
+            frame(INSIGHTS, numbered(insights) or "(none)"),
+            f"Write the abstract in at most {max_words} words.",
+        ]
+    )
