@@ -59,6 +59,17 @@ def model_location(name: str) -> str:
     return canonical
 
 
+def _quiet_transformers() -> None:
+    # transformers draws a "Loading weights" bar on stderr for every model load: noise in the
+    # middle of our own progress bar and in cron logs.
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # sentence-transformers will report the real problem
+        pass
+
+
 def best_device() -> str:
     import torch
 
@@ -98,6 +109,7 @@ class Embedder:
         try:
             from sentence_transformers import SentenceTransformer
 
+            _quiet_transformers()
             device = self.device or best_device()
             with _LOADED_LOCK:
                 model = _LOADED.get((location, device))

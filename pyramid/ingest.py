@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .discover import discover
 from .distill.base import Distilled, Distiller, PreparedDocument
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from .convert import ConvertedDocument
 
+T = TypeVar("T")
 _DONE = object()
 READY_STATES = ("ready",)
 
@@ -72,9 +75,34 @@ class Ingest:
         self.report = IngestReport(dry_run=dry_run)
         self.files_done = 0
         self.written: list[int] = []
+        self._timings_lock = threading.Lock()
         self._convert_pool = ThreadPoolExecutor(
             max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
         )
+
+    @asynccontextmanager
+    async def _timed(self, stage: str) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._timings_lock:
+                timings = self.report.timings
+                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+    def _clocked(self, stage: str, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn`` timed on the worker thread itself, so time spent queued for a worker is not counted."""
+
+        def timed(*args: object) -> T:
+            started = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                with self._timings_lock:
+                    timings = self.report.timings
+                    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+        return timed
 
     # -- entry ----------------------------------------------------------------------------------
     async def run(
@@ -158,7 +186,7 @@ class Ingest:
         try:
             stat = path.stat()
             job.size, job.mtime = stat.st_size, stat.st_mtime
-            job.sha256 = await loop.run_in_executor(self._convert_pool, file_sha256, path)
+            job.sha256 = await loop.run_in_executor(self._convert_pool, self._clocked("hash", file_sha256), path)
         except OSError as exc:
             await self._fail_file(job, f"cannot read file: {exc.strerror or exc}")
             return None
@@ -181,8 +209,11 @@ class Ingest:
         try:
             docs = await loop.run_in_executor(
                 self._convert_pool,
-                lambda: convert_file(
-                    job.path, max_page_chars=self.settings.page_chars, max_file_bytes=self.settings.max_file_bytes
+                self._clocked(
+                    "convert",
+                    lambda: convert_file(
+                        job.path, max_page_chars=self.settings.page_chars, max_file_bytes=self.settings.max_file_bytes
+                    ),
                 ),
             )
         except ConversionError as exc:
@@ -272,7 +303,8 @@ class Ingest:
             for number, page in enumerate(doc.pages, start=1)
             if number not in unchanged
         ]
-        vectors = await self.rt.embedder.aencode_documents(texts)
+        async with self._timed("embed"):
+            vectors = await self.rt.embedder.aencode_documents(texts)
         offset = 0
         for (job, doc), unchanged in zip(batch, kept, strict=True):
             items = []
@@ -310,7 +342,8 @@ class Ingest:
         distilled = Distilled(items=[], distiller="", status="ready" if self.distiller is None else "converted")
         if self.distiller is not None:
             try:
-                distilled = await self.distiller.distill(self.rt, prepared)
+                async with self._timed("distill"):
+                    distilled = await self.distiller.distill(self.rt, prepared)
             except DistillationError as exc:
                 # The tokens were spent even though nothing is stored: the report counts them.
                 self.report.usage += exc.usage or Usage()
@@ -342,7 +375,7 @@ class Ingest:
         from . import store
 
         try:
-            async with self.rt.db.connection() as conn, conn.transaction():
+            async with self._timed("write"), self.rt.db.connection() as conn, conn.transaction():
                 doc_id, existed, _ = await store.replace_document(conn, record, prepared.pages + distilled.items)
         except Exception as exc:  # a write that fails for one document must not lose the others
             if _raise_unexpected():

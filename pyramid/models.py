@@ -90,6 +90,10 @@ class IngestReport(BaseModel):
     dry_run: bool = False
     distiller: str | None = Field(None, description="'extractive' or the model that distilled")
     price: float | None = Field(None, description="USD for `usage`, where genai-prices knows the model")
+    timings: dict[str, float] = Field(
+        default_factory=dict,
+        description="seconds spent per stage (hash, convert, embed, distill, write); stages overlap",
+    )
 
     def _with(self, outcome: Outcome) -> list[FileResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -133,6 +137,7 @@ class IngestReport(BaseModel):
             "usage": self.usage.model_dump(),
             "distiller": self.distiller,
             "price": self.price,
+            "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "results": [r.model_dump(exclude_defaults=False) for r in self.results],
         }
 

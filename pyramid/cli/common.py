@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 # stdout carries results (tables, JSON); stderr carries progress, notices and errors.
 out = Console(highlight=False, soft_wrap=False)
+if not out.is_terminal:
+    # Piped or redirected (cron logs, files): 80 columns would fold every path; go wider.
+    out = Console(highlight=False, soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")))
 err = Console(stderr=True, highlight=False)
 
 GLOBAL_HELP = "Global options"
