@@ -14,6 +14,7 @@ from typer.exceptions import TyperException
 
 from ..errors import EXIT_USAGE, PyramidError
 from . import db as db_commands
+from . import distill as distill_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
 from .common import DataDirOption, DsnOption, EmbeddingModelOption, err, reset_global_options
@@ -52,6 +53,7 @@ def _root(
 
 ingest_commands.register(app)
 doc_commands.register(app)
+distill_commands.register(app)
 db_commands.register(app)
 
 

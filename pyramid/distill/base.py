@@ -7,8 +7,9 @@ Kept free of heavy imports: the ingest pipeline imports it for the types.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +17,8 @@ from ..models import DocumentStatus, Usage
 from ..store import NewItem, StoredFileState
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..convert import ConvertedDocument
     from ..runtime import Runtime
 
@@ -156,7 +159,63 @@ async def carry_over(rt: Runtime, doc: PreparedDocument, items: Sequence[NewItem
     return kept
 
 
-async def embed_new(rt: Runtime, items: Sequence[NewItem], *, text_of: dict[str, str] | None = None) -> None:
+class EmbedBatcher:
+    """Coalesces the embedding requests of documents distilled concurrently into one encoder call.
+
+    The encoder runs on one thread; while it encodes one batch, the requests that arrive wait and
+    then go together. Measured on the bundled MiniLM with ~10 sentences per document, one call per
+    document was half as fast as one call for many documents (fixed cost per call, and batches of
+    similar length pad less after the encoder sorts them).
+    """
+
+    def __init__(self, rt: Runtime, *, max_texts: int = 512) -> None:
+        self.rt = rt
+        self.max_texts = max_texts
+        self._pending: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+        self._draining = False
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
+
+    async def encode(self, texts: Sequence[str]) -> np.ndarray:
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(texts), future))
+        if not self._draining:
+            self._draining = True
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+                count = 0
+                while self._pending and (not batch or count + len(self._pending[0][0]) <= self.max_texts):
+                    entry = self._pending.pop(0)
+                    batch.append(entry)
+                    count += len(entry[0])
+                try:
+                    vectors = await self.rt.embedder.aencode_documents([t for texts, _ in batch for t in texts])
+                except BaseException as exc:  # every waiter gets the failure, nobody waits forever
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                offset = 0
+                for texts, future in batch:
+                    if not future.done():
+                        future.set_result(vectors[offset : offset + len(texts)])
+                    offset += len(texts)
+        finally:
+            self._draining = False
+
+
+async def embed_new(
+    encode: Callable[[Sequence[str]], Awaitable[np.ndarray]],
+    items: Sequence[NewItem],
+    *,
+    text_of: dict[str, str] | None = None,
+) -> None:
     """Embed, in one batch, every item that is neither kept nor embedded yet. ``text_of`` gives the
     text to embed for an item key when it differs from the item's text (a concept is embedded with
     its name)."""
@@ -164,6 +223,6 @@ async def embed_new(rt: Runtime, items: Sequence[NewItem], *, text_of: dict[str,
     if not todo:
         return
     texts = [(text_of or {}).get(item.key, item.text) for item in todo]
-    vectors = await rt.embedder.aencode_documents(texts)
+    vectors = await encode(texts)
     for item, vector in zip(todo, vectors, strict=True):
         item.embedding = vector

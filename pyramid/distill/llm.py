@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import DistillationError, ModelError
 from ..models import Usage
 from ..store import NewItem
-from .base import Distilled, PreparedDocument, UsageMeter, carry_over, embed_new, record_usage
+from .base import Distilled, EmbedBatcher, PreparedDocument, UsageMeter, carry_over, embed_new, record_usage
 from .cache import OutputCache, digest, forget_unused
 from .estimate import estimate_tokens, price_of
 from .windows import InsightBook, plan_windows
@@ -68,6 +68,7 @@ class LLMDistiller:
         self._slots: asyncio.Semaphore | None = None
         self._agents: _Agents | None = None
         self._used: dict[str, set[str]] = {}
+        self._batcher: EmbedBatcher | None = None
 
     def _resolve(self) -> Model:
         from ..agents.base import resolve_model
@@ -120,7 +121,9 @@ class LLMDistiller:
             raise DistillationError(str(exc), usage=meter.total) from exc
         items = self._items(insights, concepts, abstract)
         await carry_over(rt, doc, items)
-        await embed_new(rt, items, text_of={i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"})
+        if self._batcher is None:
+            self._batcher = EmbedBatcher(rt)
+        await embed_new(self._batcher.encode, items, text_of={i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"})
         await record_usage(rt, doc.source, meter)
         self._used[doc.source] = cache.used
         return Distilled(items=items, distiller=self.name, usage=meter.total, status="ready")
@@ -139,7 +142,10 @@ class LLMDistiller:
         pages_key: str | None = None,
     ) -> T:
         """One model call, answered from the cache when the same call was made before."""
-        key = digest(step, self.name, agent.name, str(agent.output_type), user)
+        # The source is part of the key: each cached row belongs to one document, so that keeping
+        # only a stored version's outputs never touches another document's (a copy of the same file
+        # elsewhere pays for its own calls).
+        key = digest(cache.source, step, self.name, agent.name, str(agent.output_type), user)
         hit = await cache.get(key)
         output_type: Any = agent.output_type
         if hit is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ...models import Usage
 from ...store import NewItem
-from ..base import Distilled, PreparedDocument, carry_over, embed_new
+from ..base import Distilled, EmbedBatcher, PreparedDocument, carry_over, embed_new
 from .segment import Candidate, drop_repeated, normalize, segment, words
 
 if TYPE_CHECKING:
@@ -129,6 +129,12 @@ class ExtractiveDistiller:
         # CPU work (segmenting, FAISS) of at most two documents at once: the machine's cores are
         # shared with the embedder thread, and more would only queue.
         self._cpu = asyncio.Semaphore(2)
+        self._batcher: EmbedBatcher | None = None
+
+    def _encoder(self, rt: Runtime) -> EmbedBatcher:
+        if self._batcher is None:
+            self._batcher = EmbedBatcher(rt)
+        return self._batcher
 
     def estimate(self, pages: Sequence[str], *, title: str = "") -> Usage:
         return Usage()  # no LLM, no tokens
@@ -141,14 +147,14 @@ class ExtractiveDistiller:
         async with self._cpu:
             candidates = await asyncio.to_thread(self._segment, texts, doc.title)
         unique, sentences = _unique(candidates)
-        vectors = await rt.embedder.aencode_documents(sentences)
+        vectors = await self._encoder(rt).encode(sentences)
         async with self._cpu:
             insights, vectors, concepts, (abstract, picked) = await asyncio.to_thread(
                 self._build, unique, vectors
             )
         items = self._items(insights, vectors, concepts, abstract, picked)
         await carry_over(rt, doc, items)
-        await embed_new(rt, items, text_of={f"concept:{n}": f"{c.name}: {c.description}" for n, c in enumerate(concepts, 1)})
+        await embed_new(self._encoder(rt).encode, items, text_of={f"concept:{n}": f"{c.name}: {c.description}" for n, c in enumerate(concepts, 1)})
         return Distilled(items=items, distiller=NAME, usage=Usage(), status="ready")
 
     def _segment(self, pages: list[str], title: str) -> list[Candidate]:

@@ -113,7 +113,9 @@ async def refresh_recollections(rt: Runtime) -> int:
         cur = await conn.execute(query("distill.recollections_by"), {"distiller": NAME})
         existing = await cur.fetchall()
     concepts = [_Concept(r[0], r[1], r[2] or "", r[3], r[5], r[6]) for r in rows]
-    vectors = np.array([r[4] for r in rows], dtype=np.float32).reshape(len(rows), -1)
+    # pgvector hands back Vector objects (or arrays, depending on its version)
+    vectors = np.array([getattr(r[4], "to_numpy", lambda v=r[4]: v)() for r in rows], dtype=np.float32)
+    vectors = vectors.reshape(len(rows), -1)
     found = groups(concepts, vectors, rt.settings)
     labels = key_phrases([[f"{concepts[i].name}. {concepts[i].text}" for i in g] for g in found])
     wanted = []
