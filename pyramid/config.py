@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     insights_per_concept: int = Field(10, ge=1, le=1000, description="k-means k = insights / this")
     max_concepts: int = Field(64, ge=1, le=10_000, description="concepts per document at most")
     recollection_threshold: float = Field(
-        0.8, ge=0.0, le=1.0, description="cosine linking concepts of different documents"
+        0.7, ge=0.0, le=1.0, description="cosine linking concepts of different documents"
     )
     recollection_size: int = Field(8, ge=2, le=1000, description="concepts in one recollection at most")
 
