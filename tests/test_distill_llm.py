@@ -4,6 +4,7 @@ document, usage is counted, and cached outputs are not paid twice."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,39 @@ def test_dry_run_estimates_tokens_and_price_without_any_call(kp: Pyramid, tmp_pa
         kp.document(str(path))  # nothing was written
     unknown = kp.ingest([path], model="ollama:my-local-model", dry_run=True)
     assert unknown.price is None and unknown.usage.requests == report.usage.requests
+
+
+def test_recollections_connect_documents_and_stale_ones_are_refreshed(fresh_dsn: str, tmp_path: Path) -> None:
+    class Recollecting(Scripted):
+        def answer(self, agent: str, prompt: str, retry: str | None) -> dict[str, Any]:
+            if agent != "recollections":
+                return super().answer(agent, prompt, retry)
+            numbers = [int(n) for n in re.findall(r"(?:^|>)(\d+)\. Everything", prompt, re.M)]
+            shown = re.findall(r"(?:^|>)(\d+)\. Sea and river", prompt, re.M)
+            if shown:  # a stale recollection is shown: revise it
+                return {"revise": [{"number": int(shown[0]), "text": "Sea and river animals, revised.",
+                                    "concepts": numbers[:2]}]}
+            if retry is None:  # first try: rests on one document only, which is refused
+                return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:1]}]}
+            return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:2]}]}
+
+    folder = tmp_path / "animals"
+    otter = write(folder, "otter.md", sections("Sea otters use stones to open shells." + FILLER, title="Otter"))
+    write(folder, "beaver.md", sections("Beavers build dams from branches." + FILLER, title="Beaver"))
+    with Pyramid.open(dsn=fresh_dsn, page_chars=200, retry_backoff=0) as kp:
+        brain = Recollecting()
+        report = kp.ingest([folder], model=brain.model())
+        assert report.ok, report.failed
+        calls = [c for c in brain.calls if c.agent == "recollections"]
+        assert len(calls) == 2 and "at least two documents" in (calls[1].retry or "")
+        recollection = kp.document(str(otter)).recollections
+        assert [(r.text, r.distiller, r.stale) for r in recollection] == [
+            ("Sea and river animals.", "function:scripted", False)
+        ]
+        assert kp.stats().steps and any(s.step == "recollections" and s.usage.requests == 2 for s in kp.stats().steps)
+        # The otter changes: its concept is replaced, the recollection goes stale and is revised.
+        otter.write_text(sections("Sea otters sleep holding hands." + FILLER, title="Otter"))
+        again = Recollecting()
+        assert kp.ingest([folder], model=again.model()).ok
+        texts = [(r.text, r.stale) for r in kp.document(str(otter)).recollections]
+        assert texts == [("Sea and river animals, revised.", False)]
