@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ class Call:
     agent: str
     prompt: str
     retry: str | None  # the problem sent back to the model, when this call is a retry
+    started: float = 0.0  # perf_counter() when the call came in and when it was answered
+    ended: float = 0.0
 
 
 @dataclass
@@ -54,8 +57,9 @@ def default_window(window: Window) -> dict[str, Any]:
     for page, first, text in window.pages:
         if first:
             body = " ".join(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
-            sentence = re.split(r"(?<=[.!?])\s", body.strip())[0].strip()
-            add.append({"text": sentence, "pages": [page]})
+            sentence = " ".join(re.split(r"(?<=[.!?])\s", body.strip())[0].split()[:20])  # short, like a model
+            if sentence:  # a page of headings only has nothing to say
+                add.append({"text": sentence, "pages": [page]})
     return {"add": add, "revise": [], "delete": []}
 
 
@@ -88,9 +92,11 @@ class Scripted:
              and getattr(part, "outcome", None) == "retried"),
             None,
         )
-        self.calls.append(Call(agent, prompt, retry))
+        call = Call(agent, prompt, retry, started=time.perf_counter())
+        self.calls.append(call)
         if self.delay:
             await asyncio.sleep(self.delay)
+        call.ended = time.perf_counter()
         if self.fail is not None and (error := self.fail(agent, prompt)) is not None:
             raise error
         output = self.answer(agent, prompt, retry)

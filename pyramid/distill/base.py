@@ -35,6 +35,13 @@ class PreparedDocument:
     file_mtime: float
     pages: list[NewItem]
     stored: StoredFileState | None  # the version stored before this run, if any
+    # Set when the page vectors are in: the pipeline hands a document to its distiller while its
+    # pages are still being encoded (a distiller needs their text only).
+    pages_ready: asyncio.Future[None] | None = None
+
+    async def wait_pages(self) -> None:
+        if self.pages_ready is not None:
+            await asyncio.shield(self.pages_ready)
 
     @property
     def title(self) -> str:
@@ -47,10 +54,15 @@ class PreparedDocument:
 
 @dataclass
 class Distilled:
+    """A document's levels above pages. Items that have no vector yet are embedded by the
+    pipeline's writer, after the distiller has let go of its LLM slot (``embed_text`` gives the text
+    to embed where it is not the item's text, e.g. a concept's name with its description)."""
+
     items: list[NewItem]
     distiller: str
     usage: Usage = field(default_factory=Usage)
     status: DocumentStatus = "ready"
+    embed_text: dict[str, str] = field(default_factory=dict)
 
 
 class Distiller(Protocol):

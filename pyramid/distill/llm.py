@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import DistillationError, ModelError
 from ..models import Usage
 from ..store import NewItem
-from .base import Distilled, EmbedBatcher, PreparedDocument, UsageMeter, carry_over, embed_new, record_usage
+from .base import Distilled, PreparedDocument, UsageMeter, carry_over, record_usage
 from .cache import OutputCache, digest, forget_unused
 from .estimate import estimate_tokens, price_of
 from .windows import InsightBook, plan_windows
@@ -68,7 +68,6 @@ class LLMDistiller:
         self._slots: asyncio.Semaphore | None = None
         self._agents: _Agents | None = None
         self._used: dict[str, set[str]] = {}
-        self._batcher: EmbedBatcher | None = None
 
     def _resolve(self) -> Model:
         from ..agents.base import resolve_model
@@ -117,16 +116,18 @@ class LLMDistiller:
                 concepts = await self._concepts(doc, texts, cache, meter)
                 abstract = await self._abstract(doc, texts, concepts, cache, meter) if concepts else None
         except ModelError as exc:
+            await cache.flush()  # what succeeded stays cached: the next run resumes from there
             await record_usage(rt, doc.source, meter, failed=True)
             raise DistillationError(str(exc), usage=meter.total) from exc
+        await cache.flush()
         items = self._items(insights, concepts, abstract)
         await carry_over(rt, doc, items)
-        if self._batcher is None:
-            self._batcher = EmbedBatcher(rt)
-        await embed_new(self._batcher.encode, items, text_of={i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"})
         await record_usage(rt, doc.source, meter)
         self._used[doc.source] = cache.used
-        return Distilled(items=items, distiller=self.name, usage=meter.total, status="ready")
+        # No embedding here: the pipeline's writer embeds the items, so this task is free for the
+        # next document at once (waiting here for the encoder left the model idle).
+        embed_text = {i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"}
+        return Distilled(items=items, distiller=self.name, usage=meter.total, status="ready", embed_text=embed_text)
 
     async def call(
         self,
@@ -161,7 +162,7 @@ class LLMDistiller:
         from ..agents.base import run_agent
 
         output = await run_agent(agent, user, deps=deps, model=self.model, policy=self.policy, spent=add, what=what)
-        await cache.put(key, step, output, spent, position=position, pages_key=pages_key)
+        cache.put(key, step, output, spent, position=position, pages_key=pages_key)
         return output
 
     async def _read(self, doc: PreparedDocument, cache: OutputCache, meter: UsageMeter) -> InsightBook:

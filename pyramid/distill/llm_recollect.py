@@ -61,9 +61,11 @@ async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_i
         for start in range(0, len(ids), size):
             await _batch(rt, distiller, ids[start : start + size], cache, meter)
     except ModelError as exc:
+        await cache.flush()
         rt.say(f"Recollections were not updated (the next ingest tries again): {exc}")
         await record_usage(rt, None, meter, failed=True)
         return meter.total
+    await cache.flush()
     await record_usage(rt, None, meter)
     return meter.total
 

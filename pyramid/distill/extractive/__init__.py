@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ...models import Usage
 from ...store import NewItem
-from ..base import Distilled, EmbedBatcher, PreparedDocument, carry_over, embed_new
+from ..base import Distilled, EmbedBatcher, PreparedDocument, carry_over
 from .segment import Candidate, drop_repeated, normalize, segment, words
 
 if TYPE_CHECKING:
@@ -154,8 +154,9 @@ class ExtractiveDistiller:
             )
         items = self._items(insights, vectors, concepts, abstract, picked)
         await carry_over(rt, doc, items)
-        await embed_new(self._encoder(rt).encode, items, text_of={f"concept:{n}": f"{c.name}: {c.description}" for n, c in enumerate(concepts, 1)})
-        return Distilled(items=items, distiller=NAME, usage=Usage(), status="ready")
+        # Concepts and the abstract are embedded by the pipeline's writer (see Distilled).
+        embed_text = {f"concept:{n}": f"{c.name}: {c.description}" for n, c in enumerate(concepts, start=1)}
+        return Distilled(items=items, distiller=NAME, usage=Usage(), status="ready", embed_text=embed_text)
 
     def _segment(self, pages: list[str], title: str) -> list[Candidate]:
         return drop_repeated(segment(pages, subject=title), len(pages))
