@@ -316,7 +316,10 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
 
     url = settings.dsn or await asyncio.to_thread(start_embedded, settings.data_dir)
     embedder = Embedder(
-        settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        nice=settings.encoder_nice,
     )
     db = Database(url, pool_size=settings.pool_size, on_message=say)
     try:

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, min_length=1)
     embedding_batch_size: int = Field(32, ge=1, le=4096)
     embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1, mps; default: best available")
+    encoder_nice: int = Field(
+        10, ge=0, le=19, description="CPU priority of the encoder thread below the event loop's (0: same)"
+    )
 
     # --- conversion ----------------------------------------------------------------------
     page_chars: int = Field(4000, ge=200, le=1_000_000, description="page size cap for formats without pages")

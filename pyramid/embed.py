@@ -88,8 +88,11 @@ class Embedder:
     single thread keeps the model out of the event loop without contending with itself.
     """
 
-    def __init__(self, name: str = DEFAULT_EMBEDDING_MODEL, *, device: str | None = None, batch_size: int = 32):
+    def __init__(
+        self, name: str = DEFAULT_EMBEDDING_MODEL, *, device: str | None = None, batch_size: int = 32, nice: int = 0
+    ):
         self.name = canonical_name(name)
+        self.nice = nice  # how much lower the encoder thread's CPU priority is (see _background_priority)
         self.device = device
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
@@ -166,7 +169,8 @@ class Embedder:
     async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="pyramid-embed", initializer=_background_priority
+                max_workers=1, thread_name_prefix="pyramid-embed", initializer=_background_priority,
+                initargs=(self.nice,),
             )
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -176,7 +180,7 @@ class Embedder:
             self._executor = None
 
 
-def _background_priority() -> None:
+def _background_priority(nice: int) -> None:
     """Run the encoder thread (and the torch threads it starts) below the event loop's priority.
 
     On a busy machine the encoder and the event loop compete for the same cores; the loop's work
@@ -184,12 +188,13 @@ def _background_priority() -> None:
     waits for a core behind a batch of page encodings the model sits idle. Measured with a scripted
     0.5 s model at concurrency 8 on 2 loaded cores: 62 % of the model's capacity used with equal
     priorities, 84 % with the encoder niced (the same as with no encoding at all). An idle machine
-    gives the encoder every free cycle either way.
+    gives the encoder every free cycle either way; other busy processes take a larger share from
+    it (``encoder_nice=0`` turns this off).
     """
-    if not hasattr(os, "setpriority"):
+    if nice <= 0 or not hasattr(os, "setpriority"):
         return
     try:
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except OSError:
         pass  # not permitted or not supported here: run at normal priority
