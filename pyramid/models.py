@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -23,6 +24,13 @@ class Usage(BaseModel):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def sum(cls, usages: Iterable[Usage]) -> Usage:
+        total = cls()
+        for usage in usages:
+            total += usage
+        return total
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -160,10 +168,7 @@ class DocumentUsage(BaseModel):
 
     @property
     def total(self) -> Usage:
-        total = Usage()
-        for step in self.steps:
-            total += step.usage
-        return total
+        return Usage.sum(step.usage for step in self.steps)
 
 
 class Stats(BaseModel):
@@ -178,7 +183,4 @@ class Stats(BaseModel):
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for step in self.steps:
-            total += step.usage
-        return total
+        return Usage.sum(step.usage for step in self.steps)

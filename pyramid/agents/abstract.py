@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai import Agent
 
-from .base import CONCEPTS, DOCUMENT, INSIGHTS, frame, prompt
+from .base import CONCEPTS, DOCUMENT, INSIGHTS, build_agent, frame, send_back
 from .concepts import numbered
 
 
@@ -35,22 +35,13 @@ def check_abstract(deps: AbstractDeps, abstract: Abstract) -> Abstract:
         problems.append(f"concept(s) {unknown} are not shown")
     if deps.concepts and not abstract.concepts:
         problems.append("name the concepts the abstract draws on")
-    if problems:
-        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+    send_back(problems)
     abstract.concepts = sorted(set(abstract.concepts))
     return abstract
 
 
 def build_abstract_agent() -> Agent[AbstractDeps, Abstract]:
-    agent: Agent[AbstractDeps, Abstract] = Agent(
-        output_type=Abstract, deps_type=AbstractDeps, instructions=prompt("abstract"), name="abstract"
-    )
-
-    @agent.output_validator
-    def _validate(ctx: RunContext[AbstractDeps], abstract: Abstract) -> Abstract:
-        return check_abstract(ctx.deps, abstract)
-
-    return agent
+    return build_agent("abstract", Abstract, AbstractDeps, check_abstract)
 
 
 def abstract_prompt(

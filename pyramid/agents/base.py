@@ -40,6 +40,32 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 MAX_WAIT = 120.0
 
 
+D = TypeVar("D")
+O = TypeVar("O")
+
+
+def build_agent(name: str, output_type: type[O], deps_type: type[D], check: Callable[[D, O], O]) -> Agent[D, O]:
+    """An agent with the instructions ``prompts/<name>.md`` whose every output passes ``check``
+    (which raises ModelRetry, sending the problems back to the model) before anyone sees it."""
+    from pydantic_ai import Agent, RunContext
+
+    agent: Agent[D, O] = Agent(output_type=output_type, deps_type=deps_type, instructions=prompt(name), name=name)
+
+    @agent.output_validator
+    def _validate(ctx: RunContext[D], output: O) -> O:
+        return check(ctx.deps, output)
+
+    return agent
+
+
+def send_back(problems: list[str]) -> None:
+    """Raise ModelRetry listing every problem, so that one retry can fix them all."""
+    from pydantic_ai import ModelRetry
+
+    if problems:
+        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+
+
 @cache
 def prompt(name: str) -> str:
     """The instructions of an agent, ``pyramid/prompts/<name>.md``."""

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai import Agent
 
-from .base import CONCEPTS, DOCUMENT, INSIGHTS, frame, prompt
+from .base import CONCEPTS, DOCUMENT, INSIGHTS, build_agent, frame, send_back
 
 
 class Concept(BaseModel):
@@ -48,8 +48,7 @@ def check_concepts(deps: NumbersDeps, found: ConceptList) -> ConceptList:
         unknown = sorted(set(concept.insights) - deps.numbers)
         if unknown:
             problems.append(f"concept {concept.name[:40]!r} names insight(s) {unknown}, which are not shown")
-    if problems:
-        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+    send_back(problems)
     for concept in found.concepts:
         concept.insights = sorted(set(concept.insights))
     return found
@@ -70,33 +69,16 @@ def check_merge(deps: NumbersDeps, merged: MergedConcepts) -> MergedConcepts:
     missing = sorted(deps.numbers - set(seen))
     if missing:
         problems.append(f"concept(s) {missing} are in no group; every concept belongs to exactly one group")
-    if problems:
-        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+    send_back(problems)
     return merged
 
 
 def build_concept_agent() -> Agent[NumbersDeps, ConceptList]:
-    agent: Agent[NumbersDeps, ConceptList] = Agent(
-        output_type=ConceptList, deps_type=NumbersDeps, instructions=prompt("concepts"), name="concepts"
-    )
-
-    @agent.output_validator
-    def _validate(ctx: RunContext[NumbersDeps], found: ConceptList) -> ConceptList:
-        return check_concepts(ctx.deps, found)
-
-    return agent
+    return build_agent("concepts", ConceptList, NumbersDeps, check_concepts)
 
 
 def build_merge_agent() -> Agent[NumbersDeps, MergedConcepts]:
-    agent: Agent[NumbersDeps, MergedConcepts] = Agent(
-        output_type=MergedConcepts, deps_type=NumbersDeps, instructions=prompt("merge_concepts"), name="merge"
-    )
-
-    @agent.output_validator
-    def _validate(ctx: RunContext[NumbersDeps], merged: MergedConcepts) -> MergedConcepts:
-        return check_merge(ctx.deps, merged)
-
-    return agent
+    return build_agent("merge_concepts", MergedConcepts, NumbersDeps, check_merge)
 
 
 def numbered(rows: Sequence[tuple[int, str]]) -> str:

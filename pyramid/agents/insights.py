@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai import Agent
 
-from .base import DOCUMENT, INSIGHTS, PAGE, frame, prompt
+from .base import DOCUMENT, INSIGHTS, PAGE, build_agent, frame, send_back
 
 MAX_WORDS = 45
 
@@ -59,21 +59,12 @@ def check_edits(deps: WindowDeps, edits: WindowEdits) -> WindowEdits:
         outside = sorted(set(pages) - set(deps.pages))
         if outside:
             problems.append(f"the {label} {text[:40]!r} names page(s) {outside}, outside this window ({allowed})")
-    if problems:
-        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+    send_back(problems)
     return edits
 
 
 def build_insight_agent() -> Agent[WindowDeps, WindowEdits]:
-    agent: Agent[WindowDeps, WindowEdits] = Agent(
-        output_type=WindowEdits, deps_type=WindowDeps, instructions=prompt("insights"), name="insights"
-    )
-
-    @agent.output_validator
-    def _validate(ctx: RunContext[WindowDeps], edits: WindowEdits) -> WindowEdits:
-        return check_edits(ctx.deps, edits)
-
-    return agent
+    return build_agent("insights", WindowEdits, WindowDeps, check_edits)
 
 
 def window_prompt(

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent, ModelRetry, RunContext
+from pydantic_ai import Agent
 
-from .base import CONCEPTS, DOCUMENT, RECOLLECTIONS, frame, prompt
+from .base import CONCEPTS, DOCUMENT, RECOLLECTIONS, build_agent, frame, send_back
 
 
 class NewRecollection(BaseModel):
@@ -53,22 +53,12 @@ def check_recollections(deps: RecollectionDeps, edits: RecollectionEdits) -> Rec
             problems.append(f"recollection {number} is not shown")
     if len(set(revised)) != len(revised):
         problems.append("a recollection is revised more than once")
-    if problems:
-        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+    send_back(problems)
     return edits
 
 
 def build_recollection_agent() -> Agent[RecollectionDeps, RecollectionEdits]:
-    agent: Agent[RecollectionDeps, RecollectionEdits] = Agent(
-        output_type=RecollectionEdits, deps_type=RecollectionDeps, instructions=prompt("recollections"),
-        name="recollections",
-    )
-
-    @agent.output_validator
-    def _validate(ctx: RunContext[RecollectionDeps], edits: RecollectionEdits) -> RecollectionEdits:
-        return check_recollections(ctx.deps, edits)
-
-    return agent
+    return build_agent("recollections", RecollectionEdits, RecollectionDeps, check_recollections)
 
 
 def recollection_prompt(

@@ -103,10 +103,7 @@ class UsageMeter:
 
     @property
     def total(self) -> Usage:
-        total = Usage()
-        for usage in self.steps.values():
-            total += usage
-        return total
+        return Usage.sum(self.steps.values())
 
 
 async def record_usage(rt: Runtime, source: str | None, meter: UsageMeter, *, failed: bool = False) -> None:
@@ -238,3 +235,27 @@ async def embed_new(
     vectors = await encode(texts)
     for item, vector in zip(todo, vectors, strict=True):
         item.embedding = vector
+
+
+@dataclass
+class CorpusConcept:
+    """A stored concept as the recollection steps see it."""
+
+    id: int
+    document_id: int
+    name: str
+    text: str
+    document: str  # its document's title, or file name
+    source: str
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> CorpusConcept:
+        """From (id, document_id, title, text, document title, source)."""
+        cid, doc_id, name, text, title, source = row
+        return cls(int(cid), int(doc_id), str(name or ""), str(text), str(title or str(source).rsplit("/", 1)[-1]),
+                   str(source))
+
+    @property
+    def ref(self) -> str:
+        """The readable trail kept with a recollection's link (it survives the concept's deletion)."""
+        return f"{self.name} — {self.document} ({self.source})"

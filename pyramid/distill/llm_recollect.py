@@ -11,14 +11,13 @@ message, and the next run tries again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
 from ..models import Usage
 from ..sqlfiles import query
 from ..store import NewItem
-from .base import UsageMeter, record_usage
+from .base import CorpusConcept, UsageMeter, record_usage
 from .cache import OutputCache
 
 if TYPE_CHECKING:
@@ -28,28 +27,6 @@ if TYPE_CHECKING:
 RELATED_PER_CONCEPT = 3
 MAX_RELATED = 40
 MAX_SHOWN_RECOLLECTIONS = 20
-
-
-@dataclass
-class _Concept:
-    id: int
-    document_id: int
-    name: str
-    text: str
-    document: str  # title (or file name) of its document
-    source: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name} — {self.document} ({self.source})"
-
-
-def _concept(row: Sequence[Any], embedding: bool) -> _Concept:
-    if embedding:
-        cid, doc_id, name, text, _, title, source = row
-    else:
-        cid, doc_id, name, text, title, source = row
-    return _Concept(cid, doc_id, name or "", text, title or source.rsplit("/", 1)[-1], source)
 
 
 async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_ids: Sequence[int]) -> Usage:
@@ -80,8 +57,8 @@ async def _batch(
         rows = await cur.fetchall()
         cur = await conn.execute(query("distill.abstracts_of_documents"), {"ids": ids})
         abstracts = {doc_id: text for doc_id, text in await cur.fetchall()}
-        new = [_concept(row, True) for row in rows]
-        related: dict[int, _Concept] = {}
+        new = [CorpusConcept.from_row(row[:4] + row[5:]) for row in rows]
+        related: dict[int, CorpusConcept] = {}
         for row in rows:
             if len(related) >= MAX_RELATED:
                 break
@@ -90,7 +67,7 @@ async def _batch(
                 {"embedding": row[4], "exclude": ids, "limit": RELATED_PER_CONCEPT},
             )
             for hit in await cur.fetchall():
-                related.setdefault(hit[0], _concept(hit, False))
+                related.setdefault(hit[0], CorpusConcept.from_row(hit))
         cur = await conn.execute(
             query("distill.recollections_about"),
             {"concepts": [c.id for c in new] + list(related), "limit": MAX_SHOWN_RECOLLECTIONS},

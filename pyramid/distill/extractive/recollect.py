@@ -12,11 +12,11 @@ recollection whose group did not change keeps its id. User and LLM recollections
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...sqlfiles import query
 from ...store import NewItem
+from ..base import CorpusConcept
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,17 +28,7 @@ NAME = "extractive"
 MAX_DESCRIPTION_WORDS = 40
 
 
-@dataclass
-class _Concept:
-    id: int
-    document_id: int
-    name: str
-    text: str
-    document_title: str
-    source: str
-
-
-def groups(concepts: list[_Concept], vectors: np.ndarray, settings: Settings) -> list[list[int]]:
+def groups(concepts: list[CorpusConcept], vectors: np.ndarray, settings: Settings) -> list[list[int]]:
     """Indexes of the concepts of each group that spans at least two documents."""
     import faiss
     import numpy as np
@@ -83,15 +73,14 @@ def groups(concepts: list[_Concept], vectors: np.ndarray, settings: Settings) ->
     ]
 
 
-def describe(group: list[int], concepts: list[_Concept], label: list[str], vectors: np.ndarray) -> str:
+def describe(group: list[int], concepts: list[CorpusConcept], label: list[str], vectors: np.ndarray) -> str:
     """"fishkeeping, hobby: a theme of 3 documents (A, B, C). <the most central concept's text>" """
     from .cluster import centrality
 
     titles: list[str] = []
     for i in group:
-        title = concepts[i].document_title or concepts[i].source.rsplit("/", 1)[-1]
-        if title not in titles:
-            titles.append(title)
+        if concepts[i].document not in titles:
+            titles.append(concepts[i].document)
     central = concepts[centrality(vectors, group)[0]]
     description = central.text.split()
     if len(description) > MAX_DESCRIPTION_WORDS:
@@ -112,7 +101,7 @@ async def refresh_recollections(rt: Runtime) -> int:
         rows = await cur.fetchall()
         cur = await conn.execute(query("distill.recollections_by"), {"distiller": NAME})
         existing = await cur.fetchall()
-    concepts = [_Concept(r[0], r[1], r[2] or "", r[3], r[5], r[6]) for r in rows]
+    concepts = [CorpusConcept.from_row(r[:4] + r[5:]) for r in rows]
     # pgvector hands back Vector objects (or arrays, depending on its version)
     vectors = np.array([getattr(r[4], "to_numpy", lambda v=r[4]: v)() for r in rows], dtype=np.float32)
     vectors = vectors.reshape(len(rows), -1)
@@ -143,10 +132,7 @@ async def refresh_recollections(rt: Runtime) -> int:
                     distiller=NAME,
                     meta={"documents": sorted({concepts[i].document_id for i in group})},
                     sources=list(ids),
-                    source_refs={
-                        concepts[i].id: f"{concepts[i].name} — {concepts[i].document_title} ({concepts[i].source})"
-                        for i in group
-                    },
+                    source_refs={concepts[i].id: concepts[i].ref for i in group},
                 )
             )
         await store.write_items(conn, None, items)
