@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, load_settings
-from .models import DocumentInfo, DocumentView, IngestReport
+from .models import DocumentInfo, DocumentView, IngestReport, ItemView, Stats
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
 
@@ -151,11 +151,23 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
-        """Ingest files and folders (recursively). Unchanged files are skipped; changed ones are
-        replaced atomically; a file that fails is reported in the result, never raised."""
+        """Ingest files and folders (recursively) and distill them into the pyramid. Unchanged files
+        are skipped; changed ones are replaced atomically; a file that fails is reported in the
+        result, never raised.
+
+        ``model``: a PydanticAI model string ("openai:gpt-4.1-mini", "anthropic:…", "ollama:…") or
+        ``Model`` instance distils with an LLM; default ``settings.model`` (``PYRAMID_MODEL``); none,
+        or "extractive", uses the extractive distiller (no LLM). ``concurrency``: documents distilled
+        at once (default ``settings.concurrency``). A dry run writes nothing and reports the
+        estimated tokens (and price) in ``usage``/``price``."""
         return self._portal.call(
-            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
+                concurrency=concurrency,
+            )
         )
 
     async def aingest(
@@ -167,9 +179,14 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
         return await self._portal.acall(
-            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
+                concurrency=concurrency,
+            )
         )
 
     async def _aingest(
@@ -181,12 +198,20 @@ class Pyramid:
         dry_run: bool,
         force: bool,
         wait: float | None,
+        model: str | Model | None,
+        concurrency: int | None,
     ) -> IngestReport:
+        from .distill import make_distiller
         from .ingest import Ingest
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        run = Ingest(self._rt, dry_run=dry_run, force=force)
+        if concurrency is not None and not 1 <= concurrency <= 512:
+            from .errors import ConfigError
+
+            raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
+        distiller = make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
+        run = Ingest(self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency)
         if dry_run:
             return await run.run(paths, include=include, exclude=exclude)
         async with self._rt.db.writer_lock(wait=wait, what="this ingest"):
@@ -337,6 +362,34 @@ class Pyramid:
         from .tools import mcp_server
 
         mcp_server(self).run("stdio")
+    # -- recollections and statistics -------------------------------------------------------------
+    def remember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+        """Add a recollection in your own words, optionally about one or more documents (id, path or
+        unique file name): its audit trail. It is never replaced by a distiller, and goes stale when
+        one of its documents changes or is removed."""
+        return self._portal.call(self._aremember(text, source))
+
+    async def aremember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+        return await self._portal.acall(self._aremember(text, source))
+
+    async def _aremember(self, text: str, source: str | int | Sequence[str | int] | None) -> ItemView:
+        from .memory import remember
+
+        sources = [] if source is None else [source] if isinstance(source, (str, int)) else list(source)
+        return await remember(self._rt, text, sources=sources)
+
+    def stats(self) -> Stats:
+        """Item counts per level, documents per status, and the LLM tokens spent per step and per
+        document."""
+        return self._portal.call(self._astats())
+
+    async def astats(self) -> Stats:
+        return await self._portal.acall(self._astats())
+
+    async def _astats(self) -> Stats:
+        from .memory import stats
+
+        return await stats(self._rt)
 
     # -- maintenance ------------------------------------------------------------------------------
     def reembed(self, *, wait: float | None = None) -> int:
@@ -371,7 +424,10 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
 
     url = settings.dsn or await asyncio.to_thread(start_embedded, settings.data_dir)
     embedder = Embedder(
-        settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        nice=settings.encoder_nice,
     )
     db = Database(url, pool_size=settings.pool_size, on_message=say)
     try:

@@ -15,6 +15,7 @@ from typer.exceptions import TyperException
 from ..errors import EXIT_USAGE, PyramidError
 from . import ask as ask_commands
 from . import db as db_commands
+from . import distill as distill_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
 from . import search as search_commands
@@ -54,6 +55,7 @@ def _root(
 
 ingest_commands.register(app)
 doc_commands.register(app)
+distill_commands.register(app)
 db_commands.register(app)
 search_commands.register(app)
 ask_commands.register(app)
