@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from .citations import QUOTE_CHARS, Citation
 from .config import Level
+from .distill import EXTRACTIVE_NAMES
 from .errors import SearchError
 from .evidence import Evidence, Labels, search_items, select
 from .models import Usage
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
     from .runtime import Runtime
 
-# Model settings that mean "no LLM" (the distiller's word for it, too).
-NO_MODEL = frozenset({"", "none", "extractive"})
 NO_MODEL_TEXT = (
     "No LLM is configured (set PYRAMID_MODEL or pass --model), so this is not an answer: it is the best "
     "evidence for the question across levels, best first, each with its citation."
@@ -102,7 +101,7 @@ async def ask(
     question = question.strip()
     chosen = levels_of(levels, rt.settings.ask_levels)
     spec = model if model is not None else rt.settings.model
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in NO_MODEL):
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in {"", *EXTRACTIVE_NAMES}):
         answer = await evidence_only(rt, question, chosen)
     else:
         from .agents.search_agent import research_and_answer

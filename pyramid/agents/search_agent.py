@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent, ModelRetry, RunContext
-from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior, UsageLimitExceeded, UserError
+from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior, UsageLimitExceeded
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -39,10 +39,10 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 from .. import citations
 from ..ask import NOTHING_FOUND, Answer, Note
 from ..config import Level
-from ..errors import ConfigError, ModelError, PyramidError
+from ..errors import ModelError, PyramidError
 from ..evidence import TOOL_TEXT_CHARS, Evidence, Labels, expand_item, rank, search_items, select
 from ..models import Usage
-from ..prompts import load as prompt
+from .base import _usage, model_label, prompt, resolve_model
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -217,27 +217,6 @@ def evidence_history(question: str, pack: EvidencePack) -> list[ModelMessage]:
 # --- one question, both phases -----------------------------------------------------------------------
 
 
-def resolve_model(spec: str | Model) -> Model:
-    """A PydanticAI model from a model string ("openai:gpt-4.1-mini", "anthropic:…", "ollama:…",
-    "test") or a ``Model`` (returned as it is)."""
-    from pydantic_ai.models import infer_model
-
-    if isinstance(spec, Model):
-        return spec
-    try:
-        return infer_model(spec)
-    except (UserError, ValueError, ImportError) as exc:
-        raise ConfigError(f"cannot use the model {spec!r}: {exc}") from None
-
-
-def model_label(model: Model, spec: str | Model) -> str:
-    return spec.strip() if isinstance(spec, str) else f"{model.system}:{model.model_name}"
-
-
-def _usage(run: RunUsage) -> Usage:
-    return Usage(requests=run.requests, input_tokens=run.input_tokens, output_tokens=run.output_tokens)
-
-
 def _model_settings(settings: Settings) -> dict[str, Any]:
     return {"request_timeout": settings.request_timeout, "max_retries": settings.retries}
 
@@ -262,7 +241,7 @@ async def research_and_answer(rt: Runtime, question: str, *, model: str | Model,
     budget = Budget.from_settings(settings)
     usage = RunUsage()
     deps = ResearchDeps(rt, question, levels, budget.research_requests, budget.research_tokens)
-    answer = Answer(question=question, text="", model=model_label(llm, model), levels=levels)
+    answer = Answer(question=question, text="", model=model_label(model), levels=levels)
     try:
         research = await build_research_agent().run(
             question,
