@@ -157,6 +157,27 @@ def test_the_token_budget_stops_the_research_and_an_answer_over_budget_is_an_err
     assert len(seen) == 2   # one research request went over 500 tokens; the answer request went over 1000
 
 
+def test_a_configured_reranker_orders_the_evidence_behind_the_noted_items(tight: Any, ids: Any, tmp_path: Any) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from test_search import _tiny_cross_encoder
+
+    path = _tiny_cross_encoder(tmp_path / "cross-encoder")
+    kp = tight(reranker=str(path))
+    model, _ = scripted(
+        call("search", query="Holm Orchards pilot starts on 14 April", k=10),
+        lambda messages, info: call("note", text="start", item_ids=[tool_returns(messages, "search")[-1].content[-1]["id"]]),
+        text("done"),
+        cite_evidence("x"),
+    )
+    answer = kp.ask(QUESTION, model=model)
+    noted, rest = answer.evidence[0], answer.evidence[1:]
+    assert [noted.id] == answer.notes[0].item_ids   # the agent's note leads, whatever its score
+    expected = CrossEncoder(str(path), device="cpu").predict([(QUESTION, e.text) for e in answer.evidence])
+    assert [e.score for e in answer.evidence] == pytest.approx([float(x) for x in expected], abs=1e-4)
+    assert [e.score for e in rest] == sorted((e.score for e in rest), reverse=True)
+
+
 def test_levels_limit_what_the_agent_may_search_and_pages_come_only_when_asked(kp: Any, ids: Any) -> None:
     model, seen = scripted(
         call("search", query="pilot", levels=["page"]), text("done"), cite_evidence("x")
