@@ -159,7 +159,6 @@ def test_the_token_budget_stops_the_research_and_an_answer_over_budget_is_an_err
 
 def test_a_configured_reranker_orders_the_evidence_behind_the_noted_items(tight: Any, ids: Any, tmp_path: Any) -> None:
     from sentence_transformers import CrossEncoder
-
     from test_search import _tiny_cross_encoder
 
     path = _tiny_cross_encoder(tmp_path / "cross-encoder")
