@@ -156,8 +156,32 @@ def run_step(conn: Any, step: str, sql: list[str], timings: dict[str, float]) ->
     print(f"  {step}: {timings[step]:.1f} s", flush=True)
 
 
-HNSW = {lv: f"CREATE INDEX IF NOT EXISTS items_embedding_{lv} ON items USING hnsw (embedding vector_cosine_ops) "
-            f"WHERE level = '{lv}'" for lv in ("page", "insight", "concept", "abstract", "recollection")}
+# The indexes built after loading, with the step names the progress table records them under.
+DEFERRED = {"bm25_postings_pkey": "index_postings_pk", "bm25_postings_impact": "index_postings_impact",
+            **{f"items_embedding_{lv}": f"index_hnsw_{lv}"
+               for lv in ("page", "insight", "concept", "abstract", "recollection")}}
+
+
+def defer_indexes(conn: Any) -> None:
+    """Drop the indexes the migrations made (a sort after loading beats a million random index
+    inserts), keeping their definitions to build them again exactly as the migrations define them."""
+    conn.execute("CREATE TABLE IF NOT EXISTS bench_ddl (name text PRIMARY KEY, ddl text NOT NULL)")
+    conn.execute("INSERT INTO bench_ddl SELECT indexname, indexdef FROM pg_indexes "
+                 "WHERE indexname = ANY(%s) ON CONFLICT DO NOTHING", (list(DEFERRED),))
+    conn.execute("ALTER TABLE bm25_postings DROP CONSTRAINT IF EXISTS bm25_postings_pkey")
+    for name in DEFERRED:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def build_deferred(conn: Any, timings: dict[str, float]) -> None:
+    saved = dict(conn.execute("SELECT name, ddl FROM bench_ddl").fetchall()) if conn.execute(
+        "SELECT to_regclass('bench_ddl')").fetchone()[0] else {}
+    for name, step in DEFERRED.items():
+        ddl = [saved.get(name, "")]
+        if name == "bm25_postings_pkey":
+            ddl.append("ALTER TABLE bm25_postings ADD CONSTRAINT bm25_postings_pkey PRIMARY KEY "
+                       "USING INDEX bm25_postings_pkey")
+        run_step(conn, step, ddl, timings)
 
 
 def build(url: str, items: int) -> dict[str, float]:
@@ -173,11 +197,7 @@ def build(url: str, items: int) -> dict[str, float]:
         register_vector(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS bench_progress (step text PRIMARY KEY, seconds float8)")
         if not step_done(conn, "load"):
-            # Indexes are built after loading: one sort beats a million random index inserts.
-            for lv in HNSW:
-                conn.execute(f"DROP INDEX IF EXISTS items_embedding_{lv}")
-            conn.execute("DROP INDEX IF EXISTS bm25_postings_impact")
-            conn.execute("ALTER TABLE bm25_postings DROP CONSTRAINT IF EXISTS bm25_postings_pkey")
+            defer_indexes(conn)
             docs = (items + ITEMS_PER_DOC - 1) // ITEMS_PER_DOC
             conn.execute(
                 "INSERT INTO documents (source, path, title, status) OVERRIDING SYSTEM VALUE "
@@ -203,15 +223,7 @@ def build(url: str, items: int) -> dict[str, float]:
             conn.execute("INSERT INTO bench_progress VALUES ('load', %s)", (spent,))
         timings["load"] = conn.execute("SELECT seconds FROM bench_progress WHERE step = 'load'").fetchone()[0]
         run_step(conn, "compact", ["SELECT pyramid_bm25_compact()"], timings)
-        run_step(conn, "index_postings_pk", [
-            "ALTER TABLE bm25_postings ADD CONSTRAINT bm25_postings_pkey PRIMARY KEY (item_id, lexeme) INCLUDE (tf, dl)"
-        ], timings)
-        run_step(conn, "index_postings_impact", [
-            "CREATE INDEX IF NOT EXISTS bm25_postings_impact ON bm25_postings (level, lexeme, impact DESC, item_id) "
-            "INCLUDE (document_id, tf, dl)"
-        ], timings)
-        for lv, ddl in HNSW.items():
-            run_step(conn, f"index_hnsw_{lv}", [ddl], timings)
+        build_deferred(conn, timings)
         run_step(conn, "vacuum_analyze", ["VACUUM ANALYZE items", "VACUUM ANALYZE bm25_postings",
                                           "VACUUM ANALYZE bm25_terms"], timings)
     return timings

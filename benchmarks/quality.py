@@ -72,13 +72,17 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
 
     kp._portal.call(store())
 
-    def run(mode: str, fusion: str = "rrf") -> Callable[[str], list[str]]:
-        return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode, fusion=fusion)]
+    def run(mode: str) -> Callable[[str], list[str]]:   # with the default fusion and weight
+        return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode)]
 
     def fused(fusion: str, weight: float) -> Callable[[str], list[str]]:
         def search(q: str) -> list[str]:
+            default = kp.settings.weight_bm25
             kp.settings.weight_bm25 = weight
-            return [h.document_title or "" for h in kp.search(q, k=K, mode="hybrid", fusion=fusion)]
+            try:
+                return [h.document_title or "" for h in kp.search(q, k=K, mode="hybrid", fusion=fusion)]
+            finally:
+                kp.settings.weight_bm25 = default
 
         return search
 
@@ -126,8 +130,12 @@ def txtai_systems(articles: dict[str, str]) -> dict[str, Callable[[str], list[st
     for name, options in (("txtai hybrid", {"hybrid": True}), ("txtai vector", {})):
         embeddings = Embeddings(path=model_location("all-MiniLM-L6-v2"), content=False, **options)
         embeddings.index([(i, articles[t], None) for i, t in enumerate(titles)])
-        out[name] = (lambda e: lambda q: [titles[int(i)] for i, _ in e.search(q, K)])(embeddings)
+        out[name] = _txtai_search(embeddings, titles)
     return out
+
+
+def _txtai_search(embeddings: Any, titles: list[str]) -> Callable[[str], list[str]]:
+    return lambda q: [titles[int(i)] for i, _ in embeddings.search(q, K)]
 
 
 def cross_validate(per_question: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:

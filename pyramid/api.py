@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .config import Settings, load_settings
 from .models import DocumentInfo, DocumentView, IngestReport, ItemView, Stats
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .ask import Answer
     from .db import BuildInfo
     from .evidence import Evidence, Expansion
-    from .search import Hit
+    from .search import Hit, SearchOptions
 
 
 class Pyramid:
@@ -259,41 +259,18 @@ class Pyramid:
         return view
 
     # -- search ---------------------------------------------------------------------------------
-    def search(
-        self,
-        query: str,
-        *,
-        levels: Sequence[str] | str | None = None,
-        k: int | None = None,
-        mode: str | None = None,
-        rerank: bool | str | None = None,
-        documents: Sequence[str] | str | None = None,
-        fusion: str | None = None,
-    ) -> list[Hit]:
-        """Hybrid search (BM25 + vector, per level, fused). ``levels``: any of page, insight, concept,
-        abstract, recollection (default: every level that has items); ``mode``: hybrid | bm25 |
-        vector; ``documents``: globs over document sources; ``rerank``: True (the configured or
-        default cross-encoder), a model name or path, or False; ``fusion``: rrf | weighted."""
-        return self._portal.call(
-            self._asearch(query, levels=levels, k=k, mode=mode, rerank=rerank, documents=documents, fusion=fusion)
-        )
+    def search(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
+        """Hybrid search (BM25 + vector, per level, fused). Options: ``levels`` (any of page,
+        insight, concept, abstract, recollection; default every level that has items), ``k``,
+        ``mode`` (hybrid | bm25 | vector), ``documents`` (globs over document sources), ``rerank``
+        (True: the configured or default cross-encoder; a model name or path; False), ``fusion``
+        (weighted | rrf)."""
+        return self._portal.call(self._asearch(query, options))
 
-    async def asearch(
-        self,
-        query: str,
-        *,
-        levels: Sequence[str] | str | None = None,
-        k: int | None = None,
-        mode: str | None = None,
-        rerank: bool | str | None = None,
-        documents: Sequence[str] | str | None = None,
-        fusion: str | None = None,
-    ) -> list[Hit]:
-        return await self._portal.acall(
-            self._asearch(query, levels=levels, k=k, mode=mode, rerank=rerank, documents=documents, fusion=fusion)
-        )
+    async def asearch(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
+        return await self._portal.acall(self._asearch(query, options))
 
-    async def _asearch(self, query: str, **options: Any) -> list[Hit]:
+    async def _asearch(self, query: str, options: SearchOptions) -> list[Hit]:
         from .search import search
 
         return await search(self._rt, query, **options)

@@ -8,7 +8,7 @@ parameters, and the rows become ``Hit`` values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,17 @@ FUSIONS: tuple[Fusion, ...] = ("rrf", "weighted")
 # to_tsvector refuses text whose tsvector would pass 1 MB; a query this long is not a search anyway.
 MAX_QUERY_CHARS = 100_000
 MAX_K = 1000
+
+
+class SearchOptions(TypedDict, total=False):
+    """The keyword options of ``Pyramid.search`` (and ``search`` below)."""
+
+    levels: Sequence[str] | str | None
+    k: int | None
+    mode: str | None
+    rerank: bool | str | None
+    documents: Sequence[str] | str | None
+    fusion: str | None
 
 
 class Hit(BaseModel):

@@ -167,5 +167,6 @@ def test_truncate_empties_the_index(fresh_dsn: str) -> None:
             assert_statistics_exact(conn)
             assert conn.execute("SELECT count(*) FROM bm25_postings").fetchone() == (0,)
             assert conn.execute("SELECT count(*) FROM bm25_level_stats").fetchone() == (0,)
+        assert kp.search("wolves") == []   # an empty pyramid: no level to search, no error
         store_document(kp, "/t/b.md", [("page", "Rates rose.")])
         assert [h.source for h in kp.search("rates", mode="bm25")] == ["/t/b.md"]
