@@ -3,6 +3,7 @@ tables, a Zipfian vocabulary, and pages of realistic length. No third-party text
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -35,11 +36,11 @@ class TextMaker:
     def __init__(self, seed: int = 7, vocab: int = 20_000) -> None:
         self.rng = random.Random(seed)
         self.words = vocabulary(vocab, self.rng)
-        # Zipf: word k is drawn with weight 1/k.
-        self.weights = [1.0 / (k + 1) for k in range(len(self.words))]
+        # Zipf: word k is drawn with weight 1/k (cumulative once, not per draw).
+        self.cumulative = list(itertools.accumulate(1.0 / (k + 1) for k in range(len(self.words))))
 
     def nouns(self, n: int) -> list[str]:
-        return self.rng.choices(self.words, weights=self.weights, k=n)
+        return self.rng.choices(self.words, cum_weights=self.cumulative, k=n)
 
     def sentence(self) -> str:
         rng = self.rng

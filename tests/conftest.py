@@ -28,6 +28,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, like the library."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The data dir of the embedded server every test module shares (stopped at the end)."""
     from pyramid.db import start_embedded, stop_embedded

@@ -25,7 +25,7 @@ _XHTML = "{http://www.w3.org/1999/xhtml}"
 
 @dataclass
 class FeedItem:
-    key: str  # guid/id, else link, else the 1-based item number
+    key: str  # guid/id, else link, else a hash of title and date (or of the body)
     title: str
     markdown: str
     meta: dict[str, str] = field(default_factory=dict)
@@ -74,7 +74,9 @@ def _number(entries: list[dict[str, Any]]) -> list[FeedItem]:
         title = entry["title"] or ""
         if not body and not title:
             continue
-        key = entry["id"] or entry["link"] or str(number)
+        # Without guid or link, key by what the item says rather than by its position: a position
+        # shifts when an earlier item leaves the feed, which would re-add every later item.
+        key = entry["id"] or entry["link"] or _content_key(title, entry["published"], body)
         if key in seen:  # feeds do repeat guids; the key must stay unique within the file
             key = f"{key}~{number}"
         seen.add(key)
@@ -87,6 +89,13 @@ def _number(entries: list[dict[str, Any]]) -> list[FeedItem]:
             lines.append(body)
         items.append(FeedItem(key, title, clean_markdown("\n\n".join(lines)), meta))
     return items
+
+
+def _content_key(title: str, published: str | None, body: str) -> str:
+    import hashlib
+
+    basis = f"{title}\n{published or ''}" if title else body
+    return "item-" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:12]
 
 
 def _rss_item(item: Any, ns: str) -> dict[str, Any]:
