@@ -198,8 +198,9 @@ class Pyramid:
         dry_run: bool,
         force: bool,
         wait: float | None,
-        model: str | Model | None,
-        concurrency: int | None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
+        prune: bool = False,
     ) -> IngestReport:
         from .distill import make_distiller
         from .ingest import Ingest
@@ -213,9 +214,67 @@ class Pyramid:
         distiller = make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
         run = Ingest(self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency)
         if dry_run:
-            return await run.run(paths, include=include, exclude=exclude)
-        async with self._rt.db.writer_lock(wait=wait, what="this ingest"):
-            return await run.run(paths, include=include, exclude=exclude)
+            report = await run.run(paths, include=include, exclude=exclude)
+            return await self._pruned(report, run, paths, prune=prune, dry_run=True)
+        async with self._rt.db.writer_lock(wait=wait, what="this ingest" if not prune else "this sync"):
+            report = await run.run(paths, include=include, exclude=exclude)
+            return await self._pruned(report, run, paths, prune=prune, dry_run=False)
+
+    async def _pruned(
+        self, report: IngestReport, run: Any, paths: Sequence[str | Path], *, prune: bool, dry_run: bool
+    ) -> IngestReport:
+        if prune:
+            from .sync import prune as prune_gone
+
+            removed = await prune_gone(self._rt, paths, run.discovered, dry_run=dry_run)
+            report.results.extend(removed)
+            for result in removed:
+                self._rt.emit(ProgressEvent("result", result=result, path=result.source))
+        return report
+
+    # -- sync -----------------------------------------------------------------------------------
+    def sync(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prune: bool = True,
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
+    ) -> IngestReport:
+        """Make the pyramid match ``paths``: ingest new and changed files, and (``prune``) remove the
+        documents whose files no longer exist below them. Meant for cron: see the README."""
+        return self._portal.call(
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
+                model=model, concurrency=concurrency,
+            )
+        )
+
+    async def async_sync(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prune: bool = True,
+        dry_run: bool = False,
+        force: bool = False,
+        wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
+    ) -> IngestReport:
+        """The async twin of ``sync`` (``async`` itself is a Python keyword)."""
+        return await self._portal.acall(
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
+                model=model, concurrency=concurrency,
+            )
+        )
 
     # -- reading --------------------------------------------------------------------------------
     def documents(self, *, status: str | None = None) -> list[DocumentInfo]:

@@ -128,7 +128,7 @@ class _Walker:
 
     def _file(self, path: Path, info: os.stat_result) -> None:
         if not stat.S_ISREG(info.st_mode):
-            self.problem(path, f"not a regular file ({_kind(info.st_mode)})")
+            self.problem(path, f"not a regular file ({file_kind(info.st_mode)})")
             return
         if not os.access(path, os.R_OK):
             self.problem(path, "cannot read file: permission denied")
@@ -160,7 +160,8 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
     if stat.S_ISFIFO(mode):
         return "a named pipe"
     if stat.S_ISSOCK(mode):

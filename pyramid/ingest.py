@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .discover import discover
+from .discover import Discovery, discover
 from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
 from .errors import ConversionError, DistillationError, PyramidError
 from .models import FileResult, IngestReport, Usage
@@ -76,6 +76,7 @@ class Ingest:
         self.report = IngestReport(dry_run=dry_run)
         self.files_done = 0
         self.written: list[int] = []
+        self.discovered: Discovery | None = None
         self._timings_lock = threading.Lock()
         self._convert_pool = ThreadPoolExecutor(
             max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
@@ -112,6 +113,7 @@ class Ingest:
         started = time.perf_counter()
         try:
             found = await asyncio.to_thread(discover, paths, include=include, exclude=exclude)
+            self.discovered = found
             self.rt.emit(ProgressEvent("start", total=len(found.files) + len(found.problems)))
             for problem in found.problems:
                 self._finish_file_result(FileResult(source=problem.path, outcome="failed", reason=problem.reason))

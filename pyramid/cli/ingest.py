@@ -12,6 +12,9 @@ from rich.table import Table
 from .common import JsonOption, display_path, err, interactive, open_pyramid, out, print_json, with_global_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..api import Pyramid
     from ..models import IngestReport
     from ..runtime import ProgressEvent
 
@@ -122,43 +125,67 @@ def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
         out.print("[yellow]Dry run: nothing was written.[/yellow]")
 
 
+PathsArgument = Annotated[list[Path], typer.Argument(help="Files and folders (folders recursively).")]
+IncludeOption = Annotated[
+    list[str] | None,
+    typer.Option("--include", "-i", help="Only files matching this glob (repeatable), e.g. '*.pdf'."),
+]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", "-x", help="Skip files matching this glob (repeatable), e.g. 'drafts/**'."),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Re-ingest files even when unchanged.")]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        help="If another ingest/sync holds the database, wait at most this many seconds, then exit 75 "
+        "(default: wait until it finishes).",
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="Distill with this PydanticAI model (openai:gpt-4.1-mini, anthropic:…, ollama:…); "
+        "'extractive' for no LLM. Default: PYRAMID_MODEL, else extractive.",
+        show_default=False,
+    ),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option("--concurrency", "-c", min=1, max=512, help="Documents distilled at once (default 8).",
+                 show_default=False),
+]
+
+
+def _run(title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bool) -> None:
+    started = time.perf_counter()
+    with IngestProgress(enabled=interactive()) as progress, open_pyramid() as kp:
+        kp.set_progress(progress)
+        report = call(kp)
+    report.elapsed = time.perf_counter() - started
+    if json_output:
+        print_json(report.summary())
+    else:
+        print_report(report, title=title)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ingest")
     @with_global_options
     def ingest(
-        paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (folders recursively).")],
-        include: Annotated[
-            list[str] | None,
-            typer.Option("--include", "-i", help="Only files matching this glob (repeatable), e.g. '*.pdf'."),
-        ] = None,
-        exclude: Annotated[
-            list[str] | None,
-            typer.Option("--exclude", "-x", help="Skip files matching this glob (repeatable), e.g. 'drafts/**'."),
-        ] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
-        force: Annotated[bool, typer.Option("--force", help="Re-ingest files even when unchanged.")] = False,
-        wait: Annotated[
-            float | None,
-            typer.Option(
-                "--wait",
-                help="If another ingest/sync holds the database, wait at most this many seconds "
-                "(default: wait until it finishes).",
-            ),
-        ] = None,
-        model: Annotated[
-            str | None,
-            typer.Option(
-                "--model", "-m",
-                help="Distill with this PydanticAI model (openai:gpt-4.1-mini, anthropic:…, ollama:…); "
-                "'extractive' for no LLM. Default: PYRAMID_MODEL, else extractive.",
-                show_default=False,
-            ),
-        ] = None,
-        concurrency: Annotated[
-            int | None,
-            typer.Option("--concurrency", "-c", min=1, max=512, help="Documents distilled at once (default 8).",
-                         show_default=False),
-        ] = None,
+        paths: PathsArgument,
+        include: IncludeOption = None,
+        exclude: ExcludeOption = None,
+        dry_run: DryRunOption = False,
+        force: ForceOption = False,
+        wait: WaitOption = None,
+        model: ModelOption = None,
+        concurrency: ConcurrencyOption = None,
         json_output: JsonOption = False,
     ) -> None:
         """Ingest files and folders: convert to pages, embed, distill (insights, concepts, abstract,
@@ -169,17 +196,49 @@ def register(app: typer.Typer) -> None:
         code 0: every file stored; 1: some files failed (the others are stored); 2: usage or
         configuration error; 75: the database is busy (see --wait).
         """
-        started = time.perf_counter()
-        with IngestProgress(enabled=interactive()) as progress, open_pyramid() as kp:
-            kp.set_progress(progress)
-            report = kp.ingest(
+        _run(
+            "Ingest",
+            lambda kp: kp.ingest(
                 paths, include=include or (), exclude=exclude or (), dry_run=dry_run, force=force, wait=wait,
                 model=model, concurrency=concurrency,
-            )
-        report.elapsed = time.perf_counter() - started
-        if json_output:
-            print_json(report.summary())
-        else:
-            print_report(report)
-        if not report.ok:
-            raise typer.Exit(1)
+            ),
+            json_output=json_output,
+        )
+
+    @app.command("sync")
+    @with_global_options
+    def sync(
+        paths: PathsArgument,
+        prune: Annotated[
+            bool,
+            typer.Option("--prune/--no-prune", help="Remove documents whose files no longer exist below PATHS."),
+        ] = True,
+        include: IncludeOption = None,
+        exclude: ExcludeOption = None,
+        dry_run: DryRunOption = False,
+        force: ForceOption = False,
+        wait: WaitOption = None,
+        model: ModelOption = None,
+        concurrency: ConcurrencyOption = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Make the pyramid match folders (for cron): ingest new and changed files, remove deleted ones.
+
+        Only documents whose file is gone from a root that exists now are removed: a missing root
+        (e.g. an unmounted share) removes nothing. Exit codes as for ingest.
+        """
+        _run(
+            "Sync",
+            lambda kp: kp.sync(
+                paths,
+                include=include or (),
+                exclude=exclude or (),
+                prune=prune,
+                dry_run=dry_run,
+                force=force,
+                wait=wait,
+                model=model,
+                concurrency=concurrency,
+            ),
+            json_output=json_output,
+        )

@@ -18,6 +18,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..discover import file_kind
 from ..errors import ConversionError
 from .detect import HEAD_BYTES, SUPPORTED, UNSUPPORTED_KINDS, detect_format
 from .split import split_pages
@@ -203,7 +204,7 @@ def _read(path: Path, limit: int) -> bytes:
         if stat.S_ISDIR(info.st_mode):
             raise ConversionError(path, "is a directory, not a file")
         if not stat.S_ISREG(info.st_mode):
-            raise ConversionError(path, f"not a regular file ({_file_kind(info.st_mode)})")
+            raise ConversionError(path, f"not a regular file ({file_kind(info.st_mode)})")
         if info.st_size > limit:
             raise ConversionError(path, f"file is {_size(info.st_size)}, over the {_size(limit)} limit")
         with os.fdopen(fd, "rb", closefd=False) as handle:
@@ -216,16 +217,6 @@ def _read(path: Path, limit: int) -> bytes:
     if len(data) > limit:  # the file grew while we looked at it
         raise ConversionError(path, f"file is over the {_size(limit)} limit")
     return data
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a plain file"
 
 
 def _size(count: int) -> str:

@@ -81,3 +81,9 @@ SELECT id FROM documents WHERE source = %(ref)s OR path = %(ref)s
 
 -- name: touch_file_hash
 UPDATE documents SET file_sha256 = %(file_sha256)s WHERE id = %(id)s
+
+-- name: under_root
+-- The documents whose file is the given path or lies below the given folder.
+SELECT id, source, path FROM documents
+WHERE path = %(root)s OR path LIKE %(prefix)s ESCAPE '\'
+ORDER BY source
