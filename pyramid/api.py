@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .config import Settings, load_settings
-from .models import DocumentInfo, DocumentView, IngestReport
+from .models import DocumentInfo, DocumentView, IngestReport, ItemView, Stats
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
 
 if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+    from pydantic_ai.toolsets import FunctionToolset
+
+    from .ask import Answer
     from .db import BuildInfo
+    from .evidence import Evidence, Expansion
     from .search import Hit, SearchOptions
 
 
@@ -146,11 +151,23 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
-        """Ingest files and folders (recursively). Unchanged files are skipped; changed ones are
-        replaced atomically; a file that fails is reported in the result, never raised."""
+        """Ingest files and folders (recursively) and distill them into the pyramid. Unchanged files
+        are skipped; changed ones are replaced atomically; a file that fails is reported in the
+        result, never raised.
+
+        ``model``: a PydanticAI model string ("openai:gpt-4.1-mini", "anthropic:…", "ollama:…") or
+        ``Model`` instance distils with an LLM; default ``settings.model`` (``PYRAMID_MODEL``); none,
+        or "extractive", uses the extractive distiller (no LLM). ``concurrency``: documents distilled
+        at once (default ``settings.concurrency``). A dry run writes nothing and reports the
+        estimated tokens (and price) in ``usage``/``price``."""
         return self._portal.call(
-            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
+                concurrency=concurrency,
+            )
         )
 
     async def aingest(
@@ -162,9 +179,14 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
         return await self._portal.acall(
-            self._aingest(paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait)
+            self._aingest(
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
+                concurrency=concurrency,
+            )
         )
 
     async def _aingest(
@@ -176,13 +198,21 @@ class Pyramid:
         dry_run: bool,
         force: bool,
         wait: float | None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
         prune: bool = False,
     ) -> IngestReport:
+        from .distill import make_distiller
         from .ingest import Ingest
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        run = Ingest(self._rt, dry_run=dry_run, force=force)
+        if concurrency is not None and not 1 <= concurrency <= 512:
+            from .errors import ConfigError
+
+            raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
+        distiller = make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
+        run = Ingest(self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency)
         if dry_run:
             report = await run.run(paths, include=include, exclude=exclude)
             return await self._pruned(report, run, paths, prune=prune, dry_run=True)
@@ -213,12 +243,15 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
         """Make the pyramid match ``paths``: ingest new and changed files, and (``prune``) remove the
         documents whose files no longer exist below them. Meant for cron: see the README."""
         return self._portal.call(
             self._aingest(
-                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
+                model=model, concurrency=concurrency,
             )
         )
 
@@ -232,11 +265,14 @@ class Pyramid:
         dry_run: bool = False,
         force: bool = False,
         wait: float | None = None,
+        model: str | Model | None = None,
+        concurrency: int | None = None,
     ) -> IngestReport:
         """The async twin of ``sync`` (``async`` itself is a Python keyword)."""
         return await self._portal.acall(
             self._aingest(
-                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune
+                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
+                model=model, concurrency=concurrency,
             )
         )
 
@@ -298,6 +334,99 @@ class Pyramid:
 
         return await search(self._rt, query, **options)
 
+    # -- asking, and the pyramid as tools for other agents ----------------------------------------
+    def ask(
+        self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
+    ) -> Answer:
+        """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
+        PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
+        the best evidence across levels, not an answer (``Answer.answered`` is False). ``levels``:
+        what the search agent may search (default ``settings.ask_levels``: all but pages)."""
+        return self._portal.call(self._aask(question, model, levels))
+
+    async def aask(
+        self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
+    ) -> Answer:
+        return await self._portal.acall(self._aask(question, model, levels))
+
+    async def _aask(self, question: str, model: str | Model | None, levels: Sequence[str] | str | None) -> Answer:
+        from .ask import ask
+
+        return await ask(self._rt, question, model=model, levels=levels)
+
+    def evidence(self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None) -> list[Evidence]:
+        """Search, each hit as citable ``Evidence`` (``cite``: ``[file, p. N]``), as the ``search``
+        tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages)."""
+        return self._portal.call(self._aevidence(query, levels, k))
+
+    async def aevidence(
+        self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None
+    ) -> list[Evidence]:
+        return await self._portal.acall(self._aevidence(query, levels, k))
+
+    async def _aevidence(self, query: str, levels: Sequence[str] | str | None, k: int | None) -> list[Evidence]:
+        from .ask import levels_of
+        from .evidence import Labels, search_items
+
+        chosen = levels_of(levels, self._rt.settings.ask_levels)
+        return await search_items(self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=Labels())
+
+    def expand(self, item_id: int) -> Expansion:
+        """One item and its neighbours in the pyramid: an insight's page(s), concepts and document
+        abstract; a concept's insights; an abstract's concepts; a page's insights; a recollection's
+        sources. Raises NotFoundError for an unknown id."""
+        return self._portal.call(self._aexpand(item_id))
+
+    async def aexpand(self, item_id: int) -> Expansion:
+        return await self._portal.acall(self._aexpand(item_id))
+
+    async def _aexpand(self, item_id: int) -> Expansion:
+        from .evidence import Labels, expand_item
+
+        return await expand_item(self._rt, int(item_id), Labels())
+
+    def toolset(self) -> FunctionToolset[Any]:
+        """A PydanticAI toolset with the read-only tools ``search`` and ``expand`` over this pyramid,
+        for any PydanticAI agent: ``Agent(model, toolsets=[kp.toolset()])``."""
+        from .tools import toolset
+
+        return toolset(self)
+
+    def serve_mcp(self) -> None:
+        """Serve ``search`` and ``expand`` over MCP on stdin/stdout until the client hangs up (what
+        ``pyramid mcp`` runs). Blocks; call it from a thread without a running event loop."""
+        from .tools import mcp_server
+
+        mcp_server(self).run("stdio")
+    # -- recollections and statistics -------------------------------------------------------------
+    def remember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+        """Add a recollection in your own words, optionally about one or more documents (id, path or
+        unique file name): its audit trail. It is never replaced by a distiller, and goes stale when
+        one of its documents changes or is removed."""
+        return self._portal.call(self._aremember(text, source))
+
+    async def aremember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+        return await self._portal.acall(self._aremember(text, source))
+
+    async def _aremember(self, text: str, source: str | int | Sequence[str | int] | None) -> ItemView:
+        from .memory import remember
+
+        sources = [] if source is None else [source] if isinstance(source, (str, int)) else list(source)
+        return await remember(self._rt, text, sources=sources)
+
+    def stats(self) -> Stats:
+        """Item counts per level, documents per status, and the LLM tokens spent per step and per
+        document."""
+        return self._portal.call(self._astats())
+
+    async def astats(self) -> Stats:
+        return await self._portal.acall(self._astats())
+
+    async def _astats(self) -> Stats:
+        from .memory import stats
+
+        return await stats(self._rt)
+
     # -- maintenance ------------------------------------------------------------------------------
     def reembed(self, *, wait: float | None = None) -> int:
         """Re-embed every item with the configured embedding model and record it as the database's
@@ -331,7 +460,10 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
 
     url = settings.dsn or await asyncio.to_thread(start_embedded, settings.data_dir)
     embedder = Embedder(
-        settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        nice=settings.encoder_nice,
     )
     db = Database(url, pool_size=settings.pool_size, on_message=say)
     try:

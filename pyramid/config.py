@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
 Level = Literal["page", "insight", "concept", "abstract", "recollection"]
 LEVELS: tuple[Level, ...] = ("page", "insight", "concept", "abstract", "recollection")
+# What `ask` searches unless told otherwise: the distilled levels; pages only when asked, because the
+# pyramid exists so that an answer does not have to read whole pages.
+ASK_LEVELS: tuple[Level, ...] = ("insight", "concept", "abstract", "recollection")
 SearchMode = Literal["hybrid", "bm25", "vector"]
 Fusion = Literal["rrf", "weighted"]
 
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, min_length=1)
     embedding_batch_size: int = Field(32, ge=1, le=4096)
     embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1, mps; default: best available")
+    encoder_nice: int = Field(
+        10, ge=0, le=19, description="CPU priority of the encoder thread below the event loop's (0: same)"
+    )
 
     # --- conversion ----------------------------------------------------------------------
     page_chars: int = Field(4000, ge=200, le=1_000_000, description="page size cap for formats without pages")
@@ -79,14 +85,55 @@ class Settings(BaseSettings):
     concurrency: int = Field(8, ge=1, le=512, description="documents distilled at once")
     request_timeout: float = Field(120.0, gt=0)
     retries: int = Field(4, ge=0, le=20)
-    ask_request_limit: int = Field(20, ge=1, le=1000)
-    ask_token_limit: int = Field(60_000, ge=1000)
+    retry_backoff: float = Field(1.0, ge=0, le=300, description="first wait before retrying a failed LLM call (s)")
+    output_retries: int = Field(2, ge=0, le=10, description="times an invalid LLM output is sent back to fix")
+    concept_batch: int = Field(80, ge=5, le=5000, description="insights per concept call (then merged)")
+    concept_merge_batch: int = Field(120, ge=4, le=5000, description="concepts per merge call")
+    abstract_insights: int = Field(200, ge=10, le=10_000, description="insights shown to the abstract call")
+    recollection_batch: int = Field(8, ge=1, le=200, description="documents per recollection call")
+    ask_request_limit: int = Field(20, ge=2, le=1000, description="model requests one `ask` may make (research + answer)")
+    ask_token_limit: int = Field(60_000, ge=1000, description="tokens (input + output) one `ask` may spend")
+
+    # --- ask -------------------------------------------------------------------------------
+    ask_levels: Annotated[list[Level], NoDecode] = Field(
+        default_factory=lambda: list(ASK_LEVELS), min_length=1, description="levels the search agent may search"
+    )
+    ask_answer_tokens: int = Field(
+        12_000, ge=500, le=1_000_000, description="tokens kept back from research for the answer (at most half)"
+    )
+    ask_answer_retries: int = Field(
+        2, ge=0, le=10, description="times an answer that cites something outside the evidence is sent back"
+    )
+    ask_evidence: int = Field(12, ge=1, le=200, description="evidence items handed to the answer step")
+    ask_evidence_chars: int = Field(12_000, ge=500, le=1_000_000, description="their text, in characters, at most")
+
+    # --- distillation (both distillers) ----------------------------------------------------
+    abstract_words: int = Field(120, ge=20, le=2000, description="upper bound on an abstract's length")
+
+    # --- extractive distiller (no LLM) -----------------------------------------------------
+    duplicate_threshold: float = Field(
+        0.92, ge=0.5, le=1.0, description="cosine above which a sentence repeats an earlier one"
+    )
+    insights_per_concept: int = Field(10, ge=1, le=1000, description="k-means k = insights / this")
+    max_concepts: int = Field(64, ge=1, le=10_000, description="concepts per document at most")
+    recollection_threshold: float = Field(
+        0.7, ge=0.0, le=1.0, description="cosine linking concepts of different documents"
+    )
+    recollection_size: int = Field(8, ge=2, le=1000, description="concepts in one recollection at most")
 
     @field_validator("text_search_config")
     @classmethod
     def _regconfig(cls, value: str) -> str:
         if not _REGCONFIG.match(value):
             raise ValueError(f"not a text search configuration name: {value!r}")
+        return value
+
+    @field_validator("ask_levels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # PYRAMID_ASK_LEVELS=insight,concept reads like the --levels flag; a list passes through.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("dsn", "model", "reranker", "embedding_device", mode="before")

@@ -7,6 +7,10 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import Usage
 
 # Exit codes a cron job can trust.
 EXIT_OK = 0
@@ -52,6 +56,15 @@ class ConversionError(PyramidError):
 
 class ModelError(PyramidError):
     """An LLM could not be configured or kept failing."""
+
+
+class DistillationError(ModelError):
+    """One document could not be distilled (the model kept failing or kept answering invalidly).
+    Carries the tokens the attempt spent, so the report still counts them."""
+
+    def __init__(self, message: str, *, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 class NotFoundError(PyramidError):

@@ -18,11 +18,12 @@ from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .discover import Discovery, discover
-from .errors import ConversionError, PyramidError
-from .models import DocumentStatus, FileResult, IngestReport, Usage
+from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
+from .errors import ConversionError, DistillationError, PyramidError
+from .models import FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
 
@@ -34,36 +35,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _DONE = object()
 READY_STATES = ("ready",)
+WRITERS = 2  # document transactions at once (the pool has a few connections; writes are short)
 
-
-@dataclass
-class PreparedDocument:
-    """A converted document with its embedded pages, ready for distillation and storage."""
-
-    converted: ConvertedDocument
-    file_sha256: str
-    file_size: int
-    file_mtime: float
-    pages: list[NewItem]
-    stored: StoredFileState | None  # the version stored before this run, if any
-
-
-@dataclass
-class Distilled:
-    items: list[NewItem]
-    distiller: str
-    usage: Usage = field(default_factory=Usage)
-    status: DocumentStatus = "ready"
-
-
-class Distiller(Protocol):
-    """Builds the levels above pages for one document (see ``pyramid.distill``)."""
-
-    name: str
-
-    async def distill(self, rt: Runtime, doc: PreparedDocument) -> Distilled: ...
-
-    async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage: ...
+__all__ = ["Distilled", "Distiller", "Ingest", "PreparedDocument"]
 
 
 def _raise_unexpected() -> bool:
@@ -91,10 +65,12 @@ class Ingest:
         distiller: Distiller | None = None,
         dry_run: bool = False,
         force: bool = False,
+        concurrency: int | None = None,
     ) -> None:
         self.rt = rt
         self.settings = rt.settings
         self.distiller = distiller
+        self.concurrency = concurrency or self.settings.concurrency
         self.dry_run = dry_run
         self.force = force
         self.report = IngestReport(dry_run=dry_run)
@@ -153,33 +129,60 @@ class Ingest:
                 await compact(self.rt.db, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
         finally:
             self._convert_pool.shutdown(wait=False, cancel_futures=True)
+        if self.distiller is not None:
+            self.report.distiller = self.distiller.name
+            self.report.price = self.distiller.price(self.report.usage)
         self.report.elapsed = time.perf_counter() - started
         return self.report
 
     # -- stages ---------------------------------------------------------------------------------
     async def _pipeline(self, files: list[Path]) -> None:
-        to_embed: asyncio.Queue = asyncio.Queue(maxsize=16)
-        to_store: asyncio.Queue = asyncio.Queue(maxsize=16)
-        producer = asyncio.create_task(self._produce(files, to_embed))
-        embedder = asyncio.create_task(self._embed(to_embed, to_store))
-        storers = [
-            asyncio.create_task(self._store(to_store))
-            for _ in range(max(1, self.settings.concurrency if self.distiller else 1))
+        """Four stages joined by queues. A converted document goes both to the encoder and to
+        distillation at once: a distiller reads page text, not page vectors, so LLM calls never
+        wait behind the encoder (measured: routed through it, an LLM run reached a third of the
+        model's capacity). A distilled document waits for its page vectors only in the writer,
+        which holds no LLM slot."""
+        to_embed: asyncio.Queue = asyncio.Queue(maxsize=256)
+        to_distill: asyncio.Queue = asyncio.Queue(maxsize=16)
+        to_write: asyncio.Queue = asyncio.Queue()
+        # Twice as many distilling tasks as documents distilled at once: an LLM distiller holds
+        # one of its `concurrency` slots only while it talks to the model, so while some documents
+        # embed their items the others keep every slot busy (see pyramid.distill.llm).
+        distillers = max(1, 2 * self.concurrency if self.distiller else 1)
+        tasks = [
+            asyncio.create_task(self._produce(files, to_embed, to_distill)),
+            asyncio.create_task(self._embed(to_embed)),
+            *(asyncio.create_task(self._distill(to_distill, to_write)) for _ in range(distillers)),
+            *(asyncio.create_task(self._write(to_write)) for _ in range(WRITERS)),
         ]
-        try:
+        producer, embedder, stages = tasks[0], tasks[1], tasks[2 : 2 + distillers]
+
+        async def close_in_order() -> None:
             await producer
             await to_embed.put(_DONE)
-            await embedder
-            for _ in storers:
-                await to_store.put(_DONE)
-            await asyncio.gather(*storers)
+            for _ in stages:
+                await to_distill.put(_DONE)
+            await asyncio.gather(embedder, *stages)
+            for _ in range(WRITERS):
+                await to_write.put(_DONE)
+            await asyncio.gather(*tasks)
+
+        closer = asyncio.create_task(close_in_order())
+        try:
+            # A stage that fails (the encoder, say) must not leave the others waiting on its queue.
+            done, _ = await asyncio.wait([closer, *tasks], return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            await closer
         except BaseException:
-            for task in (producer, embedder, *storers):
+            for task in (closer, *tasks):
                 task.cancel()
             raise
 
-    async def _produce(self, files: list[Path], out: asyncio.Queue) -> None:
-        """Hash each file, skip the unchanged ones, convert the others (on worker threads)."""
+    async def _produce(self, files: list[Path], to_embed: asyncio.Queue, to_distill: asyncio.Queue) -> None:
+        """Hash each file, skip the unchanged ones, convert the others (on worker threads), and
+        hand every document to the encoder and to distillation."""
         limit = asyncio.Semaphore(self.settings.convert_workers * 2)
 
         async def one(path: Path) -> None:
@@ -192,7 +195,9 @@ class Ingest:
                 if docs is None:
                     return
                 for doc in docs:
-                    await out.put((job, doc))
+                    prepared = await self._prepared(job, doc)
+                    await to_embed.put(prepared)
+                    await to_distill.put((job, prepared))
 
         tasks = [asyncio.create_task(one(path)) for path in files]
         try:
@@ -272,7 +277,12 @@ class Ingest:
         if self.dry_run:
             for doc in fresh:
                 outcome = "updated" if doc.source in stored else "added"
-                job.results.append(FileResult(source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages)))
+                # What distilling it would spend, before anything is spent.
+                estimate = self.distiller.estimate(doc.pages, title=doc.title) if self.distiller else Usage()
+                self.report.usage += estimate
+                job.results.append(
+                    FileResult(source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages), usage=estimate)
+                )
             self._finish_job(job)
             return None
         job.pending_docs = len(fresh)
@@ -281,7 +291,33 @@ class Ingest:
             return None
         return fresh
 
-    async def _embed(self, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
+    async def _prepared(self, job: _FileJob, doc: ConvertedDocument) -> PreparedDocument:
+        """The document's page items. A changed document keeps its unchanged pages (same number,
+        same text): they are neither re-embedded nor rewritten, and what was built on them keeps
+        pointing at them."""
+        stored = next((s for s in job.stored if s.source == doc.source), None)
+        unchanged: dict[int, int] = {}
+        if stored is not None and not self.force:
+            async with self.rt.db.connection() as conn:
+                for page in await stored_pages(conn, stored.id):
+                    if 1 <= page.ordinal <= len(doc.pages) and page.content_hash == text_hash(doc.pages[page.ordinal - 1]):
+                        unchanged[page.ordinal] = page.id
+        items = [
+            NewItem(
+                key=f"page:{number}",
+                level="page",
+                ordinal=number,
+                text=text,
+                pages=[number],
+                content_hash=text_hash(text),
+                existing_id=unchanged.get(number),
+            )
+            for number, text in enumerate(doc.pages, start=1)
+        ]
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        return PreparedDocument(doc, job.sha256, job.size, job.mtime, items, stored, pages_ready=ready)
+
+    async def _embed(self, inbox: asyncio.Queue) -> None:
         """Encode pages in batches that span documents, so many small files still fill a batch."""
         target = max(self.settings.embedding_batch_size * 4, 64)
         finished = False
@@ -290,7 +326,7 @@ class Ingest:
             if first is _DONE:
                 break
             batch = [first]
-            pages = len(first[1].pages)
+            pages = len(first.pages)
             while pages < target:
                 try:
                     nxt = inbox.get_nowait()
@@ -300,77 +336,74 @@ class Ingest:
                     finished = True
                     break
                 batch.append(nxt)
-                pages += len(nxt[1].pages)
-            await self._embed_batch(batch, out)
+                pages += len(nxt.pages)
+            await self._embed_batch(batch)
 
-    async def _embed_batch(self, batch: list[tuple[_FileJob, ConvertedDocument]], out: asyncio.Queue) -> None:
-        # A changed document keeps its unchanged pages (same number, same text): they are neither
-        # re-embedded nor rewritten, and what was built on them keeps pointing at them.
-        kept: list[dict[int, int]] = []
-        for job, doc in batch:
-            stored = next((s for s in job.stored if s.source == doc.source), None)
-            unchanged: dict[int, int] = {}
-            if stored is not None and not self.force:
-                async with self.rt.db.connection() as conn:
-                    for page in await stored_pages(conn, stored.id):
-                        if 1 <= page.ordinal <= len(doc.pages) and page.content_hash == text_hash(
-                            doc.pages[page.ordinal - 1]
-                        ):
-                            unchanged[page.ordinal] = page.id
-            kept.append(unchanged)
-        texts = [
-            page
-            for (_, doc), unchanged in zip(batch, kept, strict=True)
-            for number, page in enumerate(doc.pages, start=1)
-            if number not in unchanged
-        ]
-        async with self._timed("embed"):
-            vectors = await self.rt.embedder.aencode_documents(texts)
-        offset = 0
-        for (job, doc), unchanged in zip(batch, kept, strict=True):
-            items = []
-            for number, text in enumerate(doc.pages, start=1):
-                item = NewItem(
-                    key=f"page:{number}",
-                    level="page",
-                    ordinal=number,
-                    text=text,
-                    pages=[number],
-                    content_hash=text_hash(text),
-                    existing_id=unchanged.get(number),
-                )
-                if item.existing_id is None:
-                    item.embedding = vectors[offset]
-                    offset += 1
-                items.append(item)
-            stored = next((s for s in job.stored if s.source == doc.source), None)
-            await out.put((job, PreparedDocument(doc, job.sha256, job.size, job.mtime, items, stored)))
+    async def _embed_batch(self, batch: list[PreparedDocument]) -> None:
+        fresh = [item for prepared in batch for item in prepared.pages if item.existing_id is None]
+        try:
+            async with self._timed("embed"):
+                vectors = await self.rt.embedder.aencode_documents([item.text for item in fresh])
+        except BaseException as exc:
+            for prepared in batch:
+                assert prepared.pages_ready is not None
+                prepared.pages_ready.set_exception(exc)
+                prepared.pages_ready.exception()  # retrieved: the writer may never ask
+            raise
+        for item, vector in zip(fresh, vectors, strict=True):
+            item.embedding = vector
+        for prepared in batch:
+            assert prepared.pages_ready is not None
+            prepared.pages_ready.set_result(None)
 
-    async def _store(self, inbox: asyncio.Queue) -> None:
+    async def _distill(self, inbox: asyncio.Queue, out: asyncio.Queue) -> None:
         while True:
             entry = await inbox.get()
             if entry is _DONE:
                 return
             job, prepared = entry
-            result = await self._store_one(job, prepared)
+            outcome = await self._distill_one(job, prepared)
+            await out.put((job, prepared, outcome))
+
+    async def _write(self, inbox: asyncio.Queue) -> None:
+        while True:
+            entry = await inbox.get()
+            if entry is _DONE:
+                return
+            job, prepared, outcome = entry
+            result = outcome if isinstance(outcome, FileResult) else await self._store_one(job, prepared, outcome)
             job.results.append(result)
             job.pending_docs -= 1
             if job.pending_docs == 0:
                 self._finish_job(job)
 
-    async def _store_one(self, job: _FileJob, prepared: PreparedDocument) -> FileResult:
+    async def _distill_one(self, job: _FileJob, prepared: PreparedDocument) -> Distilled | FileResult:
+        """The distilled levels of one document, or the failure that it was recorded with."""
         doc = prepared.converted
         distilled = Distilled(items=[], distiller="", status="ready" if self.distiller is None else "converted")
         if self.distiller is not None:
             try:
                 async with self._timed("distill"):
                     distilled = await self.distiller.distill(self.rt, prepared)
+            except DistillationError as exc:
+                # The tokens were spent even though nothing is stored: the report counts them.
+                self.report.usage += exc.usage or Usage()
+                failed = await self._fail_doc(job, doc, str(exc))
+                failed.usage = exc.usage or Usage()
+                return failed
             except PyramidError as exc:
                 return await self._fail_doc(job, doc, str(exc))
             except Exception as exc:  # a document that still fails is marked failed; the others finish
                 if _raise_unexpected():
                     raise
                 return await self._fail_doc(job, doc, f"distillation failed ({type(exc).__name__}: {exc})")
+        return distilled
+
+    async def _store_one(self, job: _FileJob, prepared: PreparedDocument, distilled: Distilled) -> FileResult:
+        doc = prepared.converted
+        await prepared.wait_pages()
+        async with self._timed("embed"):
+            await embed_new(self.rt.embedder.aencode_documents, distilled.items, text_of=distilled.embed_text)
         record = DocumentRecord(
             source=doc.source,
             path=str(job.path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -23,6 +24,13 @@ class Usage(BaseModel):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def sum(cls, usages: Iterable[Usage]) -> Usage:
+        total = cls()
+        for usage in usages:
+            total += usage
+        return total
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -85,9 +93,11 @@ class FileResult(BaseModel):
 
 class IngestReport(BaseModel):
     results: list[FileResult] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage = Field(default_factory=Usage, description="LLM tokens spent (estimated in a dry run)")
     elapsed: float = 0.0
     dry_run: bool = False
+    distiller: str | None = Field(None, description="'extractive' or the model that distilled")
+    price: float | None = Field(None, description="USD for `usage`, where genai-prices knows the model")
     timings: dict[str, float] = Field(
         default_factory=dict,
         description="seconds spent per stage (hash, convert, embed, distill, write); stages overlap",
@@ -133,6 +143,44 @@ class IngestReport(BaseModel):
             "elapsed": round(self.elapsed, 3),
             "dry_run": self.dry_run,
             "usage": self.usage.model_dump(),
+            "distiller": self.distiller,
+            "price": self.price,
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "results": [r.model_dump(exclude_defaults=False) for r in self.results],
         }
+
+
+class StepUsage(BaseModel):
+    """Tokens one distillation step spent (summed over runs), and calls answered from the cache."""
+
+    step: str
+    model: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cached: int = 0
+
+
+class DocumentUsage(BaseModel):
+    source: str
+    document_id: int | None = Field(None, description="None when the document is gone")
+    title: str = ""
+    steps: list[StepUsage] = Field(default_factory=list)
+    failed: bool = Field(False, description="some attempt failed (its tokens are counted too)")
+
+    @property
+    def total(self) -> Usage:
+        return Usage.sum(step.usage for step in self.steps)
+
+
+class Stats(BaseModel):
+    """What ``pyramid stats`` prints: item counts per level, documents per status, token usage."""
+
+    items: dict[str, int] = Field(default_factory=dict, description="items per level")
+    stale: int = Field(0, description="stale recollections")
+    distillers: dict[str, dict[str, int]] = Field(default_factory=dict, description="level → distiller → items")
+    documents: dict[str, int] = Field(default_factory=dict, description="documents per status")
+    steps: list[StepUsage] = Field(default_factory=list, description="usage per step and model")
+    per_document: list[DocumentUsage] = Field(default_factory=list)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage.sum(step.usage for step in self.steps)

@@ -127,6 +127,7 @@ async def write_items(conn: AsyncConnection, document_id: int | None, items: Seq
         raise ValueError("item keys must be unique within a write")
     by_key = {item.key: item.existing_id for item in items if item.existing_id is not None}
     kept = {item.key for item in items if item.existing_id is not None}
+    await _update_kept(conn, [item for item in items if item.existing_id is not None])
     items = [item for item in items if item.existing_id is None]
     if not items:
         return by_key
@@ -168,6 +169,24 @@ async def write_items(conn: AsyncConnection, document_id: int | None, items: Seq
             for link in links:
                 await copy.write_row(link)
     return by_key
+
+
+async def _update_kept(conn: AsyncConnection, kept: Sequence[NewItem]) -> None:
+    """A kept item takes the position and meta of the new version: an insight added early in a
+    re-distilled document shifts the ordinals of the untouched ones after it, and they must keep
+    their ids (provenance from recollections points at them) without being rewritten or re-embedded."""
+    from psycopg.types.json import Jsonb
+
+    if not kept:
+        return
+    await conn.execute(
+        query("items.update_kept"),
+        {
+            "ids": [item.existing_id for item in kept],
+            "ordinals": [item.ordinal for item in kept],
+            "metas": [Jsonb(item.meta) for item in kept],
+        },
+    )
 
 
 async def replace_document(

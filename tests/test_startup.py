@@ -23,7 +23,7 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 def test_help_lists_every_command() -> None:
     done = run_cli("--help")
     assert done.returncode == 0, done.stderr
-    for command in ("ingest", "ls", "show", "db", "reembed"):
+    for command in ("ingest", "ls", "show", "db", "reembed", "remember", "stats"):
         assert command in done.stdout
 
 

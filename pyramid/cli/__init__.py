@@ -13,7 +13,9 @@ import typer
 from typer.exceptions import TyperException
 
 from ..errors import EXIT_USAGE, PyramidError
+from . import ask as ask_commands
 from . import db as db_commands
+from . import distill as distill_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
 from . import search as search_commands
@@ -53,8 +55,10 @@ def _root(
 
 ingest_commands.register(app)
 doc_commands.register(app)
+distill_commands.register(app)
 db_commands.register(app)
 search_commands.register(app)
+ask_commands.register(app)
 
 
 def _raise_errors() -> bool:

@@ -103,11 +103,17 @@ def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
         f"{report.elapsed:.1f}s",
     )
     out.print(table)
-    if report.usage.requests:
+    if report.distiller:
+        out.print(f"Distiller: {report.distiller}")
+    if report.usage.requests or report.usage.total_tokens:
+        what = "Estimated LLM usage" if report.dry_run else "LLM usage"
+        price = "" if report.price is None else f", about ${report.price:,.4f}"
         out.print(
-            f"LLM usage: {report.usage.requests} requests, {report.usage.input_tokens:,} input tokens, "
-            f"{report.usage.output_tokens:,} output tokens"
+            f"{what}: {report.usage.requests:,} requests, {report.usage.input_tokens:,} input tokens, "
+            f"{report.usage.output_tokens:,} output tokens{price}"
         )
+        if report.price is None and report.distiller not in (None, "extractive"):
+            out.print(f"[dim]No price is known for {report.distiller!r} (genai-prices).[/dim]")
     if report.failed:
         failures = Table(title="Failed", show_header=True, header_style="bold red")
         failures.add_column("file")
@@ -138,6 +144,20 @@ WaitOption = Annotated[
         "(default: wait until it finishes).",
     ),
 ]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="Distill with this PydanticAI model (openai:gpt-4.1-mini, anthropic:…, ollama:…); "
+        "'extractive' for no LLM. Default: PYRAMID_MODEL, else extractive.",
+        show_default=False,
+    ),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option("--concurrency", "-c", min=1, max=512, help="Documents distilled at once (default 8).",
+                 show_default=False),
+]
 
 
 def _run(title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bool) -> None:
@@ -164,18 +184,23 @@ def register(app: typer.Typer) -> None:
         dry_run: DryRunOption = False,
         force: ForceOption = False,
         wait: WaitOption = None,
+        model: ModelOption = None,
+        concurrency: ConcurrencyOption = None,
         json_output: JsonOption = False,
     ) -> None:
-        """Ingest files and folders: convert to pages, embed, store.
+        """Ingest files and folders: convert to pages, embed, distill (insights, concepts, abstract,
+        recollections), store.
 
         Unchanged files (same sha256) are skipped without writing; changed files are replaced
-        atomically. Exit code 0: every file stored; 1: some files failed (the others are stored);
-        2: usage or configuration error; 75: the database is busy (see --wait).
+        atomically. --dry-run writes nothing and estimates the LLM tokens (and price) first. Exit
+        code 0: every file stored; 1: some files failed (the others are stored); 2: usage or
+        configuration error; 75: the database is busy (see --wait).
         """
         _run(
             "Ingest",
             lambda kp: kp.ingest(
-                paths, include=include or (), exclude=exclude or (), dry_run=dry_run, force=force, wait=wait
+                paths, include=include or (), exclude=exclude or (), dry_run=dry_run, force=force, wait=wait,
+                model=model, concurrency=concurrency,
             ),
             json_output=json_output,
         )
@@ -193,6 +218,8 @@ def register(app: typer.Typer) -> None:
         dry_run: DryRunOption = False,
         force: ForceOption = False,
         wait: WaitOption = None,
+        model: ModelOption = None,
+        concurrency: ConcurrencyOption = None,
         json_output: JsonOption = False,
     ) -> None:
         """Make the pyramid match folders (for cron): ingest new and changed files, remove deleted ones.
@@ -210,6 +237,8 @@ def register(app: typer.Typer) -> None:
                 dry_run=dry_run,
                 force=force,
                 wait=wait,
+                model=model,
+                concurrency=concurrency,
             ),
             json_output=json_output,
         )

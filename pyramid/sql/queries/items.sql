@@ -25,6 +25,13 @@ WHERE document_id = %(document_id)s
   AND NOT (id = ANY(%(keep)s))
   AND (%(levels)s::text[] IS NULL OR level = ANY(%(levels)s))
 
+-- name: update_kept
+-- Only rows that actually differ are touched, so an unchanged page costs no row version.
+UPDATE items i
+SET ordinal = v.ordinal, meta = v.meta
+FROM unnest(%(ids)s::bigint[], %(ordinals)s::integer[], %(metas)s::jsonb[]) AS v(id, ordinal, meta)
+WHERE i.id = v.id AND (i.ordinal IS DISTINCT FROM v.ordinal OR i.meta IS DISTINCT FROM v.meta)
+
 -- name: delete_ids
 DELETE FROM items WHERE id = ANY(%(ids)s)
 

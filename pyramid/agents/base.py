@@ -1,0 +1,196 @@
+"""What every agent shares: prompts read from ``pyramid/prompts``, the frame that marks document text
+as data, model resolution, and the one place that retries a failed model call.
+
+Importing this module imports pydantic_ai: only the LLM distiller and the search agent do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic_ai.framing import register_tag, wrap
+
+from ..errors import ConfigError, ModelError
+from ..models import Usage
+
+if TYPE_CHECKING:
+    from pydantic_ai import Agent
+    from pydantic_ai.models import Model
+
+    from ..config import Settings
+
+T = TypeVar("T")
+
+# Data frames: what a document (or the corpus) says goes inside these tags, escaped so that nothing
+# in it can close the frame or speak as the application. The prompts say that framed text is data.
+PAGE = register_tag("document_page")
+INSIGHTS = register_tag("insights")
+CONCEPTS = register_tag("concepts")
+DOCUMENT = register_tag("document")
+RECOLLECTIONS = register_tag("recollections")
+
+# HTTP statuses worth another try: timeouts, conflicts, rate limits, server trouble.
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+MAX_WAIT = 120.0
+
+
+D = TypeVar("D")
+O = TypeVar("O")
+
+
+def build_agent(name: str, output_type: type[O], deps_type: type[D], check: Callable[[D, O], O]) -> Agent[D, O]:
+    """An agent with the instructions ``prompts/<name>.md`` whose every output passes ``check``
+    (which raises ModelRetry, sending the problems back to the model) before anyone sees it."""
+    from pydantic_ai import Agent, RunContext
+
+    agent: Agent[D, O] = Agent(output_type=output_type, deps_type=deps_type, instructions=prompt(name), name=name)
+
+    @agent.output_validator
+    def _validate(ctx: RunContext[D], output: O) -> O:
+        return check(ctx.deps, output)
+
+    return agent
+
+
+def send_back(problems: list[str]) -> None:
+    """Raise ModelRetry listing every problem, so that one retry can fix them all."""
+    from pydantic_ai import ModelRetry
+
+    if problems:
+        raise ModelRetry("Fix these problems and answer again:\n- " + "\n- ".join(problems))
+
+
+@cache
+def prompt(name: str) -> str:
+    """The instructions of an agent, ``pyramid/prompts/<name>.md``."""
+    return resources.files("pyramid.prompts").joinpath(f"{name}.md").read_text("utf-8").strip()
+
+
+def frame(tag: Any, text: str, **attrs: str | None) -> str:
+    return wrap(tag, text, **attrs)
+
+
+def resolve_model(spec: str | Model) -> Model:
+    """A PydanticAI model from a model string ("openai:gpt-4.1-mini", "anthropic:…", "ollama:…") or
+    a ``Model`` instance (returned as it is)."""
+    from pydantic_ai.exceptions import UserError
+    from pydantic_ai.models import Model, infer_model
+
+    if isinstance(spec, Model):
+        return spec
+    try:
+        return infer_model(spec)
+    except (UserError, ValueError, ImportError) as exc:
+        raise ConfigError(f"cannot use the model {spec!r}: {exc}") from None
+
+
+def model_label(spec: str | Model) -> str:
+    """How a model is recorded (documents.distiller, items.distiller, the usage ledger)."""
+    if isinstance(spec, str):
+        return spec.strip()
+    return f"{spec.system}:{spec.model_name}"
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How one model call is made: timeout, transport retries with exponential backoff (honouring
+    Retry-After), and how often an invalid output is sent back to the model to fix."""
+
+    retries: int
+    backoff: float
+    timeout: float
+    output_retries: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallPolicy:
+        return cls(settings.retries, settings.retry_backoff, settings.request_timeout, settings.output_retries)
+
+    def wait(self, attempt: int, exc: BaseException) -> float:
+        asked = getattr(exc, "retry_after", None)
+        if isinstance(asked, (int, float)) and asked > 0:
+            return min(float(asked), MAX_WAIT)
+        # Full jitter: concurrent documents that failed together do not retry together.
+        return min(MAX_WAIT, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def retryable(exc: BaseException) -> bool:
+    """A failure that another attempt may cure: timeouts, rate limits, server errors, a dropped
+    connection, or output that stayed invalid after being sent back (the model may do better on a
+    fresh attempt). Bad credentials, an unknown model, an exhausted quota or a prompt over the
+    context window are not."""
+    from pydantic_ai.exceptions import (
+        ContentFilterError,
+        ModelConnectionError,
+        ModelHTTPError,
+        ModelRateLimitError,
+        ModelRequestTimeout,
+        ModelServerError,
+        ModelUnavailableError,
+        UnexpectedModelBehavior,
+    )
+
+    if isinstance(exc, (ModelRateLimitError, ModelUnavailableError, ModelServerError, ModelConnectionError,
+                        ModelRequestTimeout, TimeoutError)):
+        return True
+    if isinstance(exc, ModelHTTPError):
+        return exc.status_code in RETRY_STATUS
+    return isinstance(exc, UnexpectedModelBehavior) and not isinstance(exc, ContentFilterError)
+
+
+def _usage(run_usage: Any) -> Usage:
+    return Usage(
+        requests=int(run_usage.requests or 0),
+        input_tokens=int(run_usage.input_tokens or 0),
+        output_tokens=int(run_usage.output_tokens or 0),
+    )
+
+
+async def run_agent(
+    agent: Agent[Any, T],
+    user_prompt: str,
+    *,
+    deps: Any,
+    model: Model,
+    policy: CallPolicy,
+    spent: Callable[[Usage], None],
+    what: str,
+) -> T:
+    """Run ``agent`` once, retrying with backoff what ``retryable`` allows; every attempt's tokens
+    are handed to ``spent`` (a failed attempt is billed too). Raises ModelError naming ``what``."""
+    from pydantic_ai.exceptions import AgentRunError
+    from pydantic_ai.usage import RunUsage
+
+    attempt = 0
+    while True:
+        usage = RunUsage()
+        try:
+            result = await agent.run(
+                user_prompt,
+                deps=deps,
+                model=model,
+                usage=usage,
+                retries={"output": policy.output_retries},
+                # Retrying is ours (with backoff and Retry-After), not also the provider SDK's.
+                model_settings={"request_timeout": policy.timeout, "max_retries": 0},
+            )
+        except (AgentRunError, TimeoutError) as exc:  # model trouble; a bug in our code propagates as is
+            spent(_usage(usage))
+            if not retryable(exc) or attempt >= policy.retries:
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                raise ModelError(f"{what} failed{tries}: {_describe(exc)}") from exc
+            await asyncio.sleep(policy.wait(attempt, exc))
+            attempt += 1
+            continue
+        spent(_usage(usage))
+        return result.output
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,104 @@
+"""``pyramid ask`` (a cited answer, or the best evidence without an LLM) and ``pyramid mcp`` (the
+pyramid's tools for MCP clients)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from .common import JsonOption, open_pyramid, out, print_json, with_global_options
+
+if TYPE_CHECKING:
+    from ..ask import Answer
+    from ..models import Usage
+
+QUOTE_CHARS = 240
+
+
+def _usage(usage: Usage) -> str:
+    return (
+        f"{usage.requests} request{'s' if usage.requests != 1 else ''}, "
+        f"{usage.input_tokens:,} input tokens, {usage.output_tokens:,} output tokens"
+    )
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS].rstrip() + " …"
+
+
+def print_answer(answer: Answer) -> None:
+    if not answer.answered:
+        out.print(escape(answer.text), soft_wrap=True)
+        for n, item in enumerate(answer.evidence, 1):
+            out.print(f"[bold]{n}.[/bold] {escape(item.cite)} [cyan]{item.level}[/cyan] [dim]item {item.id}[/dim]")
+            out.print("   " + escape(_quote(item.text)), soft_wrap=True)
+        out.print(f"[dim]Usage: no LLM, 0 tokens · {answer.elapsed:.1f} s[/dim]")
+        return
+    out.print(escape(answer.text), soft_wrap=True)
+    if answer.partial:
+        out.print(f"[yellow]Partial: {escape(answer.stopped or 'the research stopped early')}[/yellow]", soft_wrap=True)
+    if answer.citations:
+        out.rule("[bold]Sources[/bold]")
+        for citation in answer.citations:
+            out.print(
+                f"{escape(citation.cite)} [cyan]{citation.level}[/cyan] [dim]item {citation.item_id}[/dim]: "
+                + escape(_quote(citation.quote)),
+                soft_wrap=True,
+            )
+    out.print(
+        f"[dim]Usage: {_usage(answer.usage)} (answer step: {_usage(answer.answer_usage)}) · "
+        f"{answer.elapsed:.1f} s · {escape(answer.model or '')}[/dim]",
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ask")
+    @with_global_options
+    def ask(
+        question: Annotated[str, typer.Argument(help="The question, in plain words.")],
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                "-m",
+                help="PydanticAI model string (openai:gpt-4.1-mini, anthropic:…, ollama:…); default: PYRAMID_MODEL. "
+                "Without one, ask prints the best evidence instead of an answer.",
+            ),
+        ] = None,
+        levels: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--levels",
+                "-l",
+                help="Levels to search, comma-separated or repeated (default: insight,concept,abstract,"
+                "recollection); add page to let the agent read pages.",
+            ),
+        ] = None,
+        max_requests: Annotated[
+            int | None, typer.Option("--max-requests", help="Model requests this question may use (default 20).")
+        ] = None,
+        max_tokens: Annotated[
+            int | None, typer.Option("--max-tokens", help="Tokens this question may use (default 60,000).")
+        ] = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        r"""Answer a question from the pyramid, with citations \[file, p. N] and the tokens it used."""
+        chosen = [part.strip() for value in levels or [] for part in value.split(",") if part.strip()] or None
+        with open_pyramid(ask_request_limit=max_requests, ask_token_limit=max_tokens) as kp:
+            answer = kp.ask(question, model=model, levels=chosen)
+        if json_output:
+            print_json(answer.model_dump(mode="json"))
+            return
+        print_answer(answer)
+
+    @app.command("mcp")
+    @with_global_options
+    def mcp() -> None:
+        """Serve the pyramid's read-only tools (search, expand) over MCP on stdio, for MCP clients."""
+        # stdout is the protocol channel from here on: notices go to stderr, results only over MCP.
+        with open_pyramid() as kp:
+            kp.serve_mcp()

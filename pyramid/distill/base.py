@@ -1,0 +1,261 @@
+"""What the ingest pipeline and the distillers exchange, and what every distiller shares: the usage
+meter and its ledger, carrying unchanged items over from the stored version, and embedding the
+items that are new.
+
+Kept free of heavy imports: the ingest pipeline imports it for the types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..models import DocumentStatus, Usage
+from ..store import NewItem, StoredFileState
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..convert import ConvertedDocument
+    from ..runtime import Runtime
+
+Step = str  # "insights", "concepts", "abstract", "recollections" (the ledger's step names)
+
+
+@dataclass
+class PreparedDocument:
+    """A converted document with its embedded pages, ready for distillation and storage."""
+
+    converted: ConvertedDocument
+    file_sha256: str
+    file_size: int
+    file_mtime: float
+    pages: list[NewItem]
+    stored: StoredFileState | None  # the version stored before this run, if any
+    # Set when the page vectors are in: the pipeline hands a document to its distiller while its
+    # pages are still being encoded (a distiller needs their text only).
+    pages_ready: asyncio.Future[None] | None = None
+
+    async def wait_pages(self) -> None:
+        if self.pages_ready is not None:
+            await asyncio.shield(self.pages_ready)
+
+    @property
+    def title(self) -> str:
+        return self.converted.title
+
+    @property
+    def source(self) -> str:
+        return self.converted.source
+
+
+@dataclass
+class Distilled:
+    """A document's levels above pages. Items that have no vector yet are embedded by the
+    pipeline's writer, after the distiller has let go of its LLM slot (``embed_text`` gives the text
+    to embed where it is not the item's text, e.g. a concept's name with its description)."""
+
+    items: list[NewItem]
+    distiller: str
+    usage: Usage = field(default_factory=Usage)
+    status: DocumentStatus = "ready"
+    embed_text: dict[str, str] = field(default_factory=dict)
+
+
+class Distiller(Protocol):
+    """Builds the levels above pages for one document, and the corpus level after a batch."""
+
+    name: str
+
+    async def distill(self, rt: Runtime, doc: PreparedDocument) -> Distilled: ...
+
+    async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage: ...
+
+    def estimate(self, pages: Sequence[str], *, title: str = "") -> Usage:
+        """The tokens distilling these pages would take (zero without an LLM); for ``--dry-run``."""
+        ...
+
+    def price(self, usage: Usage) -> float | None:
+        """USD for ``usage``, or None when the model's price is not known."""
+        ...
+
+
+# --- usage ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UsageMeter:
+    """Tokens spent per step for one document (or for the corpus step), and calls answered from
+    the cache."""
+
+    model: str
+    steps: dict[Step, Usage] = field(default_factory=dict)
+    cached: dict[Step, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, step: Step, usage: Usage) -> None:
+        self.steps[step] = self.steps.get(step, Usage()) + usage
+
+    def hit(self, step: Step) -> None:
+        self.cached[step] += 1
+
+    @property
+    def total(self) -> Usage:
+        return Usage.sum(self.steps.values())
+
+
+async def record_usage(rt: Runtime, source: str | None, meter: UsageMeter, *, failed: bool = False) -> None:
+    """Append the meter to the ledger (``pyramid stats`` reads it). Written outside the document's
+    transaction on purpose: tokens are spent whether or not the version gets stored."""
+    from ..sqlfiles import query
+
+    rows = [
+        {
+            "source": source,
+            "step": step,
+            "model": meter.model,
+            "requests": meter.steps.get(step, Usage()).requests,
+            "input_tokens": meter.steps.get(step, Usage()).input_tokens,
+            "output_tokens": meter.steps.get(step, Usage()).output_tokens,
+            "cached": meter.cached.get(step, 0),
+            "failed": failed,
+        }
+        for step in sorted(set(meter.steps) | {s for s, n in meter.cached.items() if n})
+    ]
+    if not rows:
+        return
+    async with rt.db.connection() as conn, conn.cursor() as cur:
+        await cur.executemany(query("distill.record_usage"), rows)
+
+
+# --- carrying unchanged items over --------------------------------------------------------------------
+
+
+async def carry_over(rt: Runtime, doc: PreparedDocument, items: Sequence[NewItem]) -> int:
+    """Keep (same id, no re-embedding) every derived item the stored version already has with the
+    same level, text, title, pages, distiller and sources. Sources are resolved bottom-up, so an
+    insight is kept only while its pages are, and a concept only while its insights are. Returns the
+    number kept. Items must come in dependency order (insights, concepts, abstract)."""
+    from .. import store
+
+    if doc.stored is None:
+        return 0
+    async with rt.db.connection() as conn:
+        old = await store.document_items(conn, doc.stored.id, levels=["insight", "concept", "abstract"])
+    if not old:
+        return 0
+    waiting: dict[tuple[object, ...], list[int]] = defaultdict(list)
+    for view in old:
+        signature = (view.level, view.text, view.title, tuple(view.pages), view.distiller, tuple(sorted(view.sources)))
+        waiting[signature].append(view.id)
+    ids: dict[str, int] = {page.key: page.existing_id for page in doc.pages if page.existing_id is not None}
+    kept = 0
+    for item in items:
+        resolved = [ids.get(source) if isinstance(source, str) else source for source in item.sources]
+        if any(source is None for source in resolved) or item.source_documents:
+            continue
+        signature = (
+            item.level, item.text, item.title, tuple(item.pages), item.distiller, tuple(sorted(resolved))  # type: ignore[type-var]
+        )
+        candidates = waiting.get(signature)
+        if candidates:
+            item.existing_id = candidates.pop(0)
+            item.embedding = None
+            ids[item.key] = item.existing_id
+            kept += 1
+    return kept
+
+
+class EmbedBatcher:
+    """Coalesces the embedding requests of documents distilled concurrently into one encoder call.
+
+    The encoder runs on one thread; while it encodes one batch, the requests that arrive wait and
+    then go together. Measured on the bundled MiniLM with ~10 sentences per document, one call per
+    document was half as fast as one call for many documents (fixed cost per call, and batches of
+    similar length pad less after the encoder sorts them).
+    """
+
+    def __init__(self, rt: Runtime, *, max_texts: int = 512) -> None:
+        self.rt = rt
+        self.max_texts = max_texts
+        self._pending: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+        self._draining = False
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
+
+    async def encode(self, texts: Sequence[str]) -> np.ndarray:
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(texts), future))
+        if not self._draining:
+            self._draining = True
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+                count = 0
+                while self._pending and (not batch or count + len(self._pending[0][0]) <= self.max_texts):
+                    entry = self._pending.pop(0)
+                    batch.append(entry)
+                    count += len(entry[0])
+                try:
+                    vectors = await self.rt.embedder.aencode_documents([t for texts, _ in batch for t in texts])
+                except BaseException as exc:  # every waiter gets the failure, nobody waits forever
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                offset = 0
+                for texts, future in batch:
+                    if not future.done():
+                        future.set_result(vectors[offset : offset + len(texts)])
+                    offset += len(texts)
+        finally:
+            self._draining = False
+
+
+async def embed_new(
+    encode: Callable[[Sequence[str]], Awaitable[np.ndarray]],
+    items: Sequence[NewItem],
+    *,
+    text_of: dict[str, str] | None = None,
+) -> None:
+    """Embed, in one batch, every item that is neither kept nor embedded yet. ``text_of`` gives the
+    text to embed for an item key when it differs from the item's text (a concept is embedded with
+    its name)."""
+    todo = [item for item in items if item.existing_id is None and item.embedding is None]
+    if not todo:
+        return
+    texts = [(text_of or {}).get(item.key, item.text) for item in todo]
+    vectors = await encode(texts)
+    for item, vector in zip(todo, vectors, strict=True):
+        item.embedding = vector
+
+
+@dataclass
+class CorpusConcept:
+    """A stored concept as the recollection steps see it."""
+
+    id: int
+    document_id: int
+    name: str
+    text: str
+    document: str  # its document's title, or file name
+    source: str
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> CorpusConcept:
+        """From (id, document_id, title, text, document title, source)."""
+        cid, doc_id, name, text, title, source = row
+        return cls(int(cid), int(doc_id), str(name or ""), str(text), str(title or str(source).rsplit("/", 1)[-1]),
+                   str(source))
+
+    @property
+    def ref(self) -> str:
+        """The readable trail kept with a recollection's link (it survives the concept's deletion)."""
+        return f"{self.name} — {self.document} ({self.source})"

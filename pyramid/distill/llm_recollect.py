@@ -1,0 +1,120 @@
+"""The corpus step of the LLM distiller: after a batch, recollections are added or revised from the
+new documents' abstracts and concepts, shown with the nearest concepts of other documents and with
+the recollections they concern (including stale ones, so a recollection whose source changed is
+refreshed). Every recollection rests on concepts of at least two documents; its sources are those
+concepts, with a readable trail (concept — document) that survives their deletion.
+
+A failure here does not undo the batch: the documents are stored, the failure is reported as a
+message, and the next run tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import ModelError
+from ..models import Usage
+from ..sqlfiles import query
+from ..store import NewItem
+from .base import CorpusConcept, UsageMeter, record_usage
+from .cache import OutputCache
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+    from .llm import LLMDistiller
+
+RELATED_PER_CONCEPT = 3
+MAX_RELATED = 40
+MAX_SHOWN_RECOLLECTIONS = 20
+
+
+async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_ids: Sequence[int]) -> Usage:
+    meter = UsageMeter(distiller.name)
+    cache = OutputCache(rt, None, distiller.name)
+    ids = sorted(set(document_ids))
+    size = rt.settings.recollection_batch
+    try:
+        for start in range(0, len(ids), size):
+            await _batch(rt, distiller, ids[start : start + size], cache, meter)
+    except ModelError as exc:
+        await cache.flush()
+        rt.say(f"Recollections were not updated (the next ingest tries again): {exc}")
+        await record_usage(rt, None, meter, failed=True)
+        return meter.total
+    await cache.flush()
+    await record_usage(rt, None, meter)
+    return meter.total
+
+
+async def _batch(
+    rt: Runtime, distiller: LLMDistiller, ids: list[int], cache: OutputCache, meter: UsageMeter
+) -> None:
+    from ..agents.recollections import RecollectionDeps, recollection_prompt
+
+    async with rt.db.connection() as conn:
+        cur = await conn.execute(query("distill.concepts_of_documents"), {"ids": ids})
+        rows = await cur.fetchall()
+        cur = await conn.execute(query("distill.abstracts_of_documents"), {"ids": ids})
+        abstracts = {doc_id: text for doc_id, text in await cur.fetchall()}
+        new = [CorpusConcept.from_row(row[:4] + row[5:]) for row in rows]
+        related: dict[int, CorpusConcept] = {}
+        for row in rows:
+            if len(related) >= MAX_RELATED:
+                break
+            cur = await conn.execute(
+                query("distill.related_concepts"),
+                {"embedding": row[4], "exclude": ids, "limit": RELATED_PER_CONCEPT},
+            )
+            for hit in await cur.fetchall():
+                related.setdefault(hit[0], CorpusConcept.from_row(hit))
+        cur = await conn.execute(
+            query("distill.recollections_about"),
+            {"concepts": [c.id for c in new] + list(related), "limit": MAX_SHOWN_RECOLLECTIONS},
+        )
+        shown = await cur.fetchall()
+    numbered = new + list(related.values())
+    if len({c.document_id for c in numbered}) < 2:
+        return  # nothing to connect yet: a corpus of one document
+    by_number = dict(enumerate(numbered, start=1))
+    documents = []
+    for doc_id in ids:
+        concepts = [(n, c.name, c.text) for n, c in by_number.items() if c.document_id == doc_id and c in new]
+        if concepts or doc_id in abstracts:
+            title = next((c.document for c in new if c.document_id == doc_id), str(doc_id))
+            documents.append((title, abstracts.get(doc_id, ""), concepts))
+    others: dict[str, list[tuple[int, str, str]]] = {}
+    for n, c in by_number.items():
+        if c not in new:
+            others.setdefault(c.document, []).append((n, c.name, c.text))
+    user = recollection_prompt(documents, list(others.items()), [(n, text) for n, (_, text) in enumerate(shown, 1)])
+    deps = RecollectionDeps({n: c.document_id for n, c in by_number.items()}, frozenset(range(1, len(shown) + 1)))
+    edits = await distiller.call(
+        "recollections", distiller.agents.recollections, user, deps, cache=cache, meter=meter, what="recollections"
+    )
+    entries = [(r.text, r.concepts, None) for r in edits.add] + [
+        (r.text, r.concepts, shown[r.number - 1][0]) for r in edits.revise
+    ]
+    if not entries:
+        return
+    vectors = await rt.embedder.aencode_documents([text for text, _, _ in entries])
+    from .. import store
+
+    async with rt.db.connection() as conn, conn.transaction():
+        replaced = [old for _, _, old in entries if old is not None]
+        if replaced:
+            await conn.execute(query("items.delete_ids"), {"ids": replaced})
+        cur = await conn.execute(query("distill.next_recollection_ordinal"))
+        (ordinal,) = await cur.fetchone()  # type: ignore[misc]
+        items = []
+        for n, ((text, numbers, old), vector) in enumerate(zip(entries, vectors, strict=True)):
+            concepts = [by_number[k] for k in sorted(set(numbers))]
+            items.append(
+                NewItem(
+                    key=f"recollection:{n}", level="recollection", text=text.strip(), ordinal=ordinal + n,
+                    embedding=vector, distiller=distiller.name,
+                    meta={"documents": sorted({c.document_id for c in concepts}), **({"revises": old} if old else {})},
+                    sources=[c.id for c in concepts], source_refs={c.id: c.ref for c in concepts},
+                )
+            )
+        await store.write_items(conn, None, items)

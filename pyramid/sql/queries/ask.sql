@@ -1,0 +1,46 @@
+-- Named queries of `ask`, the agent tools and the MCP server: items as evidence, and the walk from
+-- one item to its neighbours in the pyramid. Every row that describes an item has the same columns:
+-- id, level, text, title, pages, stale, document_id, source, path, document title.
+
+-- name: items
+SELECT i.id, i.level, i.text, i.title, i.pages, i.stale, i.document_id, d.source, d.path, d.title
+FROM items i
+LEFT JOIN documents d ON d.id = i.document_id
+WHERE i.id = ANY(%(ids)s)
+
+-- name: related
+-- 'source': what the item was built from (an insight's pages, a concept's insights, an abstract's
+-- concepts, a recollection's items); 'derived': what was built from it (a page's insights, an
+-- insight's concepts, recollections); 'abstract': its document's abstract. At most per_kind rows of
+-- each relation and level, in document order.
+WITH it AS (SELECT id, document_id FROM items WHERE id = %(id)s),
+linked AS (
+    SELECT 'source' AS relation, s.source_item_id AS item_id FROM item_sources s, it
+    WHERE s.item_id = it.id AND s.source_item_id IS NOT NULL
+    UNION
+    SELECT 'derived', s.item_id FROM item_sources s, it
+    WHERE s.source_item_id = it.id
+    UNION
+    SELECT 'abstract', a.id FROM items a, it
+    WHERE a.document_id = it.document_id AND a.level = 'abstract' AND a.id <> it.id
+),
+ranked AS (
+    SELECT l.relation, i.*, row_number() OVER (PARTITION BY l.relation, i.level ORDER BY i.ordinal, i.id) AS n
+    FROM linked l JOIN items i ON i.id = l.item_id
+)
+SELECT r.relation, r.id, r.level, r.text, r.title, r.pages, r.stale, r.document_id, d.source, d.path, d.title
+FROM ranked r
+LEFT JOIN documents d ON d.id = r.document_id
+WHERE r.n <= %(per_kind)s
+ORDER BY r.relation, r.level, r.ordinal, r.id
+
+-- name: source_documents
+-- Whole documents an item (a recollection) was built from; source_ref keeps the name of one that is gone.
+SELECT s.source_document_id, d.source, d.path, d.title, s.source_ref
+FROM item_sources s
+LEFT JOIN documents d ON d.id = s.source_document_id
+WHERE s.item_id = %(id)s AND s.source_item_id IS NULL
+ORDER BY s.id
+
+-- name: similarity
+SELECT id, 1 - (embedding <=> %(embedding)s::vector) FROM items WHERE id = ANY(%(ids)s)

@@ -1,0 +1,78 @@
+-- Named queries of the distillers: the LLM output cache, the usage ledger, recollections.
+
+-- name: record_usage
+INSERT INTO distill_usage (source, step, model, requests, input_tokens, output_tokens, cached, failed)
+VALUES (%(source)s, %(step)s, %(model)s, %(requests)s, %(input_tokens)s, %(output_tokens)s, %(cached)s, %(failed)s)
+
+-- name: cached_outputs
+-- Everything cached for one document, read once when its distillation starts.
+SELECT key, output FROM llm_outputs WHERE source = %(source)s
+
+-- name: cached_output
+SELECT output FROM llm_outputs WHERE key = %(key)s
+
+-- name: cache_output
+INSERT INTO llm_outputs (key, step, model, source, position, pages_key, output, usage)
+VALUES (%(key)s, %(step)s, %(model)s, %(source)s, %(position)s, %(pages_key)s, %(output)s, %(usage)s)
+ON CONFLICT (key) DO NOTHING
+
+-- name: forget_unused_outputs
+-- After a version is stored, only the outputs it was built from stay cached (an incremental
+-- re-distillation replays them; older versions' outputs would only grow the table).
+DELETE FROM llm_outputs
+WHERE source = ANY(%(sources)s) AND NOT (key = ANY(%(keep)s))
+
+-- name: sources_of
+SELECT id, source FROM documents WHERE id = ANY(%(ids)s)
+
+-- name: all_concepts
+SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title, d.source
+FROM items i
+JOIN documents d ON d.id = i.document_id
+WHERE i.level = 'concept' AND i.embedding IS NOT NULL
+ORDER BY i.id
+
+-- name: recollections_by
+SELECT i.id, i.text, i.stale,
+       coalesce(array_agg(s.source_item_id ORDER BY s.source_item_id)
+                FILTER (WHERE s.source_item_id IS NOT NULL), '{}') AS sources
+FROM items i
+LEFT JOIN item_sources s ON s.item_id = i.id
+WHERE i.level = 'recollection' AND i.distiller = %(distiller)s
+GROUP BY i.id
+ORDER BY i.ordinal, i.id
+
+-- name: next_recollection_ordinal
+SELECT coalesce(max(ordinal), 0) + 1 FROM items WHERE level = 'recollection'
+
+-- name: concepts_of_documents
+SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title, d.source
+FROM items i
+JOIN documents d ON d.id = i.document_id
+WHERE i.level = 'concept' AND i.document_id = ANY(%(ids)s)
+ORDER BY i.document_id, i.ordinal
+
+-- name: abstracts_of_documents
+SELECT document_id, text FROM items WHERE level = 'abstract' AND document_id = ANY(%(ids)s)
+
+-- name: related_concepts
+-- The concepts of other documents nearest to one concept (cosine distance on the HNSW index).
+SELECT i.id, i.document_id, i.title, i.text, d.title, d.source
+FROM items i
+JOIN documents d ON d.id = i.document_id
+WHERE i.level = 'concept' AND NOT (i.document_id = ANY(%(exclude)s)) AND i.embedding IS NOT NULL
+ORDER BY i.embedding <=> %(embedding)s
+LIMIT %(limit)s
+
+-- name: recollections_about
+-- Model-made recollections that rest on any of these concepts, and stale ones waiting for a refresh.
+SELECT r.id, r.text
+FROM items r
+WHERE r.level = 'recollection' AND r.distiller NOT IN ('user', 'extractive')
+  AND (r.stale OR EXISTS (SELECT 1 FROM item_sources s
+                          WHERE s.item_id = r.id AND s.source_item_id = ANY(%(concepts)s)))
+ORDER BY r.stale DESC, r.ordinal, r.id
+LIMIT %(limit)s
+
+-- name: document_sources
+SELECT id, source, coalesce(nullif(title, ''), source) FROM documents WHERE id = ANY(%(ids)s)
