@@ -21,7 +21,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,18 @@ def run(dsn: str, corpus: Path, *, concurrency: int, latency: float, page_chars:
     }
 
 
+def _replace_encoder() -> None:
+    import numpy as np
+
+    from pyramid.embed import Embedder
+
+    async def random_vectors(self: Embedder, texts: Any) -> Any:
+        vectors = np.random.default_rng(0).random((len(texts), self.dimension), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    Embedder.aencode_documents = random_vectors  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=256)
@@ -78,7 +89,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the model sleeps per call")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--dsn", help="use this PostgreSQL instead of a throw-away embedded one")
+    parser.add_argument(
+        "--control-no-encoder", action="store_true",
+        help="control run: random unit vectors instead of the encoder, to tell the pipeline's own overhead "
+        "from CPU contention with the encoder (results go to distill_pipeline_control.json)",
+    )
     args = parser.parse_args()
+    if args.control_no_encoder:
+        _replace_encoder()
 
     from pyramid.db import stop_embedded
 
@@ -109,8 +127,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = {"runs": results, "machine": f"{platform.machine()}, {os.cpu_count()} cores", "files": args.files,
            "pages_per_file": args.pages}
-    (RESULTS / "distill_pipeline.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'distill_pipeline.json'}", file=sys.stderr)
+    name = "distill_pipeline_control.json" if args.control_no_encoder else "distill_pipeline.json"
+    out["encoder"] = "random vectors (control)" if args.control_no_encoder else "all-MiniLM-L6-v2"
+    (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {RESULTS / name}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -40,19 +40,21 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 MAX_WAIT = 120.0
 
 
-D = TypeVar("D")
-O = TypeVar("O")
+DepsT = TypeVar("DepsT")
+OutT = TypeVar("OutT")
 
 
-def build_agent(name: str, output_type: type[O], deps_type: type[D], check: Callable[[D, O], O]) -> Agent[D, O]:
+def build_agent(
+    name: str, output_type: type[OutT], deps_type: type[DepsT], check: Callable[[DepsT, OutT], OutT]
+) -> Agent[DepsT, OutT]:
     """An agent with the instructions ``prompts/<name>.md`` whose every output passes ``check``
     (which raises ModelRetry, sending the problems back to the model) before anyone sees it."""
     from pydantic_ai import Agent, RunContext
 
-    agent: Agent[D, O] = Agent(output_type=output_type, deps_type=deps_type, instructions=prompt(name), name=name)
+    agent: Agent[DepsT, OutT] = Agent(output_type=output_type, deps_type=deps_type, instructions=prompt(name), name=name)
 
     @agent.output_validator
-    def _validate(ctx: RunContext[D], output: O) -> O:
+    def _validate(ctx: RunContext[DepsT], output: OutT) -> OutT:
         return check(ctx.deps, output)
 
     return agent

@@ -259,3 +259,36 @@ class CorpusConcept:
     def ref(self) -> str:
         """The readable trail kept with a recollection's link (it survives the concept's deletion)."""
         return f"{self.name} — {self.document} ({self.source})"
+
+
+@dataclass
+class NewRecollection:
+    text: str
+    concepts: list[CorpusConcept]  # what it rests on (its audit trail)
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+async def write_recollections(
+    rt: Runtime, distiller: str, fresh: Sequence[NewRecollection], *, remove: Sequence[int] = ()
+) -> None:
+    """In one transaction: delete the recollections ``remove`` and store ``fresh`` (embedded here,
+    numbered after the existing ones, linked to their concepts with a readable trail)."""
+    from .. import store
+    from ..sqlfiles import query
+
+    vectors = await rt.embedder.aencode_documents([r.text for r in fresh]) if fresh else []
+    async with rt.db.connection() as conn, conn.transaction():
+        if remove:
+            await conn.execute(query("items.delete_ids"), {"ids": list(remove)})
+        cur = await conn.execute(query("distill.next_recollection_ordinal"))
+        (ordinal,) = await cur.fetchone()  # type: ignore[misc]
+        items = [
+            NewItem(
+                key=f"recollection:{n}", level="recollection", text=r.text.strip(), ordinal=ordinal + n,
+                embedding=vector, distiller=distiller,
+                meta={"documents": sorted({c.document_id for c in r.concepts}), **r.meta},
+                sources=[c.id for c in r.concepts], source_refs={c.id: c.ref for c in r.concepts},
+            )
+            for n, (r, vector) in enumerate(zip(fresh, vectors, strict=True))
+        ]
+        await store.write_items(conn, None, items)

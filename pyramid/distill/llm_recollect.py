@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import ModelError
 from ..models import Usage
 from ..sqlfiles import query
-from ..store import NewItem
-from .base import CorpusConcept, UsageMeter, record_usage
+from .base import CorpusConcept, NewRecollection, UsageMeter, record_usage, write_recollections
 from .cache import OutputCache
 
 if TYPE_CHECKING:
@@ -97,24 +96,8 @@ async def _batch(
     ]
     if not entries:
         return
-    vectors = await rt.embedder.aencode_documents([text for text, _, _ in entries])
-    from .. import store
-
-    async with rt.db.connection() as conn, conn.transaction():
-        replaced = [old for _, _, old in entries if old is not None]
-        if replaced:
-            await conn.execute(query("items.delete_ids"), {"ids": replaced})
-        cur = await conn.execute(query("distill.next_recollection_ordinal"))
-        (ordinal,) = await cur.fetchone()  # type: ignore[misc]
-        items = []
-        for n, ((text, numbers, old), vector) in enumerate(zip(entries, vectors, strict=True)):
-            concepts = [by_number[k] for k in sorted(set(numbers))]
-            items.append(
-                NewItem(
-                    key=f"recollection:{n}", level="recollection", text=text.strip(), ordinal=ordinal + n,
-                    embedding=vector, distiller=distiller.name,
-                    meta={"documents": sorted({c.document_id for c in concepts}), **({"revises": old} if old else {})},
-                    sources=[c.id for c in concepts], source_refs={c.id: c.ref for c in concepts},
-                )
-            )
-        await store.write_items(conn, None, items)
+    made = [
+        NewRecollection(text, [by_number[k] for k in sorted(set(numbers))], {"revises": old} if old else {})
+        for text, numbers, old in entries
+    ]
+    await write_recollections(rt, distiller.name, made, remove=[old for _, _, old in entries if old is not None])

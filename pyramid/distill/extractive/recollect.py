@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...sqlfiles import query
-from ...store import NewItem
-from ..base import CorpusConcept
+from ..base import CorpusConcept, NewRecollection, write_recollections
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,7 +92,6 @@ async def refresh_recollections(rt: Runtime) -> int:
     """Recompute the extractive recollections of the corpus; returns how many there are."""
     import numpy as np
 
-    from ... import store
     from .cluster import key_phrases
 
     async with rt.db.connection() as conn:
@@ -113,27 +111,7 @@ async def refresh_recollections(rt: Runtime) -> int:
     old = {(text, tuple(sources)): item_id for item_id, text, stale, sources in existing if not stale}
     keep = {old[(text, tuple(ids))] for text, ids, _ in wanted if (text, tuple(ids)) in old}
     fresh = [(text, ids, group) for text, ids, group in wanted if (text, tuple(ids)) not in old]
-    vectors_new = await rt.embedder.aencode_documents([text for text, _, _ in fresh])
-    async with rt.db.connection() as conn, conn.transaction():
-        gone = [row[0] for row in existing if row[0] not in keep]
-        if gone:
-            await conn.execute(query("items.delete_ids"), {"ids": gone})
-        cur = await conn.execute(query("distill.next_recollection_ordinal"))
-        (ordinal,) = await cur.fetchone()  # type: ignore[misc]
-        items = []
-        for n, ((text, ids, group), vector) in enumerate(zip(fresh, vectors_new, strict=True)):
-            items.append(
-                NewItem(
-                    key=f"recollection:{n}",
-                    level="recollection",
-                    text=text,
-                    ordinal=ordinal + n,
-                    embedding=vector,
-                    distiller=NAME,
-                    meta={"documents": sorted({concepts[i].document_id for i in group})},
-                    sources=list(ids),
-                    source_refs={concepts[i].id: concepts[i].ref for i in group},
-                )
-            )
-        await store.write_items(conn, None, items)
+    gone = [row[0] for row in existing if row[0] not in keep]
+    made = [NewRecollection(text, [concepts[i] for i in group]) for text, _, group in fresh]
+    await write_recollections(rt, NAME, made, remove=gone)
     return len(wanted)
