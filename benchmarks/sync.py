@@ -3,6 +3,7 @@
 
     python benchmarks/sync.py                      # 1,000 PDFs of ~500 KB (text + an embedded photo)
     python benchmarks/sync.py --kind markdown      # 1,000 small markdown files (~4 KB): fixed costs dominate
+    python benchmarks/sync.py --edit               # LLM calls of a one-page edit in a 100-page document
 
 The first (untimed) sync ingests the corpus; the timed runs find every file unchanged. Prints a table
 and writes benchmarks/results/sync_<kind>.json.
@@ -92,13 +93,94 @@ def timed(command: list[str], env: dict[str, str], runs: int) -> list[float]:
     return times
 
 
+def edit_ratio(pages: int, insights_per_page: int) -> None:
+    """Ingest a ``pages``-page document with a counting scripted model, edit one page in the
+    middle, sync, and compare the model calls of the sync with those of the full ingest."""
+    import re
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from scripted import Scripted, Window
+
+    from pyramid import Pyramid
+    from pyramid.db import stop_embedded
+
+    def window(w: Window) -> dict[str, object]:
+        # Like a model: a few short sentences of every page on its first reading.
+        add = []
+        for page, first, text in w.pages:
+            if first:
+                body = " ".join(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+                sentences = [s for s in re.split(r"(?<=[.!?])\s+", body) if s.strip()]
+                add += [{"text": " ".join(s.split()[:20]), "pages": [page]} for s in sentences[:insights_per_page]]
+        return {"add": add, "revise": [], "delete": []}
+
+    def concepts(rows: list[tuple[int, str]]) -> dict[str, object]:
+        # Named after what the insights say, like a model: a batch whose insights changed comes
+        # back different, so the merge and the abstract must run again.
+        words = " ".join(text for _, text in rows).split()
+        return {"concepts": [{"name": " ".join(words[:4]), "description": f"{' '.join(words[:30])} ({len(words)} words)",
+                              "insights": [n for n, _ in rows]}]}
+
+    maker = TextMaker(5)
+    sections = [maker.section(3000) for _ in range(pages)]
+    with tempfile.TemporaryDirectory(prefix="kp-edit-") as tmp:
+        work = Path(tmp)
+        path = work / "manual.md"
+        path.write_text("# Operations manual\n\n" + "\n\n".join(sections), encoding="utf-8")
+        dsn, data_dir = fresh_database(work)
+        try:
+            with Pyramid.open(dsn=dsn, retry_backoff=0) as kp:
+                full = Scripted(on_window=window, on_concepts=concepts)
+                report = kp.ingest([path], model=full.model())
+                assert report.ok, report.failed
+                page_count = kp.document(str(path)).document.pages
+                middle = page_count // 2
+                sections[middle - 1] = sections[middle - 1].replace(".", ", as revised in May.", 1)
+                path.write_text("# Operations manual\n\n" + "\n\n".join(sections), encoding="utf-8")
+                edit = Scripted(on_window=window, on_concepts=concepts)
+                report = kp.sync([path], model=edit.model())
+                assert report.counts()["updated"] == 1, report.results
+        finally:
+            stop_embedded(data_dir)
+
+    def by_agent(brain: Scripted) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for call in brain.calls:
+            counts[call.agent] = counts.get(call.agent, 0) + 1
+        return counts
+
+    result = {
+        "pages": page_count,
+        "full_calls": len(full.calls),
+        "full_by_step": by_agent(full),
+        "edit_calls": len(edit.calls),
+        "edit_by_step": by_agent(edit),
+        "ratio": round(len(edit.calls) / len(full.calls), 4),
+    }
+    print()
+    print("| document | full ingest: LLM calls | one-page edit: LLM calls | ratio |")
+    print("|---|---:|---:|---:|")
+    steps = ", ".join(f"{k} {v}" for k, v in result["edit_by_step"].items())
+    full_steps = ", ".join(f"{k} {v}" for k, v in result["full_by_step"].items())
+    print(f"| {page_count} pages | {len(full.calls)} ({full_steps}) | {len(edit.calls)} ({steps}) "
+          f"| {result['ratio']:.1%} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "sync_edit.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=["pdf", "markdown"], default="pdf")
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--corpus", type=Path, help="keep the corpus here between runs")
+    parser.add_argument("--edit", action="store_true", help="measure the one-page-edit call ratio instead")
+    parser.add_argument("--pages", type=int, default=100, help="with --edit: pages of the document")
+    parser.add_argument("--insights-per-page", type=int, default=5)
     args = parser.parse_args()
+    if args.edit:
+        edit_ratio(args.pages, args.insights_per_page)
+        return
 
     from pyramid.db import stop_embedded
 

@@ -87,7 +87,10 @@ class Settings(BaseSettings):
     retries: int = Field(4, ge=0, le=20)
     retry_backoff: float = Field(1.0, ge=0, le=300, description="first wait before retrying a failed LLM call (s)")
     output_retries: int = Field(2, ge=0, le=10, description="times an invalid LLM output is sent back to fix")
-    concept_batch: int = Field(80, ge=5, le=5000, description="insights per concept call (then merged)")
+    concept_batch: int = Field(80, ge=5, le=5000, description="insights per concept call at most (then merged)")
+    concept_pages: int = Field(
+        20, ge=1, le=10_000, description="pages per concept call: batches follow page ranges, so edits stay local"
+    )
     concept_merge_batch: int = Field(120, ge=4, le=5000, description="concepts per merge call")
     abstract_insights: int = Field(200, ge=10, le=10_000, description="insights shown to the abstract call")
     recollection_batch: int = Field(8, ge=1, le=200, description="documents per recollection call")

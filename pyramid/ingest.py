@@ -14,14 +14,15 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .discover import Discovery, discover
 from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
+from .distill.incremental import align_pages
 from .errors import ConversionError, DistillationError, PyramidError
 from .models import FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
@@ -292,16 +293,18 @@ class Ingest:
         return fresh
 
     async def _prepared(self, job: _FileJob, doc: ConvertedDocument) -> PreparedDocument:
-        """The document's page items. A changed document keeps its unchanged pages (same number,
-        same text): they are neither re-embedded nor rewritten, and what was built on them keeps
-        pointing at them."""
+        """The document's page items. A changed document keeps its unchanged pages (same text, even
+        when a page inserted or deleted before them renumbers them): they are neither re-embedded
+        nor rewritten, and what was built on them keeps pointing at them."""
         stored = next((s for s in job.stored if s.source == doc.source), None)
         unchanged: dict[int, int] = {}
         if stored is not None and not self.force:
             async with self.rt.db.connection() as conn:
-                for page in await stored_pages(conn, stored.id):
-                    if 1 <= page.ordinal <= len(doc.pages) and page.content_hash == text_hash(doc.pages[page.ordinal - 1]):
-                        unchanged[page.ordinal] = page.id
+                old = await stored_pages(conn, stored.id)
+            # Paired in order by text (a longest common subsequence of hashes), so repeated
+            # identical pages pair one to one.
+            aligned = align_pages([p.content_hash or "" for p in old], [text_hash(text) for text in doc.pages])
+            unchanged = {new: old[before - 1].id for before, new in aligned.items()}
         items = [
             NewItem(
                 key=f"page:{number}",

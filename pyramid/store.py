@@ -185,6 +185,8 @@ async def _update_kept(conn: AsyncConnection, kept: Sequence[NewItem]) -> None:
             "ids": [item.existing_id for item in kept],
             "ordinals": [item.ordinal for item in kept],
             "metas": [Jsonb(item.meta) for item in kept],
+            # unnest cannot take a ragged int[][]: each page list travels as "3,4"
+            "pages": [",".join(str(p) for p in item.pages) for item in kept],
         },
     )
 

@@ -66,6 +66,8 @@ def default_window(window: Window) -> dict[str, Any]:
 @dataclass
 class Scripted:
     on_window: Callable[[Window], dict[str, Any]] = default_window
+    # (number, insight text) of a concept prompt → its answer; None: one concept of everything
+    on_concepts: Callable[[list[tuple[int, str]]], dict[str, Any]] | None = None
     fail: Callable[[str, str], BaseException | None] | None = None  # (agent, prompt) → error to raise
     delay: float = 0.0
     calls: list[Call] = field(default_factory=list)
@@ -112,6 +114,9 @@ class Scripted:
             return self.on_window(Window(pages, shown, retry))
         if agent == "concepts":
             numbers = [int(n) for n in _NUMBERED.findall(block(prompt, "insights"))]
+            if self.on_concepts is not None:
+                rows = [(int(n), text) for n, text in re.findall(r"^(\d+)\. (.*)$", block(prompt, "insights"), re.M)]
+                return self.on_concepts(rows)
             return {"concepts": [{"name": "Everything", "description": "All the insights.", "insights": numbers}]}
         if agent == "merge":
             numbers = [int(n) for n in _NUMBERED.findall(block(prompt, "concepts"))]

@@ -86,7 +86,9 @@ def numbered(rows: Sequence[tuple[int, str]]) -> str:
 
 
 def concepts_prompt(title: str, insights: Sequence[tuple[int, str]], *, part: int, parts: int) -> str:
-    head = f"Insights {insights[0][0]}–{insights[-1][0]} (part {part} of {parts})." if parts > 1 else "All insights."
+    # Numbered from 1 in every part, so a part's prompt does not change when an earlier part gains
+    # or loses an insight (its cached answer stays valid).
+    head = f"Part {part} of {parts} of the document's insights." if parts > 1 else "All insights."
     return "\n\n".join(
         [frame(DOCUMENT, title or "(untitled)", role="title"), head, frame(INSIGHTS, numbered(insights)),
          "Return the concepts."]

@@ -135,9 +135,10 @@ async def record_usage(rt: Runtime, source: str | None, meter: UsageMeter, *, fa
 
 async def carry_over(rt: Runtime, doc: PreparedDocument, items: Sequence[NewItem]) -> int:
     """Keep (same id, no re-embedding) every derived item the stored version already has with the
-    same level, text, title, pages, distiller and sources. Sources are resolved bottom-up, so an
-    insight is kept only while its pages are, and a concept only while its insights are. Returns the
-    number kept. Items must come in dependency order (insights, concepts, abstract)."""
+    same level, text, title, distiller and sources. Sources are resolved bottom-up, so an insight is
+    kept only while its pages are, and a concept only while its insights are; page *numbers* may
+    differ (a page inserted earlier renumbers the rest) and are updated on the kept item. Returns
+    the number kept. Items must come in dependency order (insights, concepts, abstract)."""
     from .. import store
 
     if doc.stored is None:
@@ -148,7 +149,7 @@ async def carry_over(rt: Runtime, doc: PreparedDocument, items: Sequence[NewItem
         return 0
     waiting: dict[tuple[object, ...], list[int]] = defaultdict(list)
     for view in old:
-        signature = (view.level, view.text, view.title, tuple(view.pages), view.distiller, tuple(sorted(view.sources)))
+        signature = (view.level, view.text, view.title, view.distiller, tuple(sorted(view.sources)))
         waiting[signature].append(view.id)
     ids: dict[str, int] = {page.key: page.existing_id for page in doc.pages if page.existing_id is not None}
     kept = 0
@@ -156,9 +157,7 @@ async def carry_over(rt: Runtime, doc: PreparedDocument, items: Sequence[NewItem
         resolved = [ids.get(source) if isinstance(source, str) else source for source in item.sources]
         if any(source is None for source in resolved) or item.source_documents:
             continue
-        signature = (
-            item.level, item.text, item.title, tuple(item.pages), item.distiller, tuple(sorted(resolved))  # type: ignore[type-var]
-        )
+        signature = (item.level, item.text, item.title, item.distiller, tuple(sorted(resolved)))  # type: ignore[type-var]
         candidates = waiting.get(signature)
         if candidates:
             item.existing_id = candidates.pop(0)

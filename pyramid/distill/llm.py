@@ -24,7 +24,8 @@ from ..store import NewItem
 from .base import Distilled, PreparedDocument, UsageMeter, carry_over, record_usage
 from .cache import OutputCache, digest, forget_unused
 from .estimate import estimate_tokens, price_of
-from .windows import InsightBook, plan_windows
+from .incremental import StoredInsight, WindowPlan, full_plan, incremental_plan, page_batches
+from .windows import InsightBook
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -109,10 +110,11 @@ class LLMDistiller:
         cache = OutputCache(rt, doc.source, self.name)
         await cache.load()
         try:
+            plan = await self._plan(rt, doc)
             async with self._slots:
-                book = await self._read(doc, cache, meter)
+                book = await self._read(doc, plan, cache, meter)
                 insights = book.alive()
-                texts = [(n, entry.text) for n, entry in enumerate(insights, start=1)]
+                texts = [(n, entry.text, min(entry.pages)) for n, entry in enumerate(insights, start=1)]
                 concepts = await self._concepts(doc, texts, cache, meter)
                 abstract = await self._abstract(doc, texts, concepts, cache, meter) if concepts else None
         except ModelError as exc:
@@ -165,26 +167,45 @@ class LLMDistiller:
         cache.put(key, step, output, spent, position=position, pages_key=pages_key)
         return output
 
-    async def _read(self, doc: PreparedDocument, cache: OutputCache, meter: UsageMeter) -> InsightBook:
+    async def _plan(self, rt: Runtime, doc: PreparedDocument) -> WindowPlan:
+        """All windows for a new document; for a changed one only those that read a changed page
+        (see ``pyramid.distill.incremental``), when the stored version was made by this model."""
+        from .. import store
+
+        if doc.stored is None:
+            return full_plan(len(doc.pages))
+        async with rt.db.connection() as conn:
+            old_pages = await store.stored_pages(conn, doc.stored.id)
+            old_insights = await store.document_items(conn, doc.stored.id, levels=["insight"])
+        if not old_insights or any(view.distiller != self.name for view in old_insights):
+            return full_plan(len(doc.pages))
+        return incremental_plan(
+            [page.content_hash or "" for page in old_pages],
+            [page.content_hash or "" for page in doc.pages],
+            [StoredInsight(view.text, view.pages) for view in old_insights],
+        )
+
+    async def _read(
+        self, doc: PreparedDocument, plan: WindowPlan, cache: OutputCache, meter: UsageMeter
+    ) -> InsightBook:
         from ..agents.insights import WindowDeps, window_prompt
 
         texts = [page.text for page in doc.pages]
-        windows = plan_windows(len(texts))
-        book = InsightBook()
-        seen: set[int] = set()
-        for position, pages in enumerate(windows, start=1):
+        book = plan.book
+        seen = set(plan.seen)
+        for position, pages in plan.run:
             shown = book.for_pages(pages)
             user = window_prompt(
                 doc.title,
                 [(p, texts[p - 1], p in seen) for p in pages],
                 [(entry.number, entry.text, entry.pages) for entry in shown],
                 position=position,
-                windows=len(windows),
+                windows=plan.total,
             )
             deps = WindowDeps(pages=pages, shown=frozenset(entry.number for entry in shown))
             edits = await self.call(
                 "insights", self.agents.insights, user, deps, cache=cache, meter=meter,
-                what=f"insight window {position} of {len(windows)} (pages {', '.join(map(str, pages))})",
+                what=f"insight window {position} of {plan.total} (pages {', '.join(map(str, pages))})",
                 position=position, pages_key=digest(self.name, [texts[p - 1] for p in pages]),
             )
             book.apply(position, edits)
@@ -192,22 +213,29 @@ class LLMDistiller:
         return book
 
     async def _concepts(
-        self, doc: PreparedDocument, insights: list[tuple[int, str]], cache: OutputCache, meter: UsageMeter
+        self, doc: PreparedDocument, insights: list[tuple[int, str, int]], cache: OutputCache, meter: UsageMeter
     ) -> list[ConceptDraft]:
         from ..agents.concepts import NumbersDeps, concepts_prompt
 
         if not insights:
             return []
-        size = self.settings.concept_batch
-        batches = [insights[i : i + size] for i in range(0, len(insights), size)]
+        # Batches cut at fixed page ranges and numbered from 1 inside each: an edit on one page
+        # changes one batch's prompt, and every other batch is answered from the cache.
+        batches = page_batches(
+            insights, pages_per_batch=self.settings.concept_pages, max_insights=self.settings.concept_batch
+        )
         drafts: list[ConceptDraft] = []
         for part, batch in enumerate(batches, start=1):
+            local = [(n, text) for n, (_, text) in enumerate(batch, start=1)]
             found = await self.call(
-                "concepts", self.agents.concepts, concepts_prompt(doc.title, batch, part=part, parts=len(batches)),
-                NumbersDeps(frozenset(n for n, _ in batch)), cache=cache, meter=meter,
+                "concepts", self.agents.concepts, concepts_prompt(doc.title, local, part=part, parts=len(batches)),
+                NumbersDeps(frozenset(range(1, len(batch) + 1))), cache=cache, meter=meter,
                 what=f"concepts (part {part} of {len(batches)})",
             )
-            drafts += [ConceptDraft(c.name.strip(), c.description.strip(), list(c.insights)) for c in found.concepts]
+            drafts += [
+                ConceptDraft(c.name.strip(), c.description.strip(), [batch[n - 1][0] for n in c.insights])
+                for c in found.concepts
+            ]
         return await self._merge(doc, drafts, cache, meter) if len(batches) > 1 else drafts
 
     async def _merge(
@@ -237,7 +265,7 @@ class LLMDistiller:
     async def _abstract(
         self,
         doc: PreparedDocument,
-        insights: list[tuple[int, str]],
+        insights: list[tuple[int, str, int]],
         concepts: list[ConceptDraft],
         cache: OutputCache,
         meter: UsageMeter,
@@ -245,6 +273,7 @@ class LLMDistiller:
         from ..agents.abstract import AbstractDeps, abstract_prompt
 
         cap = self.settings.abstract_insights
+        insights = [(n, text) for n, text, *_ in insights]
         shown = insights if len(insights) <= cap else [insights[i * len(insights) // cap] for i in range(cap)]
         rows = [(n, c.name, c.description) for n, c in enumerate(concepts, start=1)]
         words = self.settings.abstract_words

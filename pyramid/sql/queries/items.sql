@@ -27,10 +27,14 @@ WHERE document_id = %(document_id)s
 
 -- name: update_kept
 -- Only rows that actually differ are touched, so an unchanged page costs no row version.
+-- A page inserted or deleted before an unchanged page renumbers it (and what rests on it).
 UPDATE items i
-SET ordinal = v.ordinal, meta = v.meta
-FROM unnest(%(ids)s::bigint[], %(ordinals)s::integer[], %(metas)s::jsonb[]) AS v(id, ordinal, meta)
-WHERE i.id = v.id AND (i.ordinal IS DISTINCT FROM v.ordinal OR i.meta IS DISTINCT FROM v.meta)
+SET ordinal = v.ordinal, meta = v.meta, pages = string_to_array(v.pages, ',')::integer[]
+FROM unnest(%(ids)s::bigint[], %(ordinals)s::integer[], %(metas)s::jsonb[], %(pages)s::text[])
+     AS v(id, ordinal, meta, pages)
+WHERE i.id = v.id
+  AND (i.ordinal IS DISTINCT FROM v.ordinal OR i.meta IS DISTINCT FROM v.meta
+       OR i.pages IS DISTINCT FROM string_to_array(v.pages, ',')::integer[])
 
 -- name: delete_ids
 DELETE FROM items WHERE id = ANY(%(ids)s)
