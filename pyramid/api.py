@@ -212,25 +212,13 @@ class Pyramid:
 
             raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
         distiller = make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
-        run = Ingest(self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency)
+        run = Ingest(
+            self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency, prune=prune
+        )
         if dry_run:
-            report = await run.run(paths, include=include, exclude=exclude)
-            return await self._pruned(report, run, paths, prune=prune, dry_run=True)
+            return await run.run(paths, include=include, exclude=exclude)
         async with self._rt.db.writer_lock(wait=wait, what="this ingest" if not prune else "this sync"):
-            report = await run.run(paths, include=include, exclude=exclude)
-            return await self._pruned(report, run, paths, prune=prune, dry_run=False)
-
-    async def _pruned(
-        self, report: IngestReport, run: Any, paths: Sequence[str | Path], *, prune: bool, dry_run: bool
-    ) -> IngestReport:
-        if prune:
-            from .sync import prune as prune_gone
-
-            removed = await prune_gone(self._rt, paths, run.discovered, dry_run=dry_run)
-            report.results.extend(removed)
-            for result in removed:
-                self._rt.emit(ProgressEvent("result", result=result, path=result.source))
-        return report
+            return await run.run(paths, include=include, exclude=exclude)
 
     # -- sync -----------------------------------------------------------------------------------
     def sync(

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _DONE = object()
-READY_STATES = ("ready",)
+# A stored version in these states needs no conversion or distillation again ("distilled" is waiting
+# only for the corpus step, which every run finishes first).
+READY_STATES = ("ready", "distilled")
 WRITERS = 2  # document transactions at once (the pool has a few connections; writes are short)
 
 __all__ = ["Distilled", "Distiller", "Ingest", "PreparedDocument"]
@@ -67,8 +69,10 @@ class Ingest:
         dry_run: bool = False,
         force: bool = False,
         concurrency: int | None = None,
+        prune: bool = False,
     ) -> None:
         self.rt = rt
+        self.prune = prune
         self.settings = rt.settings
         self.distiller = distiller
         self.concurrency = concurrency or self.settings.concurrency
@@ -120,9 +124,13 @@ class Ingest:
                 self._finish_file_result(FileResult(source=problem.path, outcome="failed", reason=problem.reason))
                 self._file_done(problem.path)
             await self._pipeline(found.files)
-            if self.distiller is not None and self.written and not self.dry_run:
-                self.rt.emit(ProgressEvent("stage", message="recollections"))
-                self.report.usage += await self.distiller.finish(self.rt, self.written)
+            if self.prune:
+                from .sync import prune
+
+                for result in await prune(self.rt, paths, found, dry_run=self.dry_run):
+                    self._finish_file_result(result)
+            if self.distiller is not None and not self.dry_run:
+                await self._corpus_step()
             if not self.dry_run:
                 from .search import compact
 
@@ -135,6 +143,28 @@ class Ingest:
             self.report.price = self.distiller.price(self.report.usage)
         self.report.elapsed = time.perf_counter() - started
         return self.report
+
+    async def _corpus_step(self) -> None:
+        """Recollections, after the documents. Driven by what the database says is pending, not by
+        what this run wrote: documents stored as 'distilled' and removals since the last refresh
+        (a flag written with them). A run killed between storing documents and refreshing the
+        recollections leaves them pending, so the next run finishes the job."""
+        from . import store
+
+        assert self.distiller is not None
+        async with self.rt.db.connection() as conn:
+            pending, changed = await store.corpus_pending(conn)
+        if not pending and not changed:
+            return
+        self.rt.emit(ProgressEvent("stage", message="recollections"))
+        try:
+            self.report.usage += await self.distiller.finish(self.rt, pending)
+        except DistillationError as exc:
+            self.report.usage += exc.usage or Usage()
+            self.rt.say(f"Recollections were not updated (the next run tries again): {exc}")
+            return
+        async with self.rt.db.connection() as conn, conn.transaction():
+            await store.corpus_done(conn, pending)
 
     # -- stages ---------------------------------------------------------------------------------
     async def _pipeline(self, files: list[Path]) -> None:
@@ -416,7 +446,8 @@ class Ingest:
             format=doc.format,
             page_count=len(doc.pages),
             paged=doc.paged,
-            status=distilled.status,
+            # Distilled documents wait for the corpus step (recollections), which marks them ready.
+            status="distilled" if self.distiller is not None else distilled.status,
             distiller=distilled.distiller or None,
             usage=distilled.usage,
             meta=dict(doc.meta),

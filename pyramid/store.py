@@ -227,8 +227,26 @@ async def record_failure(
 
 
 async def delete_documents(conn: AsyncConnection, ids: Sequence[int]) -> list[str]:
+    """Delete documents with everything built on them, and note (in the same transaction) that the
+    corpus changed, so the recollection step runs even if this process dies right after."""
     cur = await conn.execute(query("documents.delete"), {"ids": list(ids)})
-    return [row[1] for row in await cur.fetchall()]
+    removed = [row[1] for row in await cur.fetchall()]
+    if removed:
+        await conn.execute(query("documents.corpus_changed"))
+    return removed
+
+
+async def corpus_pending(conn: AsyncConnection) -> tuple[list[int], bool]:
+    """The documents waiting for the corpus step, and whether documents were removed since."""
+    cur = await conn.execute(query("documents.pending_corpus"))
+    pending = [int(row[0]) for row in await cur.fetchall()]
+    cur = await conn.execute(query("documents.corpus_flag"))
+    row = await cur.fetchone()
+    return pending, bool(row and row[0])
+
+
+async def corpus_done(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    await conn.execute(query("documents.corpus_done"), {"ids": list(ids)})
 
 
 # --- reads ------------------------------------------------------------------------------------------

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import JsonOption, display_path, err, interactive, open_pyramid, out, print_json, with_global_options
+from .common import (
+    JsonOption,
+    display_path,
+    err,
+    interactive,
+    open_pyramid,
+    out,
+    print_json,
+    with_global_options,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import ModelError
+from ..errors import DistillationError, ModelError
 from ..models import Usage
 from ..sqlfiles import query
 from .base import CorpusConcept, NewRecollection, UsageMeter, record_usage, write_recollections
@@ -38,9 +38,9 @@ async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_i
             await _batch(rt, distiller, ids[start : start + size], cache, meter)
     except ModelError as exc:
         await cache.flush()
-        rt.say(f"Recollections were not updated (the next ingest tries again): {exc}")
         await record_usage(rt, None, meter, failed=True)
-        return meter.total
+        # The documents stay 'distilled' (pending): the next run tries the corpus step again.
+        raise DistillationError(f"the recollection step failed: {exc}", usage=meter.total) from exc
     await cache.flush()
     await record_usage(rt, None, meter)
     return meter.total

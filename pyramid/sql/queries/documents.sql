@@ -87,3 +87,21 @@ UPDATE documents SET file_sha256 = %(file_sha256)s WHERE id = %(id)s
 SELECT id, source, path FROM documents
 WHERE path = %(root)s OR path LIKE %(prefix)s ESCAPE '\'
 ORDER BY source
+
+-- name: corpus_changed
+INSERT INTO pyramid_meta (key, value) VALUES ('corpus_changed', 'true'::jsonb)
+ON CONFLICT (key) DO UPDATE SET value = 'true'::jsonb
+
+-- name: pending_corpus
+SELECT id FROM documents WHERE status = 'distilled' ORDER BY id
+
+-- name: corpus_flag
+SELECT value = 'true'::jsonb FROM pyramid_meta WHERE key = 'corpus_changed'
+
+-- name: corpus_done
+-- The corpus step is done for these documents: they are ready, and no removal is pending.
+WITH ready AS (
+    UPDATE documents SET status = 'ready', updated_at = now()
+    WHERE id = ANY(%(ids)s) AND status = 'distilled'
+)
+DELETE FROM pyramid_meta WHERE key = 'corpus_changed'
