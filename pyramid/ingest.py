@@ -24,6 +24,7 @@ from .discover import Discovery, discover
 from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
 from .distill.incremental import align_pages
 from .errors import ConversionError, DistillationError, PyramidError
+from .faults import checkpoint
 from .models import FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
@@ -135,6 +136,7 @@ class Ingest:
                 from .search import compact
 
                 # Keep the BM25 delta tables short: every search sums the deltas it reads.
+                checkpoint("compact")
                 await compact(self.rt.db, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
         finally:
             self._convert_pool.shutdown(wait=False, cancel_futures=True)
@@ -158,13 +160,16 @@ class Ingest:
             return
         self.rt.emit(ProgressEvent("stage", message="recollections"))
         try:
+            checkpoint("corpus.begin")
             self.report.usage += await self.distiller.finish(self.rt, pending)
+            checkpoint("corpus.recollections")
         except DistillationError as exc:
             self.report.usage += exc.usage or Usage()
             self.rt.say(f"Recollections were not updated (the next run tries again): {exc}")
             return
         async with self.rt.db.connection() as conn, conn.transaction():
             await store.corpus_done(conn, pending)
+        checkpoint("corpus.done")
 
     # -- stages ---------------------------------------------------------------------------------
     async def _pipeline(self, files: list[Path]) -> None:
@@ -249,6 +254,7 @@ class Ingest:
             stat = path.stat()
             job.size, job.mtime = stat.st_size, stat.st_mtime
             job.sha256 = await loop.run_in_executor(self._convert_pool, self._clocked("hash", file_sha256), path)
+            checkpoint("file.hashed")
         except OSError as exc:
             await self._fail_file(job, f"cannot read file: {exc.strerror or exc}")
             return None
@@ -418,6 +424,7 @@ class Ingest:
             try:
                 async with self._timed("distill"):
                     distilled = await self.distiller.distill(self.rt, prepared)
+                checkpoint("document.distilled")
             except DistillationError as exc:
                 # The tokens were spent even though nothing is stored: the report counts them.
                 self.report.usage += exc.usage or Usage()
@@ -459,10 +466,12 @@ class Ingest:
         try:
             async with self._timed("write"), self.rt.db.connection() as conn, conn.transaction():
                 doc_id, existed, _ = await store.replace_document(conn, record, prepared.pages + distilled.items)
+                checkpoint("document.before-commit")
         except Exception as exc:  # a write that fails for one document must not lose the others
             if _raise_unexpected():
                 raise
             return await self._fail_doc(job, doc, f"could not store ({type(exc).__name__}: {exc})")
+        checkpoint("document.committed")
         self.written.append(doc_id)
         self.report.usage += distilled.usage
         outcome = "updated" if existed else "added"

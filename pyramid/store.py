@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Level
 from .errors import NotFoundError
+from .faults import checkpoint
 from .models import DocumentInfo, DocumentStatus, ItemView, Usage
 from .sqlfiles import query
 
@@ -208,6 +209,7 @@ async def replace_document(
             query("items.delete_for_document_except"),
             {"document_id": doc_id, "keep": keep, "levels": list(levels) if levels is not None else None},
         )
+    checkpoint("document.old-items-deleted")
     keys = await write_items(conn, doc_id, items)
     return doc_id, existed, keys
 
@@ -231,6 +233,7 @@ async def delete_documents(conn: AsyncConnection, ids: Sequence[int]) -> list[st
     corpus changed, so the recollection step runs even if this process dies right after."""
     cur = await conn.execute(query("documents.delete"), {"ids": list(ids)})
     removed = [row[1] for row in await cur.fetchall()]
+    checkpoint("documents.deleted-before-commit")
     if removed:
         await conn.execute(query("documents.corpus_changed"))
     return removed

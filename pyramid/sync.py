@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .discover import Discovery
+from .faults import checkpoint
 from .models import FileResult
 from .runtime import Runtime
 from .sqlfiles import query
@@ -76,6 +77,8 @@ async def prune(
     if not gone:
         return []
     if not dry_run:
+        checkpoint("prune.begin")
         async with rt.db.connection() as conn, conn.transaction():
             await store.delete_documents(conn, [doc_id for doc_id, _ in gone])
+        checkpoint("prune.committed")
     return [FileResult(source=source, outcome="removed", reason="file no longer exists") for _, source in gone]

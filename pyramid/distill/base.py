@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ..faults import checkpoint
 from ..models import DocumentStatus, Usage
 from ..store import NewItem, StoredFileState
 
@@ -291,3 +292,4 @@ async def write_recollections(
             for n, (r, vector) in enumerate(zip(fresh, vectors, strict=True))
         ]
         await store.write_items(conn, None, items)
+        checkpoint("recollections.before-commit")
