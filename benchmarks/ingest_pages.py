@@ -66,7 +66,7 @@ def main() -> None:
             with Pyramid.open(dsn=dsn, embedding_batch_size=args.batch_size) as kp:
                 # Load the model before the clock starts: both sides are measured warm.
                 kp._portal.call(kp._rt.embedder.aload())
-                report = kp.ingest([corpus])
+                report = kp.ingest([corpus], distill=False)  # the page pipeline alone
                 assert report.ok, report.failed
                 pages = [p.text for d in kp.documents() for p in kp.document(d.id).pages]
                 model = kp._rt.embedder.model

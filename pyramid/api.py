@@ -153,6 +153,7 @@ class Pyramid:
         wait: float | None = None,
         model: str | Model | None = None,
         concurrency: int | None = None,
+        distill: bool = True,
     ) -> IngestReport:
         """Ingest files and folders (recursively) and distill them into the pyramid. Unchanged files
         are skipped; changed ones are replaced atomically; a file that fails is reported in the
@@ -166,7 +167,7 @@ class Pyramid:
         return self._portal.call(
             self._aingest(
                 paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
-                concurrency=concurrency,
+                concurrency=concurrency, distill=distill,
             )
         )
 
@@ -181,11 +182,12 @@ class Pyramid:
         wait: float | None = None,
         model: str | Model | None = None,
         concurrency: int | None = None,
+        distill: bool = True,
     ) -> IngestReport:
         return await self._portal.acall(
             self._aingest(
                 paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
-                concurrency=concurrency,
+                concurrency=concurrency, distill=distill,
             )
         )
 
@@ -200,6 +202,7 @@ class Pyramid:
         wait: float | None,
         model: str | Model | None = None,
         concurrency: int | None = None,
+        distill: bool = True,
         prune: bool = False,
     ) -> IngestReport:
         from .distill import make_distiller
@@ -211,7 +214,11 @@ class Pyramid:
             from .errors import ConfigError
 
             raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
-        distiller = make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
+        # distill=False stores pages only (status "converted"); a later run with distillation
+        # distills them without converting or embedding the pages again.
+        distiller = (
+            make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run) if distill else None
+        )
         run = Ingest(
             self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency, prune=prune
         )
@@ -233,13 +240,14 @@ class Pyramid:
         wait: float | None = None,
         model: str | Model | None = None,
         concurrency: int | None = None,
+        distill: bool = True,
     ) -> IngestReport:
         """Make the pyramid match ``paths``: ingest new and changed files, and (``prune``) remove the
         documents whose files no longer exist below them. Meant for cron: see the README."""
         return self._portal.call(
             self._aingest(
                 paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
-                model=model, concurrency=concurrency,
+                model=model, concurrency=concurrency, distill=distill,
             )
         )
 
@@ -255,12 +263,13 @@ class Pyramid:
         wait: float | None = None,
         model: str | Model | None = None,
         concurrency: int | None = None,
+        distill: bool = True,
     ) -> IngestReport:
         """The async twin of ``sync`` (``async`` itself is a Python keyword)."""
         return await self._portal.acall(
             self._aingest(
                 paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
-                model=model, concurrency=concurrency,
+                model=model, concurrency=concurrency, distill=distill,
             )
         )
 

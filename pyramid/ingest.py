@@ -39,6 +39,7 @@ _DONE = object()
 # A stored version in these states needs no conversion or distillation again ("distilled" is waiting
 # only for the corpus step, which every run finishes first).
 READY_STATES = ("ready", "distilled")
+PAGES_ONLY_STATES = (*READY_STATES, "converted")  # enough when this run does not distill
 WRITERS = 2  # document transactions at once (the pool has a few connections; writes are short)
 
 __all__ = ["Distilled", "Distiller", "Ingest", "PreparedDocument"]
@@ -74,6 +75,7 @@ class Ingest:
     ) -> None:
         self.rt = rt
         self.prune = prune
+        self._done_states = READY_STATES if distiller is not None else PAGES_ONLY_STATES
         self.settings = rt.settings
         self.distiller = distiller
         self.concurrency = concurrency or self.settings.concurrency
@@ -261,7 +263,7 @@ class Ingest:
         unchanged = (
             not self.force
             and stored
-            and all(s.file_sha256 == job.sha256 and s.status in READY_STATES for s in stored)
+            and all(s.file_sha256 == job.sha256 and s.status in self._done_states for s in stored)
         )
         if unchanged:
             for state in stored:
@@ -300,7 +302,7 @@ class Ingest:
                 not self.force
                 and before is not None
                 and before.sha256 == doc.sha256
-                and before.status in READY_STATES
+                and before.status in self._done_states
             ):
                 # A feed whose file changed but whose item did not: record the file hash only.
                 if not self.dry_run:
@@ -419,7 +421,7 @@ class Ingest:
     async def _distill_one(self, job: _FileJob, prepared: PreparedDocument) -> Distilled | FileResult:
         """The distilled levels of one document, or the failure that it was recorded with."""
         doc = prepared.converted
-        distilled = Distilled(items=[], distiller="", status="ready" if self.distiller is None else "converted")
+        distilled = Distilled(items=[], distiller="", status="converted")
         if self.distiller is not None:
             try:
                 async with self._timed("distill"):

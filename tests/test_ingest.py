@@ -258,3 +258,20 @@ def test_cli_ingest_of_missing_path_fails_cleanly(dsn: str) -> None:
     done = run_cli("ingest", "/no/such/folder", dsn=dsn)
     assert done.returncode == 1
     assert "/no/such/folder" in done.stdout and "does not exist" in done.stdout
+
+
+def test_pages_only_then_distilled_later(fresh_dsn: str, tmp_path: Path) -> None:
+    path = tmp_path / "later.md"
+    path.write_text("# Later\n\nThe ferry leaves at seven. The bakery opens at six. The pier has twelve lamps.")
+    with Pyramid.open(dsn=fresh_dsn) as kp:
+        first = kp.ingest([path], distill=False)
+        assert first.counts()["added"] == 1
+        view = kp.document(str(path))
+        assert view.document.status == "converted" and view.pages and not view.insights
+        page_id = view.pages[0].id
+        assert kp.ingest([path], distill=False).counts()["unchanged"] == 1  # pages-only: nothing to do
+        second = kp.ingest([path])  # now distilled, pages kept as they are
+        assert second.counts()["updated"] == 1
+        view = kp.document(str(path))
+        assert view.document.status == "ready" and view.insights and view.pages[0].id == page_id
+        assert kp.ingest([path]).counts()["unchanged"] == 1

@@ -169,6 +169,15 @@ ConcurrencyOption = Annotated[
 ]
 
 
+DistillOption = Annotated[
+    bool,
+    typer.Option(
+        "--distill/--no-distill",
+        help="--no-distill stores pages only (searchable at once); a later run without it distills them.",
+    ),
+]
+
+
 def _run(title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bool) -> None:
     started = time.perf_counter()
     with IngestProgress(enabled=interactive()) as progress, open_pyramid() as kp:
@@ -195,6 +204,7 @@ def register(app: typer.Typer) -> None:
         wait: WaitOption = None,
         model: ModelOption = None,
         concurrency: ConcurrencyOption = None,
+        distill: DistillOption = True,
         json_output: JsonOption = False,
     ) -> None:
         """Ingest files and folders: convert to pages, embed, distill (insights, concepts, abstract,
@@ -209,7 +219,7 @@ def register(app: typer.Typer) -> None:
             "Ingest",
             lambda kp: kp.ingest(
                 paths, include=include or (), exclude=exclude or (), dry_run=dry_run, force=force, wait=wait,
-                model=model, concurrency=concurrency,
+                model=model, concurrency=concurrency, distill=distill,
             ),
             json_output=json_output,
         )
@@ -229,6 +239,7 @@ def register(app: typer.Typer) -> None:
         wait: WaitOption = None,
         model: ModelOption = None,
         concurrency: ConcurrencyOption = None,
+        distill: DistillOption = True,
         json_output: JsonOption = False,
     ) -> None:
         """Make the pyramid match folders (for cron): ingest new and changed files, remove deleted ones.
@@ -248,6 +259,7 @@ def register(app: typer.Typer) -> None:
                 wait=wait,
                 model=model,
                 concurrency=concurrency,
+                distill=distill,
             ),
             json_output=json_output,
         )
