@@ -30,8 +30,6 @@ from .runtime import ProgressEvent, Runtime
 from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
-
     from .convert import ConvertedDocument
 
 T = TypeVar("T")
@@ -85,6 +83,7 @@ class Ingest:
         self.files_done = 0
         self.written: list[int] = []
         self.discovered: Discovery | None = None
+        self._stored: dict[str, list[StoredFileState]] = {}
         self._timings_lock = threading.Lock()
         self._convert_pool = ThreadPoolExecutor(
             max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
@@ -221,7 +220,13 @@ class Ingest:
     async def _produce(self, files: list[Path], to_embed: asyncio.Queue, to_distill: asyncio.Queue) -> None:
         """Hash each file, skip the unchanged ones, convert the others (on worker threads), and
         hand every document to the encoder and to distillation."""
+        from .store import documents_of_paths
+
         limit = asyncio.Semaphore(self.settings.convert_workers * 2)
+        # What is stored for every file, in one query: a nightly sync of unchanged files is then
+        # one round trip plus the hashing (the writer lock keeps other runs from changing it).
+        async with self.rt.db.connection() as conn:
+            self._stored = await documents_of_paths(conn, [str(path) for path in files])
 
         async def one(path: Path) -> None:
             async with limit:
@@ -249,8 +254,7 @@ class Ingest:
         from .convert import file_sha256
 
         loop = asyncio.get_running_loop()
-        async with self.rt.db.connection() as conn:
-            stored = await _stored_state(conn, str(path))
+        stored = self._stored.get(str(path), [])
         job = _FileJob(path=path, stored=stored)
         try:
             stat = path.stat()
@@ -535,8 +539,3 @@ class Ingest:
         self.files_done += 1
         self.rt.emit(ProgressEvent("done", path=path, files_done=self.files_done))
 
-
-async def _stored_state(conn: AsyncConnection, path: str) -> list[StoredFileState]:
-    from .store import documents_of_path
-
-    return await documents_of_path(conn, path)

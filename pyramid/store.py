@@ -264,9 +264,14 @@ class StoredFileState:
     status: str
 
 
-async def documents_of_path(conn: AsyncConnection, path: str) -> list[StoredFileState]:
-    cur = await conn.execute(query("documents.by_path"), {"path": path})
-    return [StoredFileState(*row) for row in await cur.fetchall()]
+async def documents_of_paths(conn: AsyncConnection, paths: Sequence[str]) -> dict[str, list[StoredFileState]]:
+    """The documents stored from each of ``paths`` (a feed file holds several): path → states;
+    a path with none is absent."""
+    cur = await conn.execute(query("documents.by_paths"), {"paths": list(paths)})
+    found: dict[str, list[StoredFileState]] = {}
+    for path, *row in await cur.fetchall():
+        found.setdefault(path, []).append(StoredFileState(*row))
+    return found
 
 
 def _document_info(row: Sequence[Any]) -> DocumentInfo:

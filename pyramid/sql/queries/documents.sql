@@ -1,9 +1,10 @@
 -- Named queries about documents. Values are always bound parameters.
 
--- name: by_path
-SELECT id, source, file_sha256, sha256, status
+-- name: by_paths
+-- The stored state of many files in one round trip (a sync of unchanged files asks for all of them).
+SELECT path, id, source, file_sha256, sha256, status
 FROM documents
-WHERE path = %(path)s
+WHERE path = ANY(%(paths)s)
 
 -- name: lock_source
 SELECT id, sha256, status
