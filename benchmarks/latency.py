@@ -286,6 +286,8 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         "vector (all levels)": lambda t, v: (search, params(t, v, "vector")),
         "hybrid (all levels)": lambda t, v: (search, params(t, v, "hybrid")),
         "hybrid (all levels, candidates 50)": lambda t, v: (search, {**params(t, v, "hybrid"), "candidates": 50}),
+        "hybrid (ask levels: insight, concept, abstract, recollection)": lambda t, v: (
+            search, params(t, v, "hybrid", ["insight", "concept", "abstract", "recollection"])),
         "bm25 (insight)": lambda t, v: (search, params(t, None, "bm25", ["insight"])),
         "vector (insight)": lambda t, v: (search, params(t, v, "vector", ["insight"])),
         "hybrid (insight)": lambda t, v: (search, params(t, v, "hybrid", ["insight"])),
