@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,40 @@ def timed(conn: Any, sql: str, params: Any) -> tuple[float, list[tuple[Any, ...]
     return (time.perf_counter() - t0) * 1000, rows
 
 
+def library(url: str, texts: list[str], vectors: Any, params: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The same searches as the library runs them (``pyramid.search._run``: through the pool, rows
+    turned into hits), one SQL call for all levels versus the levels on parallel connections."""
+    from pyramid import Pyramid
+    from pyramid.search import _run
+
+    out: dict[str, Any] = {}
+    with Pyramid.open(dsn=url) as kp:
+        db = kp._rt.db
+        cases = {
+            "library hybrid (all levels), one SQL call": (None, 1),
+            "library hybrid (all levels), levels in parallel (4)": (None, 4),
+            "library hybrid (ask levels), levels in parallel (4)": (["insight", "concept", "abstract", "recollection"], 4),
+        }
+        for levels, parallel in cases.values():   # warm
+            for text, vec in zip(texts, vectors, strict=True):
+                kp._portal.call(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
+        for name, (levels, parallel) in cases.items():
+            times = []
+            for text, vec in zip(texts, vectors, strict=True):
+                t0 = time.perf_counter()
+                kp._portal.call(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
+                times.append((time.perf_counter() - t0) * 1000)
+            common = sorted(times[:COMMON_QUERIES])
+            times.sort()
+            out[name] = {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
+                         "mean_ms": statistics.fmean(times), "common_terms_p50_ms": statistics.median(common),
+                         "common_terms_max_ms": common[-1]}
+            r = out[name]
+            print(f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
+                  f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms", flush=True)
+    return out
+
+
 def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
     import psycopg
     from pgvector.psycopg import register_vector
@@ -323,6 +358,7 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
             r = results[name]
             print(f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
                   f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms", flush=True)
+        results.update(library(url, texts, vectors, params))
         mismatches = 0
         for text in texts:
             for lv in ("insight", "page", "concept", "abstract"):

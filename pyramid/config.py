@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     weight_bm25: float = Field(0.5, ge=0, le=1, description="weighted fusion: share of the BM25 leg")
     search_k: int = Field(10, ge=1, le=1000)
     candidates: int = Field(100, ge=1, le=10_000, description="hits per leg and level before fusion")
+    search_parallel: int = Field(
+        4, ge=1, le=64, description="levels one search runs at once, each on its own connection (1: one SQL call)"
+    )
     reranker: str | None = Field(None, description="cross-encoder name or path; off when empty")
     rerank_top: int = Field(50, ge=1, le=1000)
 

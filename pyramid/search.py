@@ -142,6 +142,7 @@ async def search(
             "k1": settings.bm25_k1,
             "b": settings.bm25_b,
         },
+        parallel=min(settings.search_parallel, settings.pool_size),
     )
     if reranker and hits:
         from .rerank import rerank_hits
@@ -150,16 +151,37 @@ async def search(
     return hits[:k]
 
 
-async def _run(db: Database, params: dict[str, Any]) -> list[Hit]:
+async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> list[Hit]:
+    """Run ``pyramid_search``. With ``parallel`` > 1 and several levels, each level is searched on
+    its own connection at the same time and the lists are merged here exactly as the SQL function
+    merges its levels (by fused score, then similarity, then id): every level is ranked on its own
+    there too, so the result is the same, in the time of the slowest level rather than of all."""
+    import asyncio
+
     import psycopg
 
+    levels = list(params["levels"] or LEVELS)
+    if parallel < 2 or len(levels) < 2:
+        groups = [params["levels"]]
+    else:
+        groups = [[level] for level in levels]
+    limit = asyncio.Semaphore(max(1, parallel))
+
+    async def one(chosen: list[str] | None) -> list[tuple[Any, ...]]:
+        async with limit, db.connection() as conn:
+            cur = await conn.execute(sql("search.run"), {**params, "levels": chosen})
+            return await cur.fetchall()
+
     try:
-        async with db.connection() as conn:
-            cur = await conn.execute(sql("search.run"), params)
-            rows = await cur.fetchall()
+        results = await asyncio.gather(*(one(group) for group in groups))
     except psycopg.errors.InvalidParameterValue as exc:  # pyramid_search's own checks, for its psql users
         raise SearchError(str(exc.diag.message_primary or exc)) from None
-    return [_hit(row) for row in rows]
+    if len(results) == 1:
+        return [_hit(row) for row in results[0]]
+    # (rank, item_id, level, fused, bm25, bm25_rank, similarity, …): the SQL function's final order.
+    rows = sorted((row for rows in results for row in rows),
+                  key=lambda r: (-r[3], r[6] is None, -(r[6] or 0.0), r[1]))[: params["k"]]
+    return [_hit((rank, *row[1:])) for rank, row in enumerate(rows, start=1)]
 
 
 def _hit(row: Sequence[Any]) -> Hit:

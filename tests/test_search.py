@@ -178,6 +178,27 @@ def test_sql_function_matches_the_library(kp: Any, ids: Any) -> None:
     assert [(h.id, h.bm25) for h in kp.search("oven bread", mode="bm25")] == rows
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "vector"])
+@pytest.mark.parametrize("fusion", ["rrf", "weighted"])
+def test_levels_searched_in_parallel_merge_like_the_sql_function(kp: Any, ids: Any, mode: str, fusion: str) -> None:
+    """The library searches levels on several connections at once and merges them itself; the
+    result (items, order, scores) must be the SQL function's, ties between levels included (the
+    best of every level has the same fused score)."""
+    parallel = kp.settings.search_parallel
+    try:
+        for query in ("bank rates", "wolves hunt deer at dawn", "bread oven", "the bank"):
+            for k in (1, 3, 20):
+                kp.settings.search_parallel = 4
+                merged = kp.search(query, k=k, mode=mode, fusion=fusion)
+                kp.settings.search_parallel = 1
+                single = kp.search(query, k=k, mode=mode, fusion=fusion)
+                assert [(h.rank, h.id, h.level) for h in merged] == [(h.rank, h.id, h.level) for h in single]
+                assert [h.fused for h in merged] == pytest.approx([h.fused for h in single], abs=1e-12)
+                assert len({h.level for h in merged}) > 1 or k == 1
+    finally:
+        kp.settings.search_parallel = parallel
+
+
 def test_cli_search_text_and_json(kp: Any, ids: Any, dsn: str) -> None:
     done = run_cli("search", "wolves hunt deer", "-k", "3", "--level", "insight", dsn=dsn)
     assert done.returncode == 0, done.stderr
