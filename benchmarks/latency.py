@@ -264,6 +264,19 @@ def timed(conn: Any, sql: str, params: Any) -> tuple[float, list[tuple[Any, ...]
     return (time.perf_counter() - t0) * 1000, rows
 
 
+def summary(name: str, times: list[float]) -> dict[str, float]:
+    """p50/p95/mean of one case's times (ms), and p50/max of its common-word queries (the first
+    COMMON_QUERIES); printed as a line."""
+    common = sorted(times[:COMMON_QUERIES])
+    ordered = sorted(times)
+    r = {"p50_ms": statistics.median(ordered), "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
+         "mean_ms": statistics.fmean(ordered), "common_terms_p50_ms": statistics.median(common),
+         "common_terms_max_ms": common[-1]}
+    print(f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
+          f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms", flush=True)
+    return r
+
+
 def library(url: str, texts: list[str], vectors: Any, params: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """The same searches as the library runs them (``pyramid.search._run``: through the pool, rows
     turned into hits), one SQL call for all levels versus the levels on parallel connections."""
@@ -287,14 +300,7 @@ def library(url: str, texts: list[str], vectors: Any, params: Callable[..., dict
                 t0 = time.perf_counter()
                 kp._portal.call(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
                 times.append((time.perf_counter() - t0) * 1000)
-            common = sorted(times[:COMMON_QUERIES])
-            times.sort()
-            out[name] = {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
-                         "mean_ms": statistics.fmean(times), "common_terms_p50_ms": statistics.median(common),
-                         "common_terms_max_ms": common[-1]}
-            r = out[name]
-            print(f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
-                  f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms", flush=True)
+            out[name] = summary(name, times)
     return out
 
 
@@ -350,14 +356,7 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
                 conn.execute(*make(text, vec)).fetchall()
         for name, make in cases.items():
             times = [timed(conn, *make(text, vec))[0] for text, vec in zip(texts, vectors, strict=True)]
-            common = sorted(times[:COMMON_QUERIES])
-            times.sort()
-            results[name] = {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
-                             "mean_ms": statistics.fmean(times), "common_terms_p50_ms": statistics.median(common),
-                             "common_terms_max_ms": common[-1]}
-            r = results[name]
-            print(f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
-                  f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms", flush=True)
+            results[name] = summary(name, times)
         results.update(library(url, texts, vectors, params))
         mismatches = 0
         for text in texts:
