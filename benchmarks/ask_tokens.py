@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from ingest_pages import RESULTS, fresh_database
 
@@ -49,19 +50,13 @@ def scripted_model() -> Any:
     """A FunctionModel that researches and answers the same way for every question: search the
     question, note the three best items, stop; answer with one sentence per evidence item it cites
     (the three best), each with the item's own citation."""
-    from pydantic_ai.messages import (
-        ModelMessage,
-        ModelRequest,
-        ModelResponse,
-        TextPart,
-        ToolCallPart,
-        ToolReturnPart,
-    )
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
     from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+    from ask_helpers import tool_returns   # the test suite's reader of tool results
+
     def returned(messages: list[ModelMessage], tool: str) -> Any:
-        parts = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts
-                 if isinstance(p, ToolReturnPart) and p.tool_name == tool]
+        parts = tool_returns(messages, tool)
         return parts[-1].content if parts else None
 
     def play(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
