@@ -83,7 +83,6 @@ class Ingest:
         self.files_done = 0
         self.written: list[int] = []
         self.discovered: Discovery | None = None
-        self._stored: dict[str, list[StoredFileState]] = {}
         self._timings_lock = threading.Lock()
         self._convert_pool = ThreadPoolExecutor(
             max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
@@ -226,12 +225,12 @@ class Ingest:
         # What is stored for every file, in one query: a nightly sync of unchanged files is then
         # one round trip plus the hashing (the writer lock keeps other runs from changing it).
         async with self.rt.db.connection() as conn:
-            self._stored = await documents_of_paths(conn, [str(path) for path in files])
+            stored = await documents_of_paths(conn, [str(path) for path in files])
 
         async def one(path: Path) -> None:
             async with limit:
                 self.rt.emit(ProgressEvent("file", path=str(path), files_done=self.files_done))
-                job = await self._prepare(path)
+                job = await self._prepare(path, stored.get(str(path), []))
                 if job is None:
                     return
                 docs = await self._convert(job)
@@ -250,11 +249,10 @@ class Ingest:
                 task.cancel()
             raise
 
-    async def _prepare(self, path: Path) -> _FileJob | None:
+    async def _prepare(self, path: Path, stored: list[StoredFileState]) -> _FileJob | None:
         from .convert import file_sha256
 
         loop = asyncio.get_running_loop()
-        stored = self._stored.get(str(path), [])
         job = _FileJob(path=path, stored=stored)
         try:
             stat = path.stat()
