@@ -50,10 +50,9 @@ def scripted_model() -> Any:
     """A FunctionModel that researches and answers the same way for every question: search the
     question, note the three best items, stop; answer with one sentence per evidence item it cites
     (the three best), each with the item's own citation."""
+    from ask_helpers import tool_returns  # the test suite's reader of tool results
     from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
     from pydantic_ai.models.function import AgentInfo, FunctionModel
-
-    from ask_helpers import tool_returns   # the test suite's reader of tool results
 
     def returned(messages: list[ModelMessage], tool: str) -> Any:
         parts = tool_returns(messages, tool)
@@ -69,9 +68,14 @@ def scripted_model() -> Any:
             return ModelResponse(parts=[ToolCallPart("search", {"query": question, "k": 8})])
         if returned(messages, "note") is None and hits:
             best = hits[:3]
-            return ModelResponse(parts=[ToolCallPart(
-                "note", {"text": " ".join(h["text"] for h in best), "item_ids": [h["id"] for h in best]}
-            )])
+            return ModelResponse(
+                parts=[
+                    ToolCallPart(
+                        "note",
+                        {"text": " ".join(h["text"] for h in best), "item_ids": [h["id"] for h in best]},
+                    )
+                ]
+            )
         return ModelResponse(parts=[TextPart("The notes answer the question.")])
 
     return FunctionModel(play, model_name="scripted-researcher")
@@ -107,7 +111,10 @@ def answer_step_tokens(kp: Any, question: str, items: list[Any]) -> int:
 
     async def run() -> None:
         await build_answer_agent().run(
-            None, message_history=evidence_history(question, pack), deps=AnswerDeps(pack), model=scripted_model(),
+            None,
+            message_history=evidence_history(question, pack),
+            deps=AnswerDeps(pack),
+            model=scripted_model(),
             usage=usage,
         )
 
@@ -122,20 +129,22 @@ def measure(kp: Any, questions: list[str]) -> list[dict[str, Any]]:
         answer = kp.ask(question, model=scripted_model())
         pages = cited_pages(kp, answer)
         pyramid, raw = answer.answer_usage.input_tokens, answer_step_tokens(kp, question, pages)
-        rows.append({
-            "question": question,
-            "citations": [c.cite for c in answer.citations],
-            "evidence_items": len(answer.evidence),
-            "evidence_levels": sorted({e.level for e in answer.evidence}),
-            "evidence_chars": sum(len(e.text) for e in answer.evidence),
-            "cited_pages": len(pages),
-            "cited_page_chars": sum(len(p.text) for p in pages),
-            "answer_input_tokens": pyramid,
-            "raw_pages_input_tokens": raw,
-            "ratio": round(pyramid / raw, 3),
-            "ask_requests": answer.usage.requests,
-            "ask_tokens": answer.usage.total_tokens,
-        })
+        rows.append(
+            {
+                "question": question,
+                "citations": [c.cite for c in answer.citations],
+                "evidence_items": len(answer.evidence),
+                "evidence_levels": sorted({e.level for e in answer.evidence}),
+                "evidence_chars": sum(len(e.text) for e in answer.evidence),
+                "cited_pages": len(pages),
+                "cited_page_chars": sum(len(p.text) for p in pages),
+                "answer_input_tokens": pyramid,
+                "raw_pages_input_tokens": raw,
+                "ratio": round(pyramid / raw, 3),
+                "ask_requests": answer.usage.requests,
+                "ask_tokens": answer.usage.total_tokens,
+            }
+        )
     return rows
 
 
@@ -145,7 +154,9 @@ def item_counts(kp: Any) -> dict[str, int]:
         for level, n in doc.items.items():
             counts[level] = counts.get(level, 0) + n
     if set(counts) <= {"page"}:
-        sys.exit("error: the pyramid has only pages (no distiller ran); this benchmark needs the levels above")
+        sys.exit(
+            "error: the pyramid has only pages (no distiller ran); this benchmark needs the levels above"
+        )
     return counts
 
 
@@ -190,10 +201,14 @@ def run_corpus(docs: Path, dsn: str, questions: list[str] | int) -> dict[str, An
 
 
 def print_table(result: dict[str, Any], *, per_question: bool) -> None:
-    print(f"\n{result['documents']}: {result['pages']} pages (median {result['median_page_chars']:,} characters), "
-          f"items {result['items']}")
-    print("| question | cites | cited pages (chars) | evidence items (chars) | answer step tokens: pyramid evidence "
-          "| the raw cited pages | ratio | whole ask: requests, tokens |")
+    print(
+        f"\n{result['documents']}: {result['pages']} pages (median {result['median_page_chars']:,} characters), "
+        f"items {result['items']}"
+    )
+    print(
+        "| question | cites | cited pages (chars) | evidence items (chars) | answer step tokens: pyramid evidence "
+        "| the raw cited pages | ratio | whole ask: requests, tokens |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in result["rows"] if per_question else []:
         print(
@@ -208,11 +223,20 @@ def print_table(result: dict[str, Any], *, per_question: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "examples" / "docs")
-    parser.add_argument("--questions", type=Path, help="one question per line (default: ten about examples/docs)")
-    parser.add_argument("--synthetic", type=int, default=20, metavar="FILES",
-                        help="also measure a generated corpus of FILES files × 8 pages of ~3,000 characters (0: skip)")
+    parser.add_argument(
+        "--questions", type=Path, help="one question per line (default: ten about examples/docs)"
+    )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=20,
+        metavar="FILES",
+        help="also measure a generated corpus of FILES files × 8 pages of ~3,000 characters (0: skip)",
+    )
     parser.add_argument("--synthetic-questions", type=int, default=10)
     parser.add_argument("--dsn", help="use this PostgreSQL instead of a throw-away embedded one")
     args = parser.parse_args()

@@ -8,17 +8,58 @@ import random
 from pathlib import Path
 
 SUBJECTS = [
-    "the committee", "the engineering team", "our supplier", "the board", "the survey", "the pilot plant",
-    "the finance office", "the field crew", "the regional office", "the lab", "the audit", "the new pump",
-    "the harbour authority", "the design review", "the customer panel", "the night shift",
+    "the committee",
+    "the engineering team",
+    "our supplier",
+    "the board",
+    "the survey",
+    "the pilot plant",
+    "the finance office",
+    "the field crew",
+    "the regional office",
+    "the lab",
+    "the audit",
+    "the new pump",
+    "the harbour authority",
+    "the design review",
+    "the customer panel",
+    "the night shift",
 ]
 VERBS = [
-    "reviewed", "approved", "measured", "reported", "delayed", "replaced", "tested", "recommended",
-    "reduced", "increased", "documented", "rejected", "scheduled", "inspected", "funded", "compared",
+    "reviewed",
+    "approved",
+    "measured",
+    "reported",
+    "delayed",
+    "replaced",
+    "tested",
+    "recommended",
+    "reduced",
+    "increased",
+    "documented",
+    "rejected",
+    "scheduled",
+    "inspected",
+    "funded",
+    "compared",
 ]
 ADJECTIVES = [
-    "annual", "revised", "external", "critical", "seasonal", "preliminary", "detailed", "shared",
-    "regional", "manual", "automatic", "quarterly", "independent", "temporary", "certified", "coastal",
+    "annual",
+    "revised",
+    "external",
+    "critical",
+    "seasonal",
+    "preliminary",
+    "detailed",
+    "shared",
+    "regional",
+    "manual",
+    "automatic",
+    "quarterly",
+    "independent",
+    "temporary",
+    "certified",
+    "coastal",
 ]
 
 
@@ -65,8 +106,10 @@ class TextMaker:
             elif kind < 0.9:
                 block = "\n".join(f"- {self.sentence()}" for _ in range(self.rng.randint(3, 5)))
             else:
-                rows = [f"| {' | '.join(self.nouns(1))} | {self.rng.randint(1, 999)} | {self.rng.choice(ADJECTIVES)} |"
-                        for _ in range(self.rng.randint(3, 6))]
+                rows = [
+                    f"| {' | '.join(self.nouns(1))} | {self.rng.randint(1, 999)} | {self.rng.choice(ADJECTIVES)} |"
+                    for _ in range(self.rng.randint(3, 6))
+                ]
                 block = "| item | count | state |\n|---|---|---|\n" + "\n".join(rows)
             parts += [block, ""]
             size += len(block)

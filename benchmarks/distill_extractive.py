@@ -61,9 +61,15 @@ def measure(name: str, dsn: str, corpus: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phantomwiki", type=Path, default=PHANTOMWIKI, help="folder of PhantomWiki articles")
-    parser.add_argument("--files", type=int, default=400, help="PhantomWiki articles to take (sorted by name)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--phantomwiki", type=Path, default=PHANTOMWIKI, help="folder of PhantomWiki articles"
+    )
+    parser.add_argument(
+        "--files", type=int, default=400, help="PhantomWiki articles to take (sorted by name)"
+    )
     parser.add_argument("--reports", type=int, default=40, help="generated report files (8 pages each)")
     args = parser.parse_args()
 
@@ -94,7 +100,9 @@ def main() -> None:
         finally:
             stop_embedded(data_dir)
     print()
-    print("| corpus | documents | pages | seconds | pages/s | insights/page | concepts/page | recollections |")
+    print(
+        "| corpus | documents | pages | seconds | pages/s | insights/page | concepts/page | recollections |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(

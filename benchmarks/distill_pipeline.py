@@ -41,7 +41,9 @@ def run(dsn: str, corpus: Path, *, concurrency: int, latency: float, page_chars:
     with Pyramid.open(dsn=dsn, page_chars=page_chars) as kp:
         kp._portal.call(kp._rt.embedder.aload())
         # A model name per run: the output cache keys on it, so no run is answered from another's.
-        report = kp.ingest([corpus], model=brain.model(f"sleep-{concurrency}"), concurrency=concurrency, force=True)
+        report = kp.ingest(
+            [corpus], model=brain.model(f"sleep-{concurrency}"), concurrency=concurrency, force=True
+        )
         assert report.ok, report.failed
     spans = [(c.agent, c.started, c.ended) for c in brain.calls]
     document_calls = [(s, e) for agent, s, e in spans if agent != "recollections"]
@@ -82,15 +84,20 @@ def _replace_encoder() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=256)
     parser.add_argument("--pages", type=int, default=2, help="pages per file")
-    parser.add_argument("--page-chars", type=int, default=400, help="page size cap (short pages keep the encoder ahead)")
+    parser.add_argument(
+        "--page-chars", type=int, default=400, help="page size cap (short pages keep the encoder ahead)"
+    )
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the model sleeps per call")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--dsn", help="use this PostgreSQL instead of a throw-away embedded one")
     parser.add_argument(
-        "--control-no-encoder", action="store_true",
+        "--control-no-encoder",
+        action="store_true",
         help="control run: random unit vectors instead of the encoder, to tell the pipeline's own overhead "
         "from CPU contention with the encoder (results go to distill_pipeline_control.json)",
     )
@@ -104,19 +111,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
         work = Path(tmp)
         # Sections a little shorter than the page cap: every section is one page.
-        files = write_markdown_corpus(work / "corpus", files=args.files, sections=args.pages, section_chars=args.page_chars - 100)
+        files = write_markdown_corpus(
+            work / "corpus", files=args.files, sections=args.pages, section_chars=args.page_chars - 100
+        )
         print(f"corpus: {len(files)} files × {args.pages} pages", file=sys.stderr)
         dsn, data_dir = (args.dsn, None) if args.dsn else fresh_database(work)
         try:
             for concurrency in args.concurrency:
-                result = run(dsn, work / "corpus", concurrency=concurrency, latency=args.latency, page_chars=args.page_chars)
+                result = run(
+                    dsn,
+                    work / "corpus",
+                    concurrency=concurrency,
+                    latency=args.latency,
+                    page_chars=args.page_chars,
+                )
                 print(json.dumps(result), file=sys.stderr)
                 results.append(result)
         finally:
             if data_dir is not None:
                 stop_embedded(data_dir)
     print()
-    print("| C | L (s) | documents | LLM calls | windows | span (s) | calls/s | windows/s | limit C/L | efficiency |")
+    print(
+        "| C | L (s) | documents | LLM calls | windows | span (s) | calls/s | windows/s | limit C/L | efficiency |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
@@ -125,8 +142,12 @@ def main() -> None:
             f"| {r['efficiency']:.0%} |"
         )
     RESULTS.mkdir(exist_ok=True)
-    out = {"runs": results, "machine": f"{platform.machine()}, {os.cpu_count()} cores", "files": args.files,
-           "pages_per_file": args.pages}
+    out = {
+        "runs": results,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "files": args.files,
+        "pages_per_file": args.pages,
+    }
     name = "distill_pipeline_control.json" if args.control_no_encoder else "distill_pipeline.json"
     out["encoder"] = "random vectors (control)" if args.control_no_encoder else "all-MiniLM-L6-v2"
     (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")

@@ -43,7 +43,9 @@ def fresh_database(work: Path) -> tuple[str, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=250)
     parser.add_argument("--sections", type=int, default=8, help="pages per file")
     parser.add_argument("--dsn", help="use this PostgreSQL instead of a throw-away embedded one")
@@ -60,7 +62,9 @@ def main() -> None:
         corpus = args.corpus or work / "corpus"
         started = time.perf_counter()
         files = write_markdown_corpus(corpus, files=args.files, sections=args.sections)
-        print(f"corpus: {len(files)} files in {time.perf_counter() - started:.1f}s at {corpus}", file=sys.stderr)
+        print(
+            f"corpus: {len(files)} files in {time.perf_counter() - started:.1f}s at {corpus}", file=sys.stderr
+        )
         dsn, data_dir = (args.dsn, None) if args.dsn else fresh_database(work)
         try:
             with Pyramid.open(dsn=dsn, embedding_batch_size=args.batch_size) as kp:
@@ -97,7 +101,9 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     print()
-    print("| pages | pipeline pages/s | bare encode pages/s | ratio | convert s | embed s | write s | hash s |")
+    print(
+        "| pages | pipeline pages/s | bare encode pages/s | ratio | convert s | embed s | write s | hash s |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     st = result["stage_seconds"]
     print(

@@ -29,8 +29,12 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-LEVEL_MIX = [("insight", 0.87, (8, 30)), ("page", 0.07, (150, 500)), ("concept", 0.05, (15, 50)),
-             ("abstract", 0.01, (80, 200))]
+LEVEL_MIX = [
+    ("insight", 0.87, (8, 30)),
+    ("page", 0.07, (150, 500)),
+    ("concept", 0.05, (15, 50)),
+    ("abstract", 0.01, (80, 200)),
+]
 STOP = "the of and to in a is that for it as was with be by on not he this are or his from at which".split()
 VOCAB = 50_000
 DIM = 384
@@ -69,8 +73,9 @@ def centres() -> np.ndarray:
     return c / np.linalg.norm(c, axis=1, keepdims=True)
 
 
-def batch_rows(batch: int, start_id: int, count: int, words: list[str], probs: np.ndarray,
-               topic_centres: np.ndarray) -> list[tuple[Any, ...]]:
+def batch_rows(
+    batch: int, start_id: int, count: int, words: list[str], probs: np.ndarray, topic_centres: np.ndarray
+) -> list[tuple[Any, ...]]:
     """Deterministic rows of one batch (so an interrupted load resumes with the same data)."""
     rng = np.random.default_rng(SEED + 100 + batch)
     names = [m[0] for m in LEVEL_MIX]
@@ -89,8 +94,15 @@ def batch_rows(batch: int, start_id: int, count: int, words: list[str], probs: n
         tokens = [STOP[stop_pick[j]] if stops[j] else words[drawn[j]] for j in range(offset, offset + n)]
         offset += n
         item_id = start_id + i
-        rows.append((item_id, 1 + (item_id - 1) // ITEMS_PER_DOC, names[levels[i]], " ".join(tokens) + ".",
-                     vectors[i]))
+        rows.append(
+            (
+                item_id,
+                1 + (item_id - 1) // ITEMS_PER_DOC,
+                names[levels[i]],
+                " ".join(tokens) + ".",
+                vectors[i],
+            )
+        )
     return rows
 
 
@@ -104,9 +116,18 @@ def queries(words: list[str], n: int) -> list[str]:
     stop-word."""
     rng = np.random.default_rng(SEED + 7)
     w = words
-    out = [w[0], f"{w[0]} {w[1]}", f"{w[0]} {w[1]} {w[2]}", f"{w[0]} {w[1]} {w[2]} {w[3]}", f"{w[1]} {w[5]}",
-           f"the {w[2]} of {w[4]}", f"{w[0]} {w[300]}", f"{w[1]} {w[3]} {w[9]} {w[20]} {w[40]}",
-           f"{w[0]} {w[30_000]}", f"{w[6]} {w[7]} {w[8]}"]
+    out = [
+        w[0],
+        f"{w[0]} {w[1]}",
+        f"{w[0]} {w[1]} {w[2]}",
+        f"{w[0]} {w[1]} {w[2]} {w[3]}",
+        f"{w[1]} {w[5]}",
+        f"the {w[2]} of {w[4]}",
+        f"{w[0]} {w[300]}",
+        f"{w[1]} {w[3]} {w[9]} {w[20]} {w[40]}",
+        f"{w[0]} {w[30_000]}",
+        f"{w[6]} {w[7]} {w[8]}",
+    ]
     while len(out) < n:
         ranks = np.exp(rng.uniform(0, np.log(VOCAB), int(rng.integers(2, 6)))).astype(int) - 1
         out.append(" ".join(["the"] + [w[int(r)] for r in ranks]))
@@ -147,7 +168,9 @@ def step_done(conn: Any, step: str) -> bool:
 
 def run_step(conn: Any, step: str, sql: list[str], timings: dict[str, float]) -> None:
     if step_done(conn, step):
-        timings[step] = conn.execute("SELECT seconds FROM bench_progress WHERE step = %s", (step,)).fetchone()[0]
+        timings[step] = conn.execute(
+            "SELECT seconds FROM bench_progress WHERE step = %s", (step,)
+        ).fetchone()[0]
         return
     started = time.perf_counter()
     for statement in sql:
@@ -158,30 +181,43 @@ def run_step(conn: Any, step: str, sql: list[str], timings: dict[str, float]) ->
 
 
 # The indexes built after loading, with the step names the progress table records them under.
-DEFERRED = {"bm25_postings_pkey": "index_postings_pk", "bm25_postings_impact": "index_postings_impact",
-            **{f"items_embedding_{lv}": f"index_hnsw_{lv}"
-               for lv in ("page", "insight", "concept", "abstract", "recollection")}}
+DEFERRED = {
+    "bm25_postings_pkey": "index_postings_pk",
+    "bm25_postings_impact": "index_postings_impact",
+    **{
+        f"items_embedding_{lv}": f"index_hnsw_{lv}"
+        for lv in ("page", "insight", "concept", "abstract", "recollection")
+    },
+}
 
 
 def defer_indexes(conn: Any) -> None:
     """Drop the indexes the migrations made (a sort after loading beats a million random index
     inserts), keeping their definitions to build them again exactly as the migrations define them."""
     conn.execute("CREATE TABLE IF NOT EXISTS bench_ddl (name text PRIMARY KEY, ddl text NOT NULL)")
-    conn.execute("INSERT INTO bench_ddl SELECT indexname, indexdef FROM pg_indexes "
-                 "WHERE indexname = ANY(%s) ON CONFLICT DO NOTHING", (list(DEFERRED),))
+    conn.execute(
+        "INSERT INTO bench_ddl SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE indexname = ANY(%s) ON CONFLICT DO NOTHING",
+        (list(DEFERRED),),
+    )
     conn.execute("ALTER TABLE bm25_postings DROP CONSTRAINT IF EXISTS bm25_postings_pkey")
     for name in DEFERRED:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 def build_deferred(conn: Any, timings: dict[str, float]) -> None:
-    saved = dict(conn.execute("SELECT name, ddl FROM bench_ddl").fetchall()) if conn.execute(
-        "SELECT to_regclass('bench_ddl')").fetchone()[0] else {}
+    saved = (
+        dict(conn.execute("SELECT name, ddl FROM bench_ddl").fetchall())
+        if conn.execute("SELECT to_regclass('bench_ddl')").fetchone()[0]
+        else {}
+    )
     for name, step in DEFERRED.items():
         ddl = [saved.get(name, "")]
         if name == "bm25_postings_pkey":
-            ddl.append("ALTER TABLE bm25_postings ADD CONSTRAINT bm25_postings_pkey PRIMARY KEY "
-                       "USING INDEX bm25_postings_pkey")
+            ddl.append(
+                "ALTER TABLE bm25_postings ADD CONSTRAINT bm25_postings_pkey PRIMARY KEY "
+                "USING INDEX bm25_postings_pkey"
+            )
         run_step(conn, step, ddl, timings)
 
 
@@ -203,7 +239,9 @@ def build(url: str, items: int) -> dict[str, float]:
             conn.execute(
                 "INSERT INTO documents (source, path, title, status) OVERRIDING SYSTEM VALUE "
                 "SELECT '/bench/doc' || g || '.md', '/bench/doc' || g || '.md', 'Doc ' || g, 'ready' "
-                "FROM generate_series(1, %s) g ON CONFLICT (source) DO NOTHING", (docs,))
+                "FROM generate_series(1, %s) g ON CONFLICT (source) DO NOTHING",
+                (docs,),
+            )
             words, probs, topic_centres = vocabulary(), zipf_probabilities(), centres()
             done = conn.execute("SELECT count(*) FROM items").fetchone()[0]
             started = time.perf_counter()
@@ -212,21 +250,31 @@ def build(url: str, items: int) -> dict[str, float]:
                 first = batch * BATCH + 1
                 rows = batch_rows(batch, first, min(BATCH, items - first + 1), words, probs, topic_centres)
                 t0 = time.perf_counter()
-                with conn.transaction(), conn.cursor().copy(
-                    "COPY items (id, document_id, level, text, embedding) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
+                with (
+                    conn.transaction(),
+                    conn.cursor().copy(
+                        "COPY items (id, document_id, level, text, embedding) FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
                     copy.set_types(["bigint", "bigint", "text", "text", "vector"])
                     for row in rows:
                         copy.write_row(row)
                 spent += time.perf_counter() - t0
-                print(f"  loaded {first + len(rows) - 1:,} items ({time.perf_counter() - started:.0f} s)", flush=True)
+                print(
+                    f"  loaded {first + len(rows) - 1:,} items ({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
             conn.execute("SELECT setval(pg_get_serial_sequence('items', 'id'), (SELECT max(id) FROM items))")
             conn.execute("INSERT INTO bench_progress VALUES ('load', %s)", (spent,))
         timings["load"] = conn.execute("SELECT seconds FROM bench_progress WHERE step = 'load'").fetchone()[0]
         run_step(conn, "compact", ["SELECT pyramid_bm25_compact()"], timings)
         build_deferred(conn, timings)
-        run_step(conn, "vacuum_analyze", ["VACUUM ANALYZE items", "VACUUM ANALYZE bm25_postings",
-                                          "VACUUM ANALYZE bm25_terms"], timings)
+        run_step(
+            conn,
+            "vacuum_analyze",
+            ["VACUUM ANALYZE items", "VACUUM ANALYZE bm25_postings", "VACUUM ANALYZE bm25_terms"],
+            timings,
+        )
     return timings
 
 
@@ -269,15 +317,24 @@ def summary(name: str, times: list[float]) -> dict[str, float]:
     COMMON_QUERIES); printed as a line."""
     common = sorted(times[:COMMON_QUERIES])
     ordered = sorted(times)
-    r = {"p50_ms": statistics.median(ordered), "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
-         "mean_ms": statistics.fmean(ordered), "common_terms_p50_ms": statistics.median(common),
-         "common_terms_max_ms": common[-1]}
-    print(f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
-          f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms", flush=True)
+    r = {
+        "p50_ms": statistics.median(ordered),
+        "p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
+        "mean_ms": statistics.fmean(ordered),
+        "common_terms_p50_ms": statistics.median(common),
+        "common_terms_max_ms": common[-1],
+    }
+    print(
+        f"  {name:32s} p50 {r['p50_ms']:8.2f}  p95 {r['p95_ms']:8.2f}  common-terms p50 "
+        f"{r['common_terms_p50_ms']:8.2f}  max {r['common_terms_max_ms']:8.2f} ms",
+        flush=True,
+    )
     return r
 
 
-def library(url: str, texts: list[str], vectors: Any, params: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+def library(
+    url: str, texts: list[str], vectors: Any, params: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
     """The same searches as the library runs them (``pyramid.search._run``: through the pool, rows
     turned into hits), one SQL call for all levels versus the levels on parallel connections."""
     from pyramid import Pyramid
@@ -289,9 +346,12 @@ def library(url: str, texts: list[str], vectors: Any, params: Callable[..., dict
         cases = {
             "library hybrid (all levels), one SQL call": (None, 1),
             "library hybrid (all levels), levels in parallel (4)": (None, 4),
-            "library hybrid (ask levels), levels in parallel (4)": (["insight", "concept", "abstract", "recollection"], 4),
+            "library hybrid (ask levels), levels in parallel (4)": (
+                ["insight", "concept", "abstract", "recollection"],
+                4,
+            ),
         }
-        for levels, parallel in cases.values():   # warm
+        for levels, parallel in cases.values():  # warm
             for text, vec in zip(texts, vectors, strict=True):
                 kp._portal.call(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
         for name, (levels, parallel) in cases.items():
@@ -314,32 +374,59 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
     texts = queries(words, n_queries)
     rng = np.random.default_rng(SEED + 9)
     topic_centres = centres()
-    vectors = topic_centres[rng.integers(0, TOPICS, len(texts))] + 0.08 * rng.standard_normal((len(texts), DIM))
+    vectors = topic_centres[rng.integers(0, TOPICS, len(texts))] + 0.08 * rng.standard_normal(
+        (len(texts), DIM)
+    )
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     search = query("search.run")
 
     def params(text: str, vec: Any, mode: str, levels: list[str] | None = None) -> dict[str, Any]:
-        return {"query": text, "embedding": vec, "levels": levels, "k": k, "mode": mode, "docs": None,
-                "fusion": "weighted", "rrf_k": 60, "weight_bm25": 0.5, "candidates": 100, "k1": 1.2, "b": 0.75}
+        return {
+            "query": text,
+            "embedding": vec,
+            "levels": levels,
+            "k": k,
+            "mode": mode,
+            "docs": None,
+            "fusion": "weighted",
+            "rrf_k": 60,
+            "weight_bm25": 0.5,
+            "candidates": 100,
+            "k1": 1.2,
+            "b": 0.75,
+        }
 
     cases = {
         "bm25 (all levels)": lambda t, v: (search, params(t, None, "bm25")),
         "vector (all levels)": lambda t, v: (search, params(t, v, "vector")),
         "hybrid (all levels)": lambda t, v: (search, params(t, v, "hybrid")),
-        "hybrid (all levels, candidates 50)": lambda t, v: (search, {**params(t, v, "hybrid"), "candidates": 50}),
+        "hybrid (all levels, candidates 50)": lambda t, v: (
+            search,
+            {**params(t, v, "hybrid"), "candidates": 50},
+        ),
         "hybrid (ask levels: insight, concept, abstract, recollection)": lambda t, v: (
-            search, params(t, v, "hybrid", ["insight", "concept", "abstract", "recollection"])),
+            search,
+            params(t, v, "hybrid", ["insight", "concept", "abstract", "recollection"]),
+        ),
         "bm25 (insight)": lambda t, v: (search, params(t, None, "bm25", ["insight"])),
         "vector (insight)": lambda t, v: (search, params(t, v, "vector", ["insight"])),
         "hybrid (insight)": lambda t, v: (search, params(t, v, "hybrid", ["insight"])),
         "bare pgvector HNSW (insight)": lambda t, v: (
-            "SELECT id FROM items WHERE level = 'insight' ORDER BY embedding <=> %s LIMIT %s", (v, k)),
+            "SELECT id FROM items WHERE level = 'insight' ORDER BY embedding <=> %s LIMIT %s",
+            (v, k),
+        ),
         "bm25 leg, as chosen (insight, 100)": lambda t, v: (
-            "SELECT * FROM pyramid_bm25(%s, 'insight', 100)", (t,)),
+            "SELECT * FROM pyramid_bm25(%s, 'insight', 100)",
+            (t,),
+        ),
         "bm25 leg, full scan (insight, 100)": lambda t, v: (
-            "SELECT * FROM pyramid_bm25(%s, 'insight', 100, exhaustive => true)", (t,)),
+            "SELECT * FROM pyramid_bm25(%s, 'insight', 100, exhaustive => true)",
+            (t,),
+        ),
         "bm25 leg, pruned (insight, 100)": lambda t, v: (
-            "SELECT * FROM pyramid_bm25_forced_pruning(%s, 'insight', 100)", (t,)),
+            "SELECT * FROM pyramid_bm25_forced_pruning(%s, 'insight', 100)",
+            (t,),
+        ),
     }
     results: dict[str, Any] = {}
     with psycopg.connect(url, autocommit=True) as conn:
@@ -350,8 +437,9 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
             "CREATE OR REPLACE FUNCTION pyramid_bm25_forced_pruning(q text, lvl text, k integer) "
             "RETURNS TABLE (item_id bigint, score double precision) LANGUAGE sql STABLE "
             "SET pyramid.scan_below = 0 SET pyramid.prune_budget = 1000 SET pyramid.prune_long_lists = 100 "
-            "AS $$ SELECT * FROM pyramid_bm25(q, lvl, k) $$")
-        for text, vec in zip(texts, vectors, strict=True):   # warm the caches once
+            "AS $$ SELECT * FROM pyramid_bm25(q, lvl, k) $$"
+        )
+        for text, vec in zip(texts, vectors, strict=True):  # warm the caches once
             for make in cases.values():
                 conn.execute(*make(text, vec)).fetchall()
         for name, make in cases.items():
@@ -361,22 +449,30 @@ def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
         mismatches = 0
         for text in texts:
             for lv in ("insight", "page", "concept", "abstract"):
-                pruned = conn.execute("SELECT item_id, score FROM pyramid_bm25_forced_pruning(%s, %s, 100)",
-                                      (text, lv)).fetchall()
-                full = conn.execute("SELECT item_id, score FROM pyramid_bm25(%s, %s, 100, exhaustive => true)",
-                                    (text, lv)).fetchall()
+                pruned = conn.execute(
+                    "SELECT item_id, score FROM pyramid_bm25_forced_pruning(%s, %s, 100)", (text, lv)
+                ).fetchall()
+                full = conn.execute(
+                    "SELECT item_id, score FROM pyramid_bm25(%s, %s, 100, exhaustive => true)", (text, lv)
+                ).fetchall()
                 # Same scores rank by rank; same items except ties (within 1e-6) with the 100th.
                 same_scores = len(pruned) == len(full) and all(
-                    abs(a[1] - b[1]) <= 1e-6 * b[1] for a, b in zip(pruned, full, strict=True))
+                    abs(a[1] - b[1]) <= 1e-6 * b[1] for a, b in zip(pruned, full, strict=True)
+                )
                 edge = full[-1][1] * (1 + 2e-6) if full else 0
                 same_ids = {i for i, s in pruned if s > edge} == {i for i, s in full if s > edge}
                 mismatches += not (same_scores and same_ids)
         results["pruned_equals_exhaustive"] = {"checked": len(texts) * 4, "mismatches": mismatches}
-        print(f"  pruned top-100 == exhaustive top-100: {len(texts) * 4 - mismatches}/{len(texts) * 4} (query, level)")
+        print(
+            f"  pruned top-100 == exhaustive top-100: {len(texts) * 4 - mismatches}/{len(texts) * 4} (query, level)"
+        )
         results["sizes"] = sizes(conn)
         results["postings"] = conn.execute("SELECT count(*) FROM bm25_postings").fetchone()[0]
-        results["common_terms_df"] = dict(conn.execute(
-            "SELECT lexeme, df FROM bm25_terms WHERE level = 'insight' ORDER BY df DESC LIMIT 5").fetchall())
+        results["common_terms_df"] = dict(
+            conn.execute(
+                "SELECT lexeme, df FROM bm25_terms WHERE level = 'insight' ORDER BY df DESC LIMIT 5"
+            ).fetchall()
+        )
     return results
 
 
@@ -402,8 +498,10 @@ def main() -> None:
     print("\n| search | p50 ms | p95 ms | common-term queries: p50 ms | max ms |\n|---|---:|---:|---:|---:|")
     for name, r in results.items():
         if isinstance(r, dict) and "p50_ms" in r:
-            print(f"| {name} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['common_terms_p50_ms']:.1f} "
-                  f"| {r['common_terms_max_ms']:.1f} |")
+            print(
+                f"| {name} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['common_terms_p50_ms']:.1f} "
+                f"| {r['common_terms_max_ms']:.1f} |"
+            )
     print("\n| build step | seconds |\n|---|---:|")
     for step, seconds in timings.items():
         print(f"| {step} | {seconds:.1f} |")

@@ -32,7 +32,9 @@ def load(eval_dir: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
         text = path.read_text("utf-8")
         title = text.splitlines()[0].lstrip("# ").strip()
         articles[title] = text
-    questions = [json.loads(line) for line in (eval_dir / "questions.jsonl").read_text("utf-8").splitlines() if line]
+    questions = [
+        json.loads(line) for line in (eval_dir / "questions.jsonl").read_text("utf-8").splitlines() if line
+    ]
     return articles, questions
 
 
@@ -64,15 +66,26 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
         async with kp._rt.db.connection() as conn, conn.transaction():
             for title, vector in zip(titles, vectors, strict=True):
                 source = f"/phantomwiki/{title.replace(' ', '_')}.md"
-                record = DocumentRecord(source=source, path=source, file_sha256=None, sha256=None, title=title,
-                                        format="md", page_count=1, paged=False, status="ready")
-                item = NewItem(key="p1", level="page", text=articles[title], ordinal=1, pages=[1], embedding=vector)
+                record = DocumentRecord(
+                    source=source,
+                    path=source,
+                    file_sha256=None,
+                    sha256=None,
+                    title=title,
+                    format="md",
+                    page_count=1,
+                    paged=False,
+                    status="ready",
+                )
+                item = NewItem(
+                    key="p1", level="page", text=articles[title], ordinal=1, pages=[1], embedding=vector
+                )
                 await replace_document(conn, record, [item])
         await compact(kp._rt.db)
 
     kp._portal.call(store())
 
-    def run(mode: str) -> Callable[[str], list[str]]:   # with the default fusion and weight
+    def run(mode: str) -> Callable[[str], list[str]]:  # with the default fusion and weight
         return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode)]
 
     def fused(fusion: str, weight: float) -> Callable[[str], list[str]]:
@@ -108,9 +121,11 @@ def bm25s_system(articles: dict[str, str]) -> Callable[[str], list[str]]:
 
     titles = list(articles)
     stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25(k1=1.2, b=0.75)   # method "lucene", as ours
-    retriever.index(bm25s.tokenize([articles[t] for t in titles], stopwords="en", stemmer=stemmer,
-                                   show_progress=False), show_progress=False)
+    retriever = bm25s.BM25(k1=1.2, b=0.75)  # method "lucene", as ours
+    retriever.index(
+        bm25s.tokenize([articles[t] for t in titles], stopwords="en", stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
 
     def run(q: str) -> list[str]:
         tokens = bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False)
@@ -141,6 +156,7 @@ def _txtai_search(embeddings: Any, titles: list[str]) -> Callable[[str], list[st
 def cross_validate(per_question: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
     """For each fusion, pick the weight with the best nDCG@10 on one half of the questions and report
     it on the other half, next to BM25 on that half."""
+
     def mean(name: str, fold: int, which: int) -> float:
         values = [s[which] for i, s in enumerate(per_question[name]) if i % 2 == fold]
         return sum(values) / len(values)
@@ -153,9 +169,15 @@ def cross_validate(per_question: dict[str, list[tuple[float, float]]]) -> dict[s
         for fusion in ("rrf", "weighted"):
             names = [f"pyramid hybrid ({fusion}, weight_bm25 {w})" for w in SWEEP]
             picked = max(names, key=lambda n: mean(n, 1 - fold, 1))
-            row[fusion] = {"picked": picked, "recall@10": mean(picked, fold, 0), "ndcg@10": mean(picked, fold, 1)}
-            lines.append(f"  fold {fold}: {picked:48s} recall@10 {row[fusion]['recall@10']:.4f} nDCG@10 "
-                         f"{row[fusion]['ndcg@10']:.4f}  (bm25 {bm25[0]:.4f} / {bm25[1]:.4f})")
+            row[fusion] = {
+                "picked": picked,
+                "recall@10": mean(picked, fold, 0),
+                "ndcg@10": mean(picked, fold, 1),
+            }
+            lines.append(
+                f"  fold {fold}: {picked:48s} recall@10 {row[fusion]['recall@10']:.4f} nDCG@10 "
+                f"{row[fusion]['ndcg@10']:.4f}  (bm25 {bm25[0]:.4f} / {bm25[1]:.4f})"
+            )
         folds.append(row)
     return {"folds": folds, "lines": lines}
 
@@ -169,8 +191,11 @@ def main() -> None:
     articles, everything = load(args.eval)
     # A question without supporting articles judges no retrieval (recall would divide by zero).
     questions = [q for q in everything if q["supporting_articles"]]
-    print(f"{len(articles)} articles, {len(questions)} of {len(everything)} questions have supporting articles "
-          f"({args.eval.name})", flush=True)
+    print(
+        f"{len(articles)} articles, {len(questions)} of {len(everything)} questions have supporting articles "
+        f"({args.eval.name})",
+        flush=True,
+    )
     systems, kp, server = ours(articles, args.data_dir)
     systems["bm25s (lucene, english stemmer + stop-words)"] = bm25s_system(articles)
     systems.update(txtai_systems(articles))
@@ -178,28 +203,42 @@ def main() -> None:
     per_question: dict[str, list[tuple[float, float]]] = {}
     for name, run in systems.items():
         started = time.perf_counter()
-        scores = per_question[name] = [metrics(run(q["question"]), set(q["supporting_articles"]))
-                                       for q in questions]
+        scores = per_question[name] = [
+            metrics(run(q["question"]), set(q["supporting_articles"])) for q in questions
+        ]
         results[name] = {
             "recall@10": sum(r for r, _ in scores) / len(scores),
             "ndcg@10": sum(n for _, n in scores) / len(scores),
             "ms_per_query": (time.perf_counter() - started) * 1000 / len(questions),
         }
-        print(f"  {name:48s} recall@10 {results[name]['recall@10']:.4f}  nDCG@10 {results[name]['ndcg@10']:.4f}",
-              flush=True)
+        print(
+            f"  {name:48s} recall@10 {results[name]['recall@10']:.4f}  nDCG@10 {results[name]['ndcg@10']:.4f}",
+            flush=True,
+        )
     database = kp.url.split("?")[0].rsplit("/", 1)[-1]
     kp.close()
     import psycopg
 
-    with psycopg.connect(server, autocommit=True) as conn:   # a fresh database each run; drop it
+    with psycopg.connect(server, autocommit=True) as conn:  # a fresh database each run; drop it
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     cross = cross_validate(per_question)
     for line in cross["lines"]:
         print(line)
     out = ROOT / "benchmarks" / "results" / f"quality-{args.eval.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"eval": args.eval.name, "questions": len(questions), "k": K, "results": results,
-                               "cross_validated": cross["folds"]}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "eval": args.eval.name,
+                "questions": len(questions),
+                "k": K,
+                "results": results,
+                "cross_validated": cross["folds"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\n| system | recall@{K} | nDCG@{K} | ms/query |\n|---|---:|---:|---:|")
     for name, r in results.items():
         print(f"| {name} | {r['recall@10']:.4f} | {r['ndcg@10']:.4f} | {r['ms_per_query']:.1f} |")

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest_pages import fresh_database  # noqa: E402
 from quality import K, load, metrics  # noqa: E402
 
-ITEMS = 50   # items a search returns before the first K distinct articles are scored
+ITEMS = 50  # items a search returns before the first K distinct articles are scored
 
 LEVEL_SETS: dict[str, list[str]] = {
     "page": ["page"],
@@ -82,7 +82,9 @@ def main() -> None:
                         name = f"{mode} · {label}"
                         run = system(mode, chosen)
                         started = time.perf_counter()
-                        scores = [metrics(run(q["question"]), set(q["supporting_articles"])) for q in questions]
+                        scores = [
+                            metrics(run(q["question"]), set(q["supporting_articles"])) for q in questions
+                        ]
                         results[name] = {
                             "levels": chosen,
                             "mode": mode,
@@ -90,19 +92,36 @@ def main() -> None:
                             "ndcg@10": sum(n for _, n in scores) / len(scores),
                             "ms_per_query": (time.perf_counter() - started) * 1000 / len(questions),
                         }
-                        print(f"  {name:40s} recall@10 {results[name]['recall@10']:.4f}  "
-                              f"nDCG@10 {results[name]['ndcg@10']:.4f}", flush=True)
+                        print(
+                            f"  {name:40s} recall@10 {results[name]['recall@10']:.4f}  "
+                            f"nDCG@10 {results[name]['ndcg@10']:.4f}",
+                            flush=True,
+                        )
         finally:
             stop_embedded(data_dir)
 
     out = ROOT / "benchmarks" / "results" / f"quality-levels-{args.eval.name}.json"
-    out.write_text(json.dumps({"eval": args.eval.name, "questions": len(questions), "k": K, "items_per_search": ITEMS,
-                               "ingest_seconds": round(ingest_s, 1), "items": levels, "results": results},
-                              indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "eval": args.eval.name,
+                "questions": len(questions),
+                "k": K,
+                "items_per_search": ITEMS,
+                "ingest_seconds": round(ingest_s, 1),
+                "items": levels,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\n| levels | mode | recall@{K} | nDCG@{K} | ms/query |\n|---|---|---:|---:|---:|")
     for r in results.values():
-        print(f"| {', '.join(r['levels'])} | {r['mode']} | {r['recall@10']:.4f} | {r['ndcg@10']:.4f} "
-              f"| {r['ms_per_query']:.1f} |")
+        print(
+            f"| {', '.join(r['levels'])} | {r['mode']} | {r['recall@10']:.4f} | {r['ndcg@10']:.4f} "
+            f"| {r['ms_per_query']:.1f} |"
+        )
     print(f"\nwrote {out}")
 
 

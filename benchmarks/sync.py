@@ -44,7 +44,12 @@ def _noise_png(rng: random.Random, width: int, height: int) -> bytes:
 
     raw = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 1))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_pdfs(folder: Path, count: int, *, seed: int = 11) -> list[Path]:
@@ -109,17 +114,28 @@ def edit_ratio(pages: int, insights_per_page: int) -> None:
         add = []
         for page, first, text in w.pages:
             if first:
-                body = " ".join(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+                body = " ".join(
+                    line for line in text.splitlines() if line.strip() and not line.startswith("#")
+                )
                 sentences = [s for s in re.split(r"(?<=[.!?])\s+", body) if s.strip()]
-                add += [{"text": " ".join(s.split()[:20]), "pages": [page]} for s in sentences[:insights_per_page]]
+                add += [
+                    {"text": " ".join(s.split()[:20]), "pages": [page]} for s in sentences[:insights_per_page]
+                ]
         return {"add": add, "revise": [], "delete": []}
 
     def concepts(rows: list[tuple[int, str]]) -> dict[str, object]:
         # Named after what the insights say, like a model: a batch whose insights changed comes
         # back different, so the merge and the abstract must run again.
         words = " ".join(text for _, text in rows).split()
-        return {"concepts": [{"name": " ".join(words[:4]), "description": f"{' '.join(words[:30])} ({len(words)} words)",
-                              "insights": [n for n, _ in rows]}]}
+        return {
+            "concepts": [
+                {
+                    "name": " ".join(words[:4]),
+                    "description": f"{' '.join(words[:30])} ({len(words)} words)",
+                    "insights": [n for n, _ in rows],
+                }
+            ]
+        }
 
     maker = TextMaker(5)
     sections = [maker.section(3000) for _ in range(pages)]
@@ -162,14 +178,18 @@ def edit_ratio(pages: int, insights_per_page: int) -> None:
     print("|---|---:|---:|---:|")
     steps = ", ".join(f"{k} {v}" for k, v in result["edit_by_step"].items())
     full_steps = ", ".join(f"{k} {v}" for k, v in result["full_by_step"].items())
-    print(f"| {page_count} pages | {len(full.calls)} ({full_steps}) | {len(edit.calls)} ({steps}) "
-          f"| {result['ratio']:.1%} |")
+    print(
+        f"| {page_count} pages | {len(full.calls)} ({full_steps}) | {len(edit.calls)} ({steps}) "
+        f"| {result['ratio']:.1%} |"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sync_edit.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kind", choices=["pdf", "markdown"], default="pdf")
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
@@ -197,18 +217,27 @@ def main() -> None:
             started = time.perf_counter()
             first = subprocess.run(
                 [sys.executable, "-m", "pyramid", "sync", str(corpus / args.kind), "--json"],
-                env=env, capture_output=True, text=True,
+                env=env,
+                capture_output=True,
+                text=True,
             )
             report = json.loads(first.stdout)
-            print(f"initial sync: {report['counts']} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+            print(
+                f"initial sync: {report['counts']} in {time.perf_counter() - started:.0f}s", file=sys.stderr
+            )
             assert report["counts"]["failed"] == 0, first.stdout[-2000:]
             check = subprocess.run(
                 [sys.executable, "-m", "pyramid", "sync", str(corpus / args.kind), "--json"],
-                env=env, capture_output=True, text=True, check=True,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             counts = json.loads(check.stdout)["counts"]
             assert counts["unchanged"] == report["counts"]["added"] and counts["added"] == 0, counts
-            sync_times = timed([sys.executable, "-m", "pyramid", "sync", str(corpus / args.kind)], env, args.runs)
+            sync_times = timed(
+                [sys.executable, "-m", "pyramid", "sync", str(corpus / args.kind)], env, args.runs
+            )
             sha_times = timed(["sha256sum", *map(str, files)], env, args.runs)
         finally:
             stop_embedded(data_dir)
@@ -229,8 +258,10 @@ def main() -> None:
     print()
     print("| corpus | files | MiB | `pyramid sync` (unchanged) | `sha256sum` | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| {args.kind} | {len(files)} | {size / 2**20:.0f} | {sync_median:.2f} s | {sha_median:.2f} s "
-          f"| {sync_median / sha_median:.2f}× |")
+    print(
+        f"| {args.kind} | {len(files)} | {size / 2**20:.0f} | {sync_median:.2f} s | {sha_median:.2f} s "
+        f"| {sync_median / sha_median:.2f}× |"
+    )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"sync_{args.kind}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -57,7 +57,9 @@ class Pyramid:
     ) -> Pyramid:
         """Open (creating and migrating when needed) the pyramid at ``dsn`` or in the embedded
         PostgreSQL under ``data_dir``. Other keyword arguments are settings (see ``Settings``)."""
-        settings = _settings(settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides)
+        settings = _settings(
+            settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides
+        )
         portal = Portal()
         try:
             rt = portal.call(_open_runtime(settings, progress, check_model))
@@ -78,7 +80,9 @@ class Pyramid:
         check_model: bool = True,
         **overrides: Any,
     ) -> Pyramid:
-        settings = _settings(settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides)
+        settings = _settings(
+            settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides
+        )
         portal = Portal()
         try:
             rt = await portal.acall(_open_runtime(settings, progress, check_model))
@@ -166,8 +170,15 @@ class Pyramid:
         estimated tokens (and price) in ``usage``/``price``."""
         return self._portal.call(
             self._aingest(
-                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
-                concurrency=concurrency, distill=distill,
+                paths,
+                include=include,
+                exclude=exclude,
+                dry_run=dry_run,
+                force=force,
+                wait=wait,
+                model=model,
+                concurrency=concurrency,
+                distill=distill,
             )
         )
 
@@ -186,8 +197,15 @@ class Pyramid:
     ) -> IngestReport:
         return await self._portal.acall(
             self._aingest(
-                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, model=model,
-                concurrency=concurrency, distill=distill,
+                paths,
+                include=include,
+                exclude=exclude,
+                dry_run=dry_run,
+                force=force,
+                wait=wait,
+                model=model,
+                concurrency=concurrency,
+                distill=distill,
             )
         )
 
@@ -217,7 +235,9 @@ class Pyramid:
         # distill=False stores pages only (status "converted"); a later run with distillation
         # distills them without converting or embedding the pages again.
         distiller = (
-            make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run) if distill else None
+            make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
+            if distill
+            else None
         )
         run = Ingest(
             self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency, prune=prune
@@ -246,8 +266,16 @@ class Pyramid:
         documents whose files no longer exist below them. Meant for cron: see the README."""
         return self._portal.call(
             self._aingest(
-                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
-                model=model, concurrency=concurrency, distill=distill,
+                paths,
+                include=include,
+                exclude=exclude,
+                dry_run=dry_run,
+                force=force,
+                wait=wait,
+                prune=prune,
+                model=model,
+                concurrency=concurrency,
+                distill=distill,
             )
         )
 
@@ -268,8 +296,16 @@ class Pyramid:
         """The async twin of ``sync`` (``async`` itself is a Python keyword)."""
         return await self._portal.acall(
             self._aingest(
-                paths, include=include, exclude=exclude, dry_run=dry_run, force=force, wait=wait, prune=prune,
-                model=model, concurrency=concurrency, distill=distill,
+                paths,
+                include=include,
+                exclude=exclude,
+                dry_run=dry_run,
+                force=force,
+                wait=wait,
+                prune=prune,
+                model=model,
+                concurrency=concurrency,
+                distill=distill,
             )
         )
 
@@ -346,12 +382,16 @@ class Pyramid:
     ) -> Answer:
         return await self._portal.acall(self._aask(question, model, levels))
 
-    async def _aask(self, question: str, model: str | Model | None, levels: Sequence[str] | str | None) -> Answer:
+    async def _aask(
+        self, question: str, model: str | Model | None, levels: Sequence[str] | str | None
+    ) -> Answer:
         from .ask import ask
 
         return await ask(self._rt, question, model=model, levels=levels)
 
-    def evidence(self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None) -> list[Evidence]:
+    def evidence(
+        self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None
+    ) -> list[Evidence]:
         """Search, each hit as citable ``Evidence`` (``cite``: ``[file, p. N]``), as the ``search``
         tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages)."""
         return self._portal.call(self._aevidence(query, levels, k))
@@ -361,12 +401,16 @@ class Pyramid:
     ) -> list[Evidence]:
         return await self._portal.acall(self._aevidence(query, levels, k))
 
-    async def _aevidence(self, query: str, levels: Sequence[str] | str | None, k: int | None) -> list[Evidence]:
+    async def _aevidence(
+        self, query: str, levels: Sequence[str] | str | None, k: int | None
+    ) -> list[Evidence]:
         from .ask import levels_of
         from .evidence import Labels, search_items
 
         chosen = levels_of(levels, self._rt.settings.ask_levels)
-        return await search_items(self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=Labels())
+        return await search_items(
+            self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=Labels()
+        )
 
     def expand(self, item_id: int) -> Expansion:
         """One item and its neighbours in the pyramid: an insight's page(s), concepts and document
@@ -395,6 +439,7 @@ class Pyramid:
         from .tools import mcp_server
 
         mcp_server(self).run("stdio")
+
     # -- recollections and statistics -------------------------------------------------------------
     def remember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
         """Add a recollection in your own words, optionally about one or more documents (id, path or
@@ -402,7 +447,9 @@ class Pyramid:
         one of its documents changes or is removed."""
         return self._portal.call(self._aremember(text, source))
 
-    async def aremember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
+    async def aremember(
+        self, text: str, *, source: str | int | Sequence[str | int] | None = None
+    ) -> ItemView:
         return await self._portal.acall(self._aremember(text, source))
 
     async def _aremember(self, text: str, source: str | int | Sequence[str | int] | None) -> ItemView:

@@ -44,17 +44,23 @@ class Answer(BaseModel):
 
     question: str
     text: str = Field(description="the answer with citations [file, p. N]; without a model, a notice")
-    citations: list[Citation] = Field(default_factory=list, description="every source the text cites, resolved")
+    citations: list[Citation] = Field(
+        default_factory=list, description="every source the text cites, resolved"
+    )
     usage: Usage = Field(default_factory=Usage, description="model requests and tokens, research and answer")
     answer_usage: Usage = Field(default_factory=Usage, description="the answer step alone")
     elapsed: float = Field(0.0, description="seconds")
     model: str | None = Field(None, description="the model that answered; None: no LLM, evidence only")
     levels: list[Level] = Field(default_factory=list, description="levels searched")
-    evidence: list[Evidence] = Field(default_factory=list, description="what the answer was written from, best first")
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="what the answer was written from, best first"
+    )
     notes: list[Note] = Field(default_factory=list, description="facts the search agent kept")
     searches: list[str] = Field(default_factory=list, description="search terms the agent used")
     research: str | None = Field(None, description="the search agent's closing remark")
-    partial: bool = Field(False, description="the research stopped at the budget; the answer uses what it found")
+    partial: bool = Field(
+        False, description="the research stopped at the budget; the answer uses what it found"
+    )
     stopped: str | None = Field(None, description="why the research stopped early")
 
     @property

@@ -115,7 +115,9 @@ def check(text: str, evidence: Sequence[Evidence]) -> CitationCheck:
     return result
 
 
-def _resolve(ref: _Ref, by_label: dict[str, list[Evidence]], by_item: dict[tuple[str, int], Evidence]) -> Evidence | str:
+def _resolve(
+    ref: _Ref, by_label: dict[str, list[Evidence]], by_item: dict[tuple[str, int], Evidence]
+) -> Evidence | str:
     """The evidence item behind ``ref``, or why there is none."""
     if ref.pages == (-1,):
         return f"{ref.raw} has page numbers that cannot be read; write them as p. N or pp. N–M"

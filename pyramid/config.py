@@ -50,7 +50,9 @@ class Settings(BaseSettings):
 
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Field(default_factory=default_data_dir, description="embedded PostgreSQL location")
-    dsn: str | None = Field(None, description="external PostgreSQL (with pgvector) instead of the embedded one")
+    dsn: str | None = Field(
+        None, description="external PostgreSQL (with pgvector) instead of the embedded one"
+    )
     pool_size: int = Field(4, ge=1, le=64, description="connections kept open per process")
 
     # --- embeddings ----------------------------------------------------------------------
@@ -78,7 +80,10 @@ class Settings(BaseSettings):
     search_k: int = Field(10, ge=1, le=1000)
     candidates: int = Field(100, ge=1, le=10_000, description="hits per leg and level before fusion")
     search_parallel: int = Field(
-        4, ge=1, le=64, description="levels one search runs at once, each on its own connection (1: one SQL call)"
+        4,
+        ge=1,
+        le=64,
+        description="levels one search runs at once, each on its own connection (1: one SQL call)",
     )
     reranker: str | None = Field(None, description="cross-encoder name or path; off when empty")
     rerank_top: int = Field(50, ge=1, le=1000)
@@ -88,30 +93,46 @@ class Settings(BaseSettings):
     concurrency: int = Field(8, ge=1, le=512, description="documents distilled at once")
     request_timeout: float = Field(120.0, gt=0)
     retries: int = Field(4, ge=0, le=20)
-    retry_backoff: float = Field(1.0, ge=0, le=300, description="first wait before retrying a failed LLM call (s)")
+    retry_backoff: float = Field(
+        1.0, ge=0, le=300, description="first wait before retrying a failed LLM call (s)"
+    )
     output_retries: int = Field(2, ge=0, le=10, description="times an invalid LLM output is sent back to fix")
-    concept_batch: int = Field(80, ge=5, le=5000, description="insights per concept call at most (then merged)")
+    concept_batch: int = Field(
+        80, ge=5, le=5000, description="insights per concept call at most (then merged)"
+    )
     concept_pages: int = Field(
-        20, ge=1, le=10_000, description="pages per concept call: batches follow page ranges, so edits stay local"
+        20,
+        ge=1,
+        le=10_000,
+        description="pages per concept call: batches follow page ranges, so edits stay local",
     )
     concept_merge_batch: int = Field(120, ge=4, le=5000, description="concepts per merge call")
     abstract_insights: int = Field(200, ge=10, le=10_000, description="insights shown to the abstract call")
     recollection_batch: int = Field(8, ge=1, le=200, description="documents per recollection call")
-    ask_request_limit: int = Field(20, ge=2, le=1000, description="model requests one `ask` may make (research + answer)")
+    ask_request_limit: int = Field(
+        20, ge=2, le=1000, description="model requests one `ask` may make (research + answer)"
+    )
     ask_token_limit: int = Field(60_000, ge=1000, description="tokens (input + output) one `ask` may spend")
 
     # --- ask -------------------------------------------------------------------------------
     ask_levels: Annotated[list[Level], NoDecode] = Field(
-        default_factory=lambda: list(ASK_LEVELS), min_length=1, description="levels the search agent may search"
+        default_factory=lambda: list(ASK_LEVELS),
+        min_length=1,
+        description="levels the search agent may search",
     )
     ask_answer_tokens: int = Field(
-        12_000, ge=500, le=1_000_000, description="tokens kept back from research for the answer (at most half)"
+        12_000,
+        ge=500,
+        le=1_000_000,
+        description="tokens kept back from research for the answer (at most half)",
     )
     ask_answer_retries: int = Field(
         2, ge=0, le=10, description="times an answer that cites something outside the evidence is sent back"
     )
     ask_evidence: int = Field(12, ge=1, le=200, description="evidence items handed to the answer step")
-    ask_evidence_chars: int = Field(12_000, ge=500, le=1_000_000, description="their text, in characters, at most")
+    ask_evidence_chars: int = Field(
+        12_000, ge=500, le=1_000_000, description="their text, in characters, at most"
+    )
 
     # --- distillation (both distillers) ----------------------------------------------------
     abstract_words: int = Field(120, ge=20, le=2000, description="upper bound on an abstract's length")

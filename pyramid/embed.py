@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .config import DEFAULT_EMBEDDING_MODEL
 from .errors import EmbeddingError
@@ -89,7 +90,12 @@ class Embedder:
     """
 
     def __init__(
-        self, name: str = DEFAULT_EMBEDDING_MODEL, *, device: str | None = None, batch_size: int = 32, nice: int = 0
+        self,
+        name: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        nice: int = 0,
     ):
         self.name = canonical_name(name)
         self.nice = nice  # how much lower the encoder thread's CPU priority is (see _background_priority)
@@ -121,7 +127,11 @@ class Embedder:
                     model = _LOADED[(location, device)] = SentenceTransformer(location, device=device)
             return model
         except Exception as exc:  # any loader failure means the configured model is unusable
-            hint = "" if Path(location).exists() else " (no such local folder, and model hubs may be unreachable)"
+            hint = (
+                ""
+                if Path(location).exists()
+                else " (no such local folder, and model hubs may be unreachable)"
+            )
             raise EmbeddingError(f"cannot load embedding model {self.name!r}{hint}: {exc}") from exc
 
     @property
@@ -169,7 +179,9 @@ class Embedder:
     async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="pyramid-embed", initializer=_background_priority,
+                max_workers=1,
+                thread_name_prefix="pyramid-embed",
+                initializer=_background_priority,
                 initargs=(self.nice,),
             )
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -44,7 +44,9 @@ class Evidence(BaseModel):
     level: Level
     text: str
     title: str | None = Field(None, description="a concept's name")
-    document: str | None = Field(None, description="the file as cited (None for a cross-document recollection)")
+    document: str | None = Field(
+        None, description="the file as cited (None for a cross-document recollection)"
+    )
     document_title: str | None = None
     source: str | None = Field(None, description="the document's full source path")
     document_id: int | None = None
@@ -85,15 +87,30 @@ class Expansion(BaseModel):
 
     item: Evidence
     pages: list[Evidence] = Field(default_factory=list, description="the page(s) the item rests on")
-    insights: list[Evidence] = Field(default_factory=list, description="a concept's insights; a page's insights")
-    concepts: list[Evidence] = Field(default_factory=list, description="concepts built on it (or an abstract's)")
+    insights: list[Evidence] = Field(
+        default_factory=list, description="a concept's insights; a page's insights"
+    )
+    concepts: list[Evidence] = Field(
+        default_factory=list, description="concepts built on it (or an abstract's)"
+    )
     abstract: list[Evidence] = Field(default_factory=list, description="its document's abstract")
-    sources: list[Evidence] = Field(default_factory=list, description="the items a recollection was built from")
-    documents: list[DocumentRef] = Field(default_factory=list, description="documents a recollection cites whole")
+    sources: list[Evidence] = Field(
+        default_factory=list, description="the items a recollection was built from"
+    )
+    documents: list[DocumentRef] = Field(
+        default_factory=list, description="documents a recollection cites whole"
+    )
     recollections: list[Evidence] = Field(default_factory=list, description="recollections built on the item")
 
     def neighbours(self) -> list[Evidence]:
-        return [*self.pages, *self.insights, *self.concepts, *self.abstract, *self.sources, *self.recollections]
+        return [
+            *self.pages,
+            *self.insights,
+            *self.concepts,
+            *self.abstract,
+            *self.sources,
+            *self.recollections,
+        ]
 
     def brief(self, chars: int | None = None) -> dict[str, Any]:
         """What a model reads: every item brief (texts cut to ``chars``), empty kinds left out."""
@@ -103,7 +120,9 @@ class Expansion(BaseModel):
             if items:
                 out[name] = [e.brief(chars) for e in items]
         if self.documents:
-            out["documents"] = [d.model_dump(include={"document", "title", "cite"}, exclude_none=True) for d in self.documents]
+            out["documents"] = [
+                d.model_dump(include={"document", "title", "cite"}, exclude_none=True) for d in self.documents
+            ]
         return out
 
 
@@ -174,6 +193,7 @@ class Labels:
 
 # --- reading items ---------------------------------------------------------------------------------------
 
+
 def _evidence(row: Sequence[Any], labels: Labels, score: float | None = None) -> Evidence:
     item_id, level, text, title, pages, stale, doc_id, source, path, doc_title = row[:10]
     pages = list(pages or [])
@@ -239,7 +259,9 @@ async def expand(conn: AsyncConnection, item_id: int, labels: Labels) -> Expansi
             result.documents.append(DocumentRef(document=ref or "(deleted)", cite=f"[{ref or 'deleted'}]"))
             continue
         label = labels(source, path)
-        result.documents.append(DocumentRef(id=doc_id, document=label, title=title, source=source, cite=f"[{label}]"))
+        result.documents.append(
+            DocumentRef(id=doc_id, document=label, title=title, source=source, cite=f"[{label}]")
+        )
     return result
 
 
@@ -304,7 +326,11 @@ async def rank(rt: Runtime, question: str, items: Sequence[Evidence], *, first: 
         from .rerank import score_pairs
 
         values = await asyncio.to_thread(
-            score_pairs, settings.reranker, question, [e.text for e in items], device=settings.embedding_device
+            score_pairs,
+            settings.reranker,
+            question,
+            [e.text for e in items],
+            device=settings.embedding_device,
         )
         scores = dict(zip([e.id for e in items], values, strict=True))
     else:

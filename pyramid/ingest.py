@@ -122,7 +122,9 @@ class Ingest:
             self.discovered = found
             self.rt.emit(ProgressEvent("start", total=len(found.files) + len(found.problems)))
             for problem in found.problems:
-                self._finish_file_result(FileResult(source=problem.path, outcome="failed", reason=problem.reason))
+                self._finish_file_result(
+                    FileResult(source=problem.path, outcome="failed", reason=problem.reason)
+                )
                 self._file_done(problem.path)
             await self._pipeline(found.files)
             if self.prune:
@@ -257,7 +259,9 @@ class Ingest:
         try:
             stat = path.stat()
             job.size, job.mtime = stat.st_size, stat.st_mtime
-            job.sha256 = await loop.run_in_executor(self._convert_pool, self._clocked("hash", file_sha256), path)
+            job.sha256 = await loop.run_in_executor(
+                self._convert_pool, self._clocked("hash", file_sha256), path
+            )
             checkpoint("file.hashed")
         except OSError as exc:
             await self._fail_file(job, f"cannot read file: {exc.strerror or exc}")
@@ -284,7 +288,9 @@ class Ingest:
                 self._clocked(
                     "convert",
                     lambda: convert_file(
-                        job.path, max_page_chars=self.settings.page_chars, max_file_bytes=self.settings.max_file_bytes
+                        job.path,
+                        max_page_chars=self.settings.page_chars,
+                        max_file_bytes=self.settings.max_file_bytes,
                     ),
                 ),
             )
@@ -322,7 +328,13 @@ class Ingest:
                 estimate = self.distiller.estimate(doc.pages, title=doc.title) if self.distiller else Usage()
                 self.report.usage += estimate
                 job.results.append(
-                    FileResult(source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages), usage=estimate)
+                    FileResult(
+                        source=doc.source,
+                        outcome=outcome,
+                        title=doc.title,
+                        pages=len(doc.pages),
+                        usage=estimate,
+                    )
                 )
             self._finish_job(job)
             return None
@@ -343,7 +355,9 @@ class Ingest:
                 old = await stored_pages(conn, stored.id)
             # Paired in order by text (a longest common subsequence of hashes), so repeated
             # identical pages pair one to one.
-            aligned = align_pages([p.content_hash or "" for p in old], [text_hash(text) for text in doc.pages])
+            aligned = align_pages(
+                [p.content_hash or "" for p in old], [text_hash(text) for text in doc.pages]
+            )
             unchanged = {new: old[before - 1].id for before, new in aligned.items()}
         items = [
             NewItem(
@@ -414,7 +428,9 @@ class Ingest:
             if entry is _DONE:
                 return
             job, prepared, outcome = entry
-            result = outcome if isinstance(outcome, FileResult) else await self._store_one(job, prepared, outcome)
+            result = (
+                outcome if isinstance(outcome, FileResult) else await self._store_one(job, prepared, outcome)
+            )
             job.results.append(result)
             job.pending_docs -= 1
             if job.pending_docs == 0:
@@ -469,7 +485,9 @@ class Ingest:
 
         try:
             async with self._timed("write"), self.rt.db.connection() as conn, conn.transaction():
-                doc_id, existed, _ = await store.replace_document(conn, record, prepared.pages + distilled.items)
+                doc_id, existed, _ = await store.replace_document(
+                    conn, record, prepared.pages + distilled.items
+                )
                 checkpoint("document.before-commit")
         except Exception as exc:  # a write that fails for one document must not lose the others
             if _raise_unexpected():
@@ -492,11 +510,19 @@ class Ingest:
                 if job.stored:
                     for state in job.stored:
                         await store.record_failure(
-                            conn, source=state.source, path=str(job.path), file_sha256=job.sha256 or None, error=reason
+                            conn,
+                            source=state.source,
+                            path=str(job.path),
+                            file_sha256=job.sha256 or None,
+                            error=reason,
                         )
                 else:
                     await store.record_failure(
-                        conn, source=str(job.path), path=str(job.path), file_sha256=job.sha256 or None, error=reason
+                        conn,
+                        source=str(job.path),
+                        path=str(job.path),
+                        file_sha256=job.sha256 or None,
+                        error=reason,
                     )
         job.results.append(FileResult(source=str(job.path), outcome="failed", reason=reason))
         self._finish_job(job)
@@ -506,7 +532,12 @@ class Ingest:
 
         async with self.rt.db.connection() as conn, conn.transaction():
             await store.record_failure(
-                conn, source=doc.source, path=str(job.path), file_sha256=job.sha256, error=reason, title=doc.title
+                conn,
+                source=doc.source,
+                path=str(job.path),
+                file_sha256=job.sha256,
+                error=reason,
+                title=doc.title,
             )
         return FileResult(source=doc.source, outcome="failed", title=doc.title, reason=reason)
 
@@ -514,7 +545,9 @@ class Ingest:
         from .sqlfiles import query
 
         async with self.rt.db.connection() as conn:
-            await conn.execute(query("documents.touch_file_hash"), {"id": state.id, "file_sha256": file_sha256})
+            await conn.execute(
+                query("documents.touch_file_hash"), {"id": state.id, "file_sha256": file_sha256}
+            )
 
     async def _remove(self, job: _FileJob, gone: list[StoredFileState]) -> None:
         from . import store
@@ -536,4 +569,3 @@ class Ingest:
     def _file_done(self, path: str) -> None:
         self.files_done += 1
         self.rt.emit(ProgressEvent("done", path=path, files_done=self.files_done))
-

@@ -32,12 +32,19 @@ async def remember(rt: Runtime, text: str, *, sources: Sequence[str | int] = ())
         cur = await conn.execute(query("distill.next_recollection_ordinal"))
         (ordinal,) = await cur.fetchone()  # type: ignore[misc]
         item = NewItem(
-            key="recollection", level="recollection", text=text, ordinal=ordinal, embedding=vector, distiller=USER,
+            key="recollection",
+            level="recollection",
+            text=text,
+            ordinal=ordinal,
+            embedding=vector,
+            distiller=USER,
             source_documents=sorted(set(ids)),
             source_refs={doc_id: f"{names[doc_id][1]} ({names[doc_id][0]})" for doc_id in ids},
         )
         keys = await store.write_items(conn, None, [item])
-    return ItemView(id=keys["recollection"], level="recollection", ordinal=ordinal, text=text, pages=[], distiller=USER)
+    return ItemView(
+        id=keys["recollection"], level="recollection", ordinal=ordinal, text=text, pages=[], distiller=USER
+    )
 
 
 async def stats(rt: Runtime) -> Stats:
@@ -46,12 +53,18 @@ async def stats(rt: Runtime) -> Stats:
         for level, count, stale in await (await conn.execute(query("stats.items_per_level"))).fetchall():
             result.items[level] = int(count)
             result.stale += int(stale) if level == "recollection" else 0
-        for level, distiller, count in await (await conn.execute(query("stats.items_per_distiller"))).fetchall():
+        for level, distiller, count in await (
+            await conn.execute(query("stats.items_per_distiller"))
+        ).fetchall():
             result.distillers.setdefault(level, {})[distiller or "?"] = int(count)
         for status, count in await (await conn.execute(query("stats.documents_per_status"))).fetchall():
             result.documents[status] = int(count)
-        for step, model, req, inp, outp, cached in await (await conn.execute(query("stats.usage_per_step"))).fetchall():
-            result.steps.append(StepUsage(step=step, model=model, usage=_usage(req, inp, outp), cached=int(cached)))
+        for step, model, req, inp, outp, cached in await (
+            await conn.execute(query("stats.usage_per_step"))
+        ).fetchall():
+            result.steps.append(
+                StepUsage(step=step, model=model, usage=_usage(req, inp, outp), cached=int(cached))
+            )
         by_source: dict[str, DocumentUsage] = {}
         rows = await (await conn.execute(query("stats.usage_per_document"))).fetchall()
         for source, doc_id, title, step, req, inp, outp, cached, failed in rows:

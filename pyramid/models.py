@@ -176,7 +176,9 @@ class Stats(BaseModel):
 
     items: dict[str, int] = Field(default_factory=dict, description="items per level")
     stale: int = Field(0, description="stale recollections")
-    distillers: dict[str, dict[str, int]] = Field(default_factory=dict, description="level → distiller → items")
+    distillers: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="level → distiller → items"
+    )
     documents: dict[str, int] = Field(default_factory=dict, description="documents per status")
     steps: list[StepUsage] = Field(default_factory=list, description="usage per step and model")
     per_document: list[DocumentUsage] = Field(default_factory=list)

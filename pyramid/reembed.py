@@ -24,7 +24,9 @@ async def reembed(rt: Runtime) -> int:
         for name, _ in indexes:
             await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
         await conn.execute(
-            sql.SQL("ALTER TABLE items ALTER COLUMN embedding TYPE vector({}) USING NULL").format(sql.Literal(dim))
+            sql.SQL("ALTER TABLE items ALTER COLUMN embedding TYPE vector({}) USING NULL").format(
+                sql.Literal(dim)
+            )
         )
         cur = await conn.execute(query("maintenance.count_items"))
         (total,) = await cur.fetchone()  # type: ignore[misc]
@@ -40,7 +42,10 @@ async def reembed(rt: Runtime) -> int:
             async with conn.cursor() as upd:
                 await upd.executemany(
                     query("maintenance.set_embedding"),
-                    [{"id": item_id, "embedding": vec} for (item_id, _), vec in zip(rows, vectors, strict=True)],
+                    [
+                        {"id": item_id, "embedding": vec}
+                        for (item_id, _), vec in zip(rows, vectors, strict=True)
+                    ],
                 )
             done += len(rows)
             last_id = rows[-1][0]

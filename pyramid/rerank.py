@@ -36,7 +36,11 @@ def load_cross_encoder(name: str, *, device: str | None = None) -> CrossEncoder:
             try:
                 model = CrossEncoder(location, device=device)
             except (OSError, ValueError, RuntimeError) as exc:  # missing files, bad config, unreachable hub
-                hint = "" if Path(location).exists() else " (no such local folder, and model hubs may be unreachable)"
+                hint = (
+                    ""
+                    if Path(location).exists()
+                    else " (no such local folder, and model hubs may be unreachable)"
+                )
                 raise SearchError(f"cannot load the reranker {name!r}{hint}: {exc}") from exc
             _LOADED[(location, device)] = model
     return model
@@ -48,7 +52,9 @@ def score_pairs(name: str, query: str, texts: list[str], *, device: str | None =
     return [float(s) for s in scores.reshape(len(texts), -1)[:, 0]]
 
 
-async def rerank_hits(name: str, query: str, hits: list[Hit], *, top: int, device: str | None = None) -> list[Hit]:
+async def rerank_hits(
+    name: str, query: str, hits: list[Hit], *, top: int, device: str | None = None
+) -> list[Hit]:
     """Reorder the first ``top`` hits by cross-encoder score (the rest keep their order after them)
     and renumber the ranks."""
     head, tail = hits[:top], hits[top:]

@@ -81,7 +81,9 @@ def _documents(documents: Sequence[str] | str | None) -> list[str] | None:
     globs = [documents] if isinstance(documents, str) else list(documents)
     cleaned = [g.strip() for g in globs if g.strip()]
     if not cleaned:
-        raise SearchError("an empty document pattern matches nothing; leave --doc out to search every document")
+        raise SearchError(
+            "an empty document pattern matches nothing; leave --doc out to search every document"
+        )
     return cleaned
 
 
@@ -147,7 +149,9 @@ async def search(
     if reranker and hits:
         from .rerank import rerank_hits
 
-        hits = await rerank_hits(reranker, text, hits, top=settings.rerank_top, device=settings.embedding_device)
+        hits = await rerank_hits(
+            reranker, text, hits, top=settings.rerank_top, device=settings.embedding_device
+        )
     return hits[:k]
 
 
@@ -179,14 +183,30 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
     if len(results) == 1:
         return [_hit(row) for row in results[0]]
     # (rank, item_id, level, fused, bm25, bm25_rank, similarity, …): the SQL function's final order.
-    rows = sorted((row for rows in results for row in rows),
-                  key=lambda r: (-r[3], r[6] is None, -(r[6] or 0.0), r[1]))[: params["k"]]
+    rows = sorted(
+        (row for rows in results for row in rows), key=lambda r: (-r[3], r[6] is None, -(r[6] or 0.0), r[1])
+    )[: params["k"]]
     return [_hit((rank, *row[1:])) for rank, row in enumerate(rows, start=1)]
 
 
 def _hit(row: Sequence[Any]) -> Hit:
-    (rank, item_id, level, fused, bm25, bm25_rank, similarity, vector_rank, text, title, pages, stale, doc_id,
-     source, doc_title) = row
+    (
+        rank,
+        item_id,
+        level,
+        fused,
+        bm25,
+        bm25_rank,
+        similarity,
+        vector_rank,
+        text,
+        title,
+        pages,
+        stale,
+        doc_id,
+        source,
+        doc_title,
+    ) = row
     return Hit(
         rank=rank,
         id=item_id,

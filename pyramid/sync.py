@@ -81,4 +81,6 @@ async def prune(
         async with rt.db.connection() as conn, conn.transaction():
             await store.delete_documents(conn, [doc_id for doc_id, _ in gone])
         checkpoint("prune.committed")
-    return [FileResult(source=source, outcome="removed", reason="file no longer exists") for _, source in gone]
+    return [
+        FileResult(source=source, outcome="removed", reason="file no longer exists") for _, source in gone
+    ]

@@ -82,7 +82,9 @@ def mcp_server(kp: Pyramid) -> MCPServer[Any]:
 
     from . import __version__
 
-    server: MCPServer[Any] = MCPServer(name="knowledge-pyramid", instructions=MCP_INSTRUCTIONS, version=__version__)
+    server: MCPServer[Any] = MCPServer(
+        name="knowledge-pyramid", instructions=MCP_INSTRUCTIONS, version=__version__
+    )
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
     for function in tool_functions(kp, refuse=ToolError):
         server.add_tool(function, annotations=read_only)

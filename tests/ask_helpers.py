@@ -86,17 +86,39 @@ def _distill_sentences(kp: Any) -> None:
             keys = []
             for n, sentence in enumerate(page_sentences(page.text)):
                 key = f"i{page.ordinal}.{n}"
-                items.append(NewItem(key=key, level="insight", text=sentence, ordinal=len(items) + 1,
-                                     pages=[page.ordinal], sources=[page.id]))
+                items.append(
+                    NewItem(
+                        key=key,
+                        level="insight",
+                        text=sentence,
+                        ordinal=len(items) + 1,
+                        pages=[page.ordinal],
+                        sources=[page.id],
+                    )
+                )
                 keys.append(key)
             if keys:
-                heading = next((ln.lstrip("# ").strip() for ln in page.text.splitlines() if ln.startswith("#")), None)
+                heading = next(
+                    (ln.lstrip("# ").strip() for ln in page.text.splitlines() if ln.startswith("#")), None
+                )
                 text = " ".join(item.text for item in items if item.key in keys[:3])
-                items.append(NewItem(key=f"c{page.ordinal}", level="concept", title=heading or doc.title, text=text,
-                                     ordinal=page.ordinal, pages=[page.ordinal], sources=keys))
+                items.append(
+                    NewItem(
+                        key=f"c{page.ordinal}",
+                        level="concept",
+                        title=heading or doc.title,
+                        text=text,
+                        ordinal=page.ordinal,
+                        pages=[page.ordinal],
+                        sources=keys,
+                    )
+                )
                 concepts.append(f"c{page.ordinal}")
         if concepts:
-            summary = " ".join(next(i.text for i in items if i.key == c).split(". ")[0].rstrip(".") + "." for c in concepts[:3])
+            summary = " ".join(
+                next(i.text for i in items if i.key == c).split(". ")[0].rstrip(".") + "."
+                for c in concepts[:3]
+            )
             items.append(NewItem(key="abstract", level="abstract", text=summary, sources=concepts))
         plans.append((doc.id, items))
 
@@ -112,23 +134,34 @@ def _distill_sentences(kp: Any) -> None:
     kp._portal.call(write())
 
 
-RECOLLECTION = "Ruth Calder, the Head of Safety, reviews the incident log every week (handbook and news agree)."
+RECOLLECTION = (
+    "Ruth Calder, the Head of Safety, reviews the incident log every week (handbook and news agree)."
+)
 
 
 def _recollection(kp: Any) -> None:
     """One memory across the handbook and the news feed, built on an insight of each."""
     from pyramid.store import NewItem, write_items
 
-    find = ("SELECT i.text, i.id FROM items i JOIN documents d ON d.id = i.document_id"
-            " WHERE i.level = 'insight' AND d.source LIKE %s AND i.text LIKE %s ORDER BY i.id LIMIT 1")
+    find = (
+        "SELECT i.text, i.id FROM items i JOIN documents d ON d.id = i.document_id"
+        " WHERE i.level = 'insight' AND d.source LIKE %s AND i.text LIKE %s ORDER BY i.id LIMIT 1"
+    )
     [handbook] = kp._portal.call(_all_items(kp, find, "%/handbook.md", "%Ruth Calder%")).values()
     [news] = kp._portal.call(_all_items(kp, find, "%/news.rss#fh-2031-04", "%incident log%")).values()
     [doc] = [d.id for d in kp.documents() if d.source.endswith("/handbook.md")]
 
     async def write() -> None:
         vector = (await kp._rt.embedder.aencode_documents([RECOLLECTION]))[0]
-        item = NewItem(key="r", level="recollection", text=RECOLLECTION, embedding=vector, distiller="user",
-                       sources=[handbook, news], source_documents=[doc])
+        item = NewItem(
+            key="r",
+            level="recollection",
+            text=RECOLLECTION,
+            embedding=vector,
+            distiller="user",
+            sources=[handbook, news],
+            source_documents=[doc],
+        )
         async with kp._rt.db.connection() as conn, conn.transaction():
             await write_items(conn, None, [item])
 

@@ -9,7 +9,6 @@ import sys
 
 import psycopg
 from pgvector.psycopg import register_vector_async
-
 from search_helpers import record, sentence
 
 
@@ -26,8 +25,14 @@ async def write(dsn: str, seed: int, rounds: int) -> None:
         async with conn.transaction():
             if action < 0.6:
                 source = rng.choice(own + shared)
-                items = [NewItem(key=str(i), level=rng.choice(["page", "insight"]),
-                                 text=sentence(rng, rng.randint(0, 40))) for i in range(rng.randint(1, 12))]
+                items = [
+                    NewItem(
+                        key=str(i),
+                        level=rng.choice(["page", "insight"]),
+                        text=sentence(rng, rng.randint(0, 40)),
+                    )
+                    for i in range(rng.randint(1, 12))
+                ]
                 await replace_document(conn, record(source), items)
             elif action < 0.8:
                 cur = await conn.execute("SELECT id FROM documents WHERE source = ANY(%s)", (own,))

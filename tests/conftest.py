@@ -12,10 +12,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 # Tests never reach a model over the network; pydantic-ai raises if anything tries.
 import pydantic_ai.models
+import pytest
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
 
@@ -103,8 +102,13 @@ def kp(dsn: str):  # type: ignore[no-untyped-def]
         yield pyramid
 
 
-def run_cli(*args: str, dsn: str | None = None, env: dict[str, str] | None = None,
-            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    dsn: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``pyramid`` CLI in a subprocess (as a user would)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("PYTEST_CURRENT_TEST", None)

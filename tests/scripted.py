@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai.exceptions import ModelHTTPError
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
@@ -26,7 +33,9 @@ _AGENTS = {
     "You write the abstract": "abstract",
     "You keep the recollections": "recollections",
 }
-_PAGE = re.compile(r"Page (\d+) \((first|second) reading[^)]*\):\s*<document_page page=\"\d+\">(.*?)</document_page>", re.S)
+_PAGE = re.compile(
+    r"Page (\d+) \((first|second) reading[^)]*\):\s*<document_page page=\"\d+\">(.*?)</document_page>", re.S
+)
 _NUMBERED = re.compile(r"^(\d+)\. ", re.M)
 
 
@@ -57,7 +66,9 @@ def default_window(window: Window) -> dict[str, Any]:
     for page, first, text in window.pages:
         if first:
             body = " ".join(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
-            sentence = " ".join(re.split(r"(?<=[.!?])\s", body.strip())[0].split()[:20])  # short, like a model
+            sentence = " ".join(
+                re.split(r"(?<=[.!?])\s", body.strip())[0].split()[:20]
+            )  # short, like a model
             if sentence:  # a page of headings only has nothing to say
                 add.append({"text": sentence, "pages": [page]})
     return {"add": add, "revise": [], "delete": []}
@@ -85,13 +96,19 @@ class Scripted:
     async def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         agent = next(name for head, name in _AGENTS.items() if (info.instructions or "").startswith(head))
         prompt = next(
-            part.content for m in messages if isinstance(m, ModelRequest) for part in m.parts
+            part.content
+            for m in messages
+            if isinstance(m, ModelRequest)
+            for part in m.parts
             if isinstance(part, UserPromptPart) and isinstance(part.content, str)
         )
         last = messages[-1]
         retry = next(
-            (str(part.content) for part in getattr(last, "parts", []) if isinstance(part, ToolReturnPart)
-             and getattr(part, "outcome", None) == "retried"),
+            (
+                str(part.content)
+                for part in getattr(last, "parts", [])
+                if isinstance(part, ToolReturnPart) and getattr(part, "outcome", None) == "retried"
+            ),
             None,
         )
         call = Call(agent, prompt, retry, started=time.perf_counter())
@@ -115,9 +132,14 @@ class Scripted:
         if agent == "concepts":
             numbers = [int(n) for n in _NUMBERED.findall(block(prompt, "insights"))]
             if self.on_concepts is not None:
-                rows = [(int(n), text) for n, text in re.findall(r"^(\d+)\. (.*)$", block(prompt, "insights"), re.M)]
+                rows = [
+                    (int(n), text)
+                    for n, text in re.findall(r"^(\d+)\. (.*)$", block(prompt, "insights"), re.M)
+                ]
                 return self.on_concepts(rows)
-            return {"concepts": [{"name": "Everything", "description": "All the insights.", "insights": numbers}]}
+            return {
+                "concepts": [{"name": "Everything", "description": "All the insights.", "insights": numbers}]
+            }
         if agent == "merge":
             numbers = [int(n) for n in _NUMBERED.findall(block(prompt, "concepts"))]
             return {"concepts": [{"name": "Merged", "description": "All parts.", "merges": numbers}]}

@@ -47,7 +47,9 @@ class Reference:
     def avgdl(self, level: str) -> float:
         return self.total_dl[level] / self.n[level]
 
-    def scores(self, lexemes: dict[str, int], level: str, *, k1: float = 1.2, b: float = 0.75) -> dict[int, float]:
+    def scores(
+        self, lexemes: dict[str, int], level: str, *, k1: float = 1.2, b: float = 0.75
+    ) -> dict[int, float]:
         """Okapi BM25 of every item of ``level`` that contains a query lexeme."""
         n, avgdl = self.n[level], self.avgdl(level)
         out: dict[int, float] = defaultdict(float)
@@ -84,10 +86,15 @@ def reference(conn: psycopg.Connection[Any]) -> Reference:
     return ref
 
 
-def maintained(conn: psycopg.Connection[Any]) -> tuple[dict[str, tuple[int, int]], dict[tuple[str, str], int]]:
+def maintained(
+    conn: psycopg.Connection[Any],
+) -> tuple[dict[str, tuple[int, int]], dict[tuple[str, str], int]]:
     """Level and term statistics as the triggers keep them (compacted + deltas)."""
-    levels = {lvl: (n, dl) for lvl, n, dl in conn.execute("SELECT level, items, total_dl FROM bm25_level_stats")
-              if n != 0 or dl != 0}
+    levels = {
+        lvl: (n, dl)
+        for lvl, n, dl in conn.execute("SELECT level, items, total_dl FROM bm25_level_stats")
+        if n != 0 or dl != 0
+    }
     terms = {(lvl, lex): df for lvl, lex, df in conn.execute("SELECT level, lexeme, df FROM bm25_term_stats")}
     return levels, terms
 
@@ -119,18 +126,30 @@ def query_lexemes(conn: psycopg.Connection[Any], query: str) -> dict[str, int]:
 def record(source: str, title: str = "", pages: int = 1) -> Any:
     from pyramid.store import DocumentRecord
 
-    return DocumentRecord(source=source, path=source, file_sha256=None, sha256=None, title=title or source,
-                          format="md", page_count=pages, paged=False, status="ready")
+    return DocumentRecord(
+        source=source,
+        path=source,
+        file_sha256=None,
+        sha256=None,
+        title=title or source,
+        format="md",
+        page_count=pages,
+        paged=False,
+        status="ready",
+    )
 
 
-def store_document(kp: Any, source: str, items: list[tuple[str, str]], *, title: str = "",
-                   embed: bool = False) -> dict[str, int]:
+def store_document(
+    kp: Any, source: str, items: list[tuple[str, str]], *, title: str = "", embed: bool = False
+) -> dict[str, int]:
     """Store (or replace) a document with items given as (level, text), through the library's own
     write path; returns item key → id (keys are the positions, as strings)."""
     from pyramid.store import NewItem, replace_document
 
     async def run() -> dict[str, int]:
-        vectors = await kp._rt.embedder.aencode_documents([t for _, t in items]) if embed else [None] * len(items)
+        vectors = (
+            await kp._rt.embedder.aencode_documents([t for _, t in items]) if embed else [None] * len(items)
+        )
         new = [
             NewItem(key=str(i), level=level, text=text, ordinal=i + 1, pages=[i + 1], embedding=vec)  # type: ignore[arg-type]
             for i, ((level, text), vec) in enumerate(zip(items, vectors, strict=True))

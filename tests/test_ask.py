@@ -57,7 +57,9 @@ def note_expanded(fact: str) -> Any:
     return step
 
 
-def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: Any, ids: dict[str, int]) -> None:
+def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(
+    kp: Any, ids: dict[str, int]
+) -> None:
     model, seen = scripted(
         call("search", query="Holm Orchards pilot starts on 14 April"),
         expand_hit(START),
@@ -73,9 +75,15 @@ def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: A
     hits = tool_returns(seen[1], "search")[0].content
     assert insight in [h["id"] for h in hits] and all(h["level"] != "page" for h in hits)
     expansion = tool_returns(seen[2], "expand")[0].content
-    assert expansion["item"] == {"id": insight, "level": "insight", "cite": "[meeting-notes-2031-03-03.txt, p. 1]",
-                                 "text": answer.citations[0].quote}
-    assert [p["level"] for p in expansion["pages"]] == ["page"] and "Weekly leads meeting" in expansion["pages"][0]["text"]
+    assert expansion["item"] == {
+        "id": insight,
+        "level": "insight",
+        "cite": "[meeting-notes-2031-03-03.txt, p. 1]",
+        "text": answer.citations[0].quote,
+    }
+    assert [p["level"] for p in expansion["pages"]] == ["page"] and "Weekly leads meeting" in expansion[
+        "pages"
+    ][0]["text"]
     assert insight in [i.id for i in kp.expand(expansion["concepts"][0]["id"]).insights]
     assert [a["level"] for a in expansion["abstract"]] == ["abstract"]
 
@@ -85,7 +93,9 @@ def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: A
     assert citation.item_id == insight and citation.pages == [1] and citation.level == "insight"
     assert citation.document == "meeting-notes-2031-03-03.txt" and "14 April" in citation.quote
     assert citation.source and citation.source.endswith("examples/docs/meeting-notes-2031-03-03.txt")
-    assert [n.item_ids for n in answer.notes] == [[insight]] and answer.searches == ["Holm Orchards pilot starts on 14 April"]
+    assert [n.item_ids for n in answer.notes] == [[insight]] and answer.searches == [
+        "Holm Orchards pilot starts on 14 April"
+    ]
     assert answer.research == "Found the start date." and not answer.partial
     # The noted insight leads the evidence; pages were only shown to the research, not handed on.
     assert answer.evidence[0].id == insight and {e.level for e in answer.evidence} <= set(answer.levels)
@@ -96,8 +106,12 @@ def test_a_scripted_research_walks_the_pyramid_and_answers_with_a_citation(kp: A
     assert answer.elapsed > 0
 
 
-def test_the_answer_step_gets_the_question_as_user_prompt_and_evidence_as_a_tool_result(kp: Any, ids: Any) -> None:
-    model, seen = scripted(call("search", query="incident log"), text("done"), cite_evidence("Ruth Calder reviews it"))
+def test_the_answer_step_gets_the_question_as_user_prompt_and_evidence_as_a_tool_result(
+    kp: Any, ids: Any
+) -> None:
+    model, seen = scripted(
+        call("search", query="incident log"), text("done"), cite_evidence("Ruth Calder reviews it")
+    )
     answer = kp.ask("Who reviews the incident log?", model=model)
     answer_messages = seen[-1]
     assert isinstance(answer_messages[0], ModelRequest)
@@ -113,7 +127,9 @@ def test_a_fabricated_citation_is_sent_back_and_the_retry_is_cited_correctly(kp:
     model, seen = scripted(
         call("search", query="Holm Orchards pilot starts on 14 April"),
         text("done"),
-        text("The pilot starts on 14 April [holm-secret-memo.pdf, p. 3] [meeting-notes-2031-03-03.txt, p. 7]."),
+        text(
+            "The pilot starts on 14 April [holm-secret-memo.pdf, p. 3] [meeting-notes-2031-03-03.txt, p. 7]."
+        ),
         cite_evidence("The pilot starts on 14 April", START),
     )
     answer = kp.ask(QUESTION, model=model)
@@ -127,13 +143,19 @@ def test_a_fabricated_citation_is_sent_back_and_the_retry_is_cited_correctly(kp:
 
 
 def test_an_answer_that_keeps_fabricating_is_a_model_error(kp: Any, ids: Any) -> None:
-    model, _ = scripted(call("search", query="pilot"), text("done"), text("Cancelled [holm-secret-memo.pdf, p. 3]."))
-    with pytest.raises(ModelError, match=r"kept citing sources that are not in the evidence: \[holm-secret-memo"):
+    model, _ = scripted(
+        call("search", query="pilot"), text("done"), text("Cancelled [holm-secret-memo.pdf, p. 3].")
+    )
+    with pytest.raises(
+        ModelError, match=r"kept citing sources that are not in the evidence: \[holm-secret-memo"
+    ):
         kp.ask(QUESTION, model=model)
 
 
-def test_the_request_budget_stops_the_research_and_the_answer_uses_what_it_found(tight: Any, ids: Any) -> None:
-    kp = tight(ask_request_limit=6, ask_answer_retries=1)   # research: 6 - 1 - 1 = 4 requests
+def test_the_request_budget_stops_the_research_and_the_answer_uses_what_it_found(
+    tight: Any, ids: Any
+) -> None:
+    kp = tight(ask_request_limit=6, ask_answer_retries=1)  # research: 6 - 1 - 1 = 4 requests
 
     def research_forever(messages: list[ModelMessage], info: AgentInfo) -> Any:
         if "evidence" in [t.name for t in info.function_tools]:
@@ -147,17 +169,23 @@ def test_the_request_budget_stops_the_research_and_the_answer_uses_what_it_found
     assert answer.citations and answer.evidence
 
 
-def test_the_token_budget_stops_the_research_and_an_answer_over_budget_is_an_error(tight: Any, ids: Any) -> None:
+def test_the_token_budget_stops_the_research_and_an_answer_over_budget_is_an_error(
+    tight: Any, ids: Any
+) -> None:
     kp = tight(ask_token_limit=1000, ask_answer_tokens=500)
     model, seen = scripted(
-        call("search", query="Holm Orchards pilot", k=30), call("search", query="never sent"), cite_evidence("x")
+        call("search", query="Holm Orchards pilot", k=30),
+        call("search", query="never sent"),
+        cite_evidence("x"),
     )
     with pytest.raises(ModelError, match="answer ran out of budget.*total_tokens_limit of 1000"):
         kp.ask(QUESTION, model=model)
-    assert len(seen) == 2   # one research request went over 500 tokens; the answer request went over 1000
+    assert len(seen) == 2  # one research request went over 500 tokens; the answer request went over 1000
 
 
-def test_a_configured_reranker_orders_the_evidence_behind_the_noted_items(tight: Any, ids: Any, tmp_path: Any) -> None:
+def test_a_configured_reranker_orders_the_evidence_behind_the_noted_items(
+    tight: Any, ids: Any, tmp_path: Any
+) -> None:
     from sentence_transformers import CrossEncoder
     from test_search import _tiny_cross_encoder
 
@@ -165,27 +193,29 @@ def test_a_configured_reranker_orders_the_evidence_behind_the_noted_items(tight:
     kp = tight(reranker=str(path))
     model, _ = scripted(
         call("search", query="Holm Orchards pilot starts on 14 April", k=10),
-        lambda messages, info: call("note", text="start", item_ids=[tool_returns(messages, "search")[-1].content[-1]["id"]]),
+        lambda messages, info: call(
+            "note", text="start", item_ids=[tool_returns(messages, "search")[-1].content[-1]["id"]]
+        ),
         text("done"),
         cite_evidence("x"),
     )
     answer = kp.ask(QUESTION, model=model)
     noted, rest = answer.evidence[0], answer.evidence[1:]
-    assert [noted.id] == answer.notes[0].item_ids   # the agent's note leads, whatever its score
+    assert [noted.id] == answer.notes[0].item_ids  # the agent's note leads, whatever its score
     expected = CrossEncoder(str(path), device="cpu").predict([(QUESTION, e.text) for e in answer.evidence])
     assert [e.score for e in answer.evidence] == pytest.approx([float(x) for x in expected], abs=1e-4)
     assert [e.score for e in rest] == sorted((e.score for e in rest), reverse=True)
 
 
 def test_levels_limit_what_the_agent_may_search_and_pages_come_only_when_asked(kp: Any, ids: Any) -> None:
-    model, seen = scripted(
-        call("search", query="pilot", levels=["page"]), text("done"), cite_evidence("x")
-    )
+    model, seen = scripted(call("search", query="pilot", levels=["page"]), text("done"), cite_evidence("x"))
     kp.ask(QUESTION, model=model, levels=["insight"])
     retry = seen[1][-1]
     assert "this run does not search page; levels you may search: insight" in str(retry.parts[0].content)
 
-    model, seen = scripted(call("search", query="pilot start date", levels=["page"]), text("done"), cite_evidence("x"))
+    model, seen = scripted(
+        call("search", query="pilot start date", levels=["page"]), text("done"), cite_evidence("x")
+    )
     answer = kp.ask(QUESTION, model=model, levels="insight,page")
     assert {e.level for e in answer.evidence} == {"page"} and answer.levels == ["insight", "page"]
     with pytest.raises(SearchError, match="unknown level 'chapter'"):
@@ -219,10 +249,14 @@ def test_an_unknown_model_is_a_configuration_error(kp: Any, ids: Any) -> None:
 
 @pytest.mark.anyio
 async def test_aask_runs_from_another_event_loop(kp: Any, ids: Any) -> None:
-    model, _ = scripted(call("search", query="battery capacity P3"), text("done"), cite_evidence("4.2 kWh", "4.2 kWh"))
+    model, _ = scripted(
+        call("search", query="battery capacity P3"), text("done"), cite_evidence("4.2 kWh", "4.2 kWh")
+    )
     answer = await kp.aask("How big is the Picker P3 battery?", model=model)
     assert [c.document for c in answer.citations] == ["picker-p3-spec.pdf"]
-    assert any("4.2 kWh" in e.text and e.document == "picker-p3-spec.pdf" and 2 in e.pages for e in answer.evidence)
+    assert any(
+        "4.2 kWh" in e.text and e.document == "picker-p3-spec.pdf" and 2 in e.pages for e in answer.evidence
+    )
 
 
 HOSTILE = (
@@ -236,7 +270,11 @@ def _parts(messages: list[ModelMessage]) -> list[tuple[str, str]]:
     found = []
     for message in messages:
         for part in message.parts:
-            content = part.model_response_str() if isinstance(part, ToolReturnPart) else str(getattr(part, "content", ""))
+            content = (
+                part.model_response_str()
+                if isinstance(part, ToolReturnPart)
+                else str(getattr(part, "content", ""))
+            )
             found.append((type(part).__name__, content))
     return found
 
@@ -254,11 +292,18 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
 
     page = kp.document(doc.id).pages[0]
 
-    async def add_insight() -> None:   # the distiller would keep the sentence as an insight
+    async def add_insight() -> None:  # the distiller would keep the sentence as an insight
         vector = (await kp._rt.embedder.aencode_documents([HOSTILE]))[0]
         async with kp._rt.db.connection() as conn, conn.transaction():
-            await write_items(conn, doc.id, [NewItem(key="i", level="insight", text=HOSTILE, pages=[1],
-                                                     embedding=vector, sources=[page.id])])
+            await write_items(
+                conn,
+                doc.id,
+                [
+                    NewItem(
+                        key="i", level="insight", text=HOSTILE, pages=[1], embedding=vector, sources=[page.id]
+                    )
+                ],
+            )
 
     kp._portal.call(add_insight())
     tools_offered: list[set[str]] = []
@@ -284,8 +329,10 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
 
     async def snapshot() -> tuple[Any, ...]:
         async with kp._rt.db.connection() as conn:
-            cur = await conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM items),"
-                                     " (SELECT max(id) FROM items), (SELECT count(*) FROM item_sources)")
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM items),"
+                " (SELECT max(id) FROM items), (SELECT count(*) FROM item_sources)"
+            )
             return tuple(await cur.fetchone())
 
     try:
@@ -294,6 +341,7 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
         answer = kp.ask(QUESTION, model=model)
         assert kp._portal.call(snapshot()) == before
     finally:
+
         async def remove() -> None:
             async with kp._rt.db.connection() as conn, conn.transaction():
                 await delete_documents(conn, [doc.id])
@@ -301,13 +349,15 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
         kp._portal.call(remove())
     assert report.ok
     # The model saw the order, and only ever inside tool results.
-    carriers = {kind for messages in seen for kind, content in _parts(messages) if "maintenance mode" in content}
+    carriers = {
+        kind for messages in seen for kind, content in _parts(messages) if "maintenance mode" in content
+    }
     assert carriers == {"ToolReturnPart"}
     assert not any("maintenance mode" in text for text in instructions)
     # It tried to obey: the tool does not exist, and the citation was sent back.
     assert tools_offered[0] == {"search", "expand", "note"} and tools_offered[-1] == {"evidence"}
     calls = [p.tool_name for m in seen[-1] for p in m.parts if type(p).__name__ == "ToolCallPart"]
-    assert "delete_all_documents" not in calls   # the research history is not the answer's
+    assert "delete_all_documents" not in calls  # the research history is not the answer's
     assert obeyed == ["delete", "cite"]
     assert "Unknown tool name: 'delete_all_documents'" in _parts(seen[2])[-1][1]
     assert "secrets.txt" not in answer.text and "cancelled" not in answer.text

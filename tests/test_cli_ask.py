@@ -59,12 +59,20 @@ def test_ask_refuses_bad_levels_and_unknown_models(dsn: str, ids: Any) -> None:
 def _scripted_session() -> Any:
     def expand_start(messages: list[ModelMessage], info: AgentInfo) -> Any:
         hits = tool_returns(messages, "search")[-1].content
-        return call("note", text="starts 14 April", item_ids=[next(h["id"] for h in hits if h["text"].startswith(START))])
+        return call(
+            "note",
+            text="starts 14 April",
+            item_ids=[next(h["id"] for h in hits if h["text"].startswith(START))],
+        )
 
     def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
-        return text(f"The pilot starts on 14 April 2031 {tool_returns(messages, 'evidence')[-1].content['items'][0]['cite']}.")
+        return text(
+            f"The pilot starts on 14 April 2031 {tool_returns(messages, 'evidence')[-1].content['items'][0]['cite']}."
+        )
 
-    return scripted(call("search", query="Holm Orchards pilot starts on 14 April"), expand_start, text("done"), answer)
+    return scripted(
+        call("search", query="Holm Orchards pilot starts on 14 April"), expand_start, text("done"), answer
+    )
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
@@ -84,10 +92,15 @@ def test_ask_with_a_model_prints_the_answer_sources_and_usage(
     assert result.exit_code == 0, result.output
     if as_json:
         answer = json.loads(result.stdout)
-        assert answer["model"] == "scripted:model" and answer["text"] == f"The pilot starts on 14 April 2031 {CITE}."
+        assert (
+            answer["model"] == "scripted:model"
+            and answer["text"] == f"The pilot starts on 14 April 2031 {CITE}."
+        )
         assert answer["usage"]["requests"] == 4 == len(seen) and answer["answer_usage"]["requests"] == 1
         assert answer["usage"]["input_tokens"] > answer["answer_usage"]["input_tokens"] > 0
-        assert [c["cite"] for c in answer["citations"]] == [CITE] and answer["notes"][0]["text"] == "starts 14 April"
+        assert [c["cite"] for c in answer["citations"]] == [CITE] and answer["notes"][0][
+            "text"
+        ] == "starts 14 April"
         return
     lines = [line.rstrip() for line in result.stdout.splitlines()]
     assert lines[0] == f"The pilot starts on 14 April 2031 {CITE}."

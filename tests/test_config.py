@@ -20,7 +20,7 @@ def test_defaults() -> None:
 
 def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "pyramid.toml"
-    config.write_text('page_chars = 1000\nconcurrency = 3\nsearch_k = 7\n')
+    config.write_text("page_chars = 1000\nconcurrency = 3\nsearch_k = 7\n")
     monkeypatch.setenv("PYRAMID_CONFIG", str(config))
     monkeypatch.setenv("PYRAMID_CONCURRENCY", "5")
     settings = load_settings(search_k=9)
@@ -40,7 +40,12 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("bm25_b", 1.5), ("concurrency", 0), ("page_chars", 10), ("text_search_config", "english; drop table x")],
+    [
+        ("bm25_b", 1.5),
+        ("concurrency", 0),
+        ("page_chars", 10),
+        ("text_search_config", "english; drop table x"),
+    ],
 )
 def test_out_of_range_values_are_refused(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key):

@@ -267,7 +267,9 @@ def test_rss_one_document_per_item(files: dict[str, Path]) -> None:
         f"{base}#https://example.org/harbor/crabs",
     ]
     assert docs[2].source.startswith(f"{base}#item-")
-    shorter = samples.RSS_DOC.replace(samples.RSS_DOC[samples.RSS_DOC.index("<item>"):samples.RSS_DOC.index("</item>") + 7], "")
+    shorter = samples.RSS_DOC.replace(
+        samples.RSS_DOC[samples.RSS_DOC.index("<item>") : samples.RSS_DOC.index("</item>") + 7], ""
+    )
     trimmed = files["rss"].parent / "trimmed.rss"
     trimmed.write_text(shorter)
     assert convert_file(trimmed)[-1].source.split("#")[1] == docs[2].source.split("#")[1]
@@ -413,7 +415,7 @@ def test_long_text_splits_between_sentences(files: dict[str, Path], cap: int) ->
         assert all(" ".join(s.split()) in sentences for s in SENTENCE.findall(page))
     assert _words("\n".join(doc.pages)) == _words(source)
     # Pages are packed: two neighbours never fit together under the cap.
-    assert all(len(a) + len(b) + 2 > cap for a, b in zip(doc.pages, doc.pages[1:]))
+    assert all(len(a) + len(b) + 2 > cap for a, b in zip(doc.pages, doc.pages[1:], strict=False))
 
 
 def test_only_an_overlong_sentence_is_cut_at_words() -> None:

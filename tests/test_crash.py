@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from conftest import ROOT
-from pyramid import Pyramid
 from search_helpers import assert_statistics_exact
+
+from pyramid import Pyramid
 
 SETTINGS = {"page_chars": 300, "convert_workers": 1, "concurrency": 1}
 TOPIC = "The harbor crane lifts containers from the ferry. The crane operator checks the steel cable daily."
@@ -28,7 +28,9 @@ TOPIC = "The harbor crane lifts containers from the ferry. The crane operator ch
 
 def _write_v1(root: Path) -> None:
     root.mkdir()
-    sections = [f"## Part {i}\n\nPart {i} of the manual. {TOPIC} Crane {i} lifts {i * 7} tons." for i in range(1, 5)]
+    sections = [
+        f"## Part {i}\n\nPart {i} of the manual. {TOPIC} Crane {i} lifts {i * 7} tons." for i in range(1, 5)
+    ]
     (root / "manual.md").write_text("# Crane manual\n\n" + "\n\n".join(sections))
     (root / "ferry.md").write_text(f"# Ferry\n\nThe ferry leaves at seven. {TOPIC}")
     (root / "notes.txt").write_text(f"Meeting notes. The crane operator asked for a new cable. {TOPIC}")
@@ -62,8 +64,13 @@ def _sync_cli(dsn: str, root: Path, extra_env: dict[str, str]) -> subprocess.Com
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn, **extra_env}
     env.update({f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()})
     env.pop("PYTEST_CURRENT_TEST", None)
-    return subprocess.run([sys.executable, "-m", "pyramid", "sync", str(root), "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pyramid", "sync", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def _sync(dsn: str, root: Path) -> None:
@@ -149,8 +156,12 @@ def test_sync_killed_anywhere_recovers_to_the_clean_state(pg_server_url: str, tm
         points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
         assert len(points) >= 20, points
         kinds = set(points)
-        assert {"document.before-commit", "documents.deleted-before-commit", "recollections.before-commit",
-                "corpus.begin"} <= kinds
+        assert {
+            "document.before-commit",
+            "documents.deleted-before-commit",
+            "recollections.before-commit",
+            "corpus.begin",
+        } <= kinds
 
         killed_at: list[str] = []
         for point in range(1, len(points) + 1):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from pyramid import Pyramid
 from pyramid.errors import BusyError, EmbeddingMismatchError
 from pyramid.sqlfiles import migrations
@@ -92,7 +92,7 @@ def test_reembed_switches_the_model(fresh_dsn: str, tmp_path: Path) -> None:
             async with kp._rt.db.connection() as conn, conn.transaction():
                 items = [
                     NewItem(key=str(i), level="insight", text=t, embedding=v)
-                    for i, (t, v) in enumerate(zip(texts, vectors))
+                    for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
                 ]
                 await write_items(conn, None, items)
 

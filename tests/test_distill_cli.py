@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 
@@ -54,8 +53,16 @@ def test_ingest_show_remember_stats(dsn: str, folder: Path) -> None:
     assert "distiller: extractive" in shown.stdout
     assert "Sea otters use stones to open shells." in shown.stdout
     assert "Otters, Food: Sea urchins." in shown.stdout  # a list item with its context
-    remembered = run_cli("remember", "Otters and beavers both shape their coasts.", "--source", "otter.md",
-                         "--source", "beaver.md", "--json", dsn=dsn)
+    remembered = run_cli(
+        "remember",
+        "Otters and beavers both shape their coasts.",
+        "--source",
+        "otter.md",
+        "--source",
+        "beaver.md",
+        "--json",
+        dsn=dsn,
+    )
     assert remembered.returncode == 0, remembered.stderr
     assert json.loads(remembered.stdout)["distiller"] == "user"
     assert "Otters and beavers both shape" in run_cli("show", "beaver.md", "--no-pages", dsn=dsn).stdout

@@ -129,14 +129,18 @@ def test_recollections_span_at_least_two_documents(kp: Pyramid) -> None:
         assert len(set(documents)) >= 2
 
 
-def test_a_user_recollection_has_an_audit_trail_and_goes_stale(kp: Pyramid, corpus: Path, tmp_path: Path) -> None:
+def test_a_user_recollection_has_an_audit_trail_and_goes_stale(
+    kp: Pyramid, corpus: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "note.md"
     path.write_text(article("Zora Quill", "Ann Quill", "Bob Quill", "pilot", "chess"))
     kp.ingest([path])
     item = kp.remember("Zora Quill and Alec Bly both like puzzles.", source=[str(path), "Alec_Bly.md"])
     assert item.distiller == "user"
     recollections = kp.document(str(path)).recollections
-    assert [r.text for r in recollections if r.id == item.id] == ["Zora Quill and Alec Bly both like puzzles."]
+    assert [r.text for r in recollections if r.id == item.id] == [
+        "Zora Quill and Alec Bly both like puzzles."
+    ]
     assert not next(r for r in recollections if r.id == item.id).stale
     path.write_text(article("Zora Quill", "Ann Quill", "Bob Quill", "doctor", "chess"))
     kp.ingest([path])
@@ -149,7 +153,10 @@ def test_a_one_page_edit_keeps_the_other_insights(kp: Pyramid, tmp_path: Path) -
     path = tmp_path / "book.md"
     topics = [
         ("The river town was built by hand", "Fishermen carried every stone from the quarry on the hill."),
-        ("A railway reached the valley in 1881", "Coal trains ran twice a day to the steel mills of the coast."),
+        (
+            "A railway reached the valley in 1881",
+            "Coal trains ran twice a day to the steel mills of the coast.",
+        ),
         ("The old mill burned down in a storm", "Farmers rebuilt it with timber from the northern forest."),
         ("Tourists discovered the lakes after the war", "Hotels and ski lifts replaced the grazing meadows."),
     ]
@@ -165,13 +172,17 @@ def test_a_one_page_edit_keeps_the_other_insights(kp: Pyramid, tmp_path: Path) -
     assert len(before) == len(after) == 8
     assert len(kept) == 7  # "Farmers rebuilt it …" is the same sentence on a changed page:
     # it gets a new id (its page is new); the insights of pages 1, 2 and 4 keep theirs.
-    assert [t for t in kept if before[t] != after[t]] == ["Farmers rebuilt it with timber from the northern forest."]
+    assert [t for t in kept if before[t] != after[t]] == [
+        "Farmers rebuilt it with timber from the northern forest."
+    ]
 
 
 def test_segmentation_units() -> None:
     assert split_sentences("Dr. Smith met Mr. Jones in the U.S. embassy. They talked.") == [(0, 44), (45, 57)]
     assert table_sentence(["Name", "Age"], ["Alice", "30"]) == "For Name Alice, Age is 30."
-    found = segment(["# Jane Doe\n\nShe was born in Paris. His work is known.\n\n```\nx = 1. Not prose.\n```\n"],
-                    subject="Jane Doe")
+    found = segment(
+        ["# Jane Doe\n\nShe was born in Paris. His work is known.\n\n```\nx = 1. Not prose.\n```\n"],
+        subject="Jane Doe",
+    )
     assert [c.text for c in found] == ["Jane Doe was born in Paris.", "Jane Doe's work is known."]
     assert normalize("The  Cat's hat!") == "the cat's hat"

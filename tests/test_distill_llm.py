@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted import INPUT_TOKENS, OUTPUT_TOKENS, Scripted, Window, http_error
 
 from pyramid import Pyramid
 from pyramid.errors import NotFoundError
-from scripted import INPUT_TOKENS, OUTPUT_TOKENS, Scripted, Window, http_error
 
 
 def sections(*bodies: str, title: str = "Doc") -> str:
@@ -69,12 +69,19 @@ def test_revisions_and_deletions_are_applied(kp: Pyramid, tmp_path: Path) -> Non
     def window(w: Window) -> dict[str, Any]:
         pages = [p for p, _, _ in w.pages]
         if pages == [1] and not w.shown:
-            return {"add": [{"text": "Alpha Corp makes bicycles.", "pages": [1]},
-                            {"text": "A wrong fact.", "pages": [1]}]}
+            return {
+                "add": [
+                    {"text": "Alpha Corp makes bicycles.", "pages": [1]},
+                    {"text": "A wrong fact.", "pages": [1]},
+                ]
+            }
         if pages == [1, 2]:
             assert w.shown == [1, 2]
-            return {"revise": [{"number": 1, "text": "Alpha Corp makes red bicycles in Lyon.", "pages": [1]}],
-                    "delete": [2], "add": [{"text": "Beta Ltd sells the bicycles.", "pages": [1, 2]}]}
+            return {
+                "revise": [{"number": 1, "text": "Alpha Corp makes red bicycles in Lyon.", "pages": [1]}],
+                "delete": [2],
+                "add": [{"text": "Beta Ltd sells the bicycles.", "pages": [1, 2]}],
+            }
         if pages == [2, 3]:
             assert w.shown == [3]
             return {"add": [{"text": "Gamma GmbH repairs bicycles.", "pages": [3]}]}
@@ -114,10 +121,17 @@ def test_invalid_references_are_sent_back_and_never_stored(kp: Pyramid, tmp_path
     assert [i.text for i in insights] == ["Page 1 fact.", "Beta Ltd sells the bicycles.", "Page 3 fact."]
 
 
-def test_a_failing_model_fails_only_its_document_and_keeps_the_old_version(kp: Pyramid, tmp_path: Path) -> None:
+def test_a_failing_model_fails_only_its_document_and_keeps_the_old_version(
+    kp: Pyramid, tmp_path: Path
+) -> None:
     folder = tmp_path / "batch"
-    good = [write(folder, f"good{n}.md", sections(f"Company {n} builds boats. It employs {n} people." + FILLER)) for n in range(4)]
-    bad = write(folder, "bad.md", sections("Poison Inc sells nothing. It closed in 2001." + FILLER, title="Poison"))
+    good = [
+        write(folder, f"good{n}.md", sections(f"Company {n} builds boats. It employs {n} people." + FILLER))
+        for n in range(4)
+    ]
+    bad = write(
+        folder, "bad.md", sections("Poison Inc sells nothing. It closed in 2001." + FILLER, title="Poison")
+    )
     first = kp.ingest([folder], model=Scripted().model(), concurrency=3)
     assert first.ok and len(first.added) == 5
     before = kp.document(str(bad))
@@ -158,7 +172,9 @@ def test_usage_is_counted_per_document_and_step(kp: Pyramid, tmp_path: Path) -> 
     assert {s.step: s.usage.requests for s in doc.steps} == {"insights": 4, "concepts": 1, "abstract": 1}
 
 
-def test_cached_outputs_are_not_paid_twice_and_unchanged_insights_keep_their_ids(kp: Pyramid, tmp_path: Path) -> None:
+def test_cached_outputs_are_not_paid_twice_and_unchanged_insights_keep_their_ids(
+    kp: Pyramid, tmp_path: Path
+) -> None:
     path = write(tmp_path / "cache", "cache.md", THREE)
     kp.ingest([path], model=Scripted().model())
     again = Scripted()
@@ -173,7 +189,12 @@ def test_cached_outputs_are_not_paid_twice_and_unchanged_insights_keep_their_ids
     edit = Scripted()
     report = kp.ingest([path], model=edit.model())
     assert report.ok, report.failed
-    assert [c.agent for c in edit.calls if c.agent != "recollections"] == ["insights", "insights", "concepts", "abstract"]
+    assert [c.agent for c in edit.calls if c.agent != "recollections"] == [
+        "insights",
+        "insights",
+        "concepts",
+        "abstract",
+    ]
     assert edit.pages_read() == [(2, False), (3, True), (3, False)]
     after = kp.document(str(path)).insights
     assert [i.id for i in after[:2]] == [i.id for i in before[:2]]
@@ -214,14 +235,23 @@ def test_recollections_connect_documents_and_stale_ones_are_refreshed(fresh_dsn:
             numbers = [int(n) for n in re.findall(r"(?:^|>)(\d+)\. Everything", prompt, re.M)]
             shown = re.findall(r"(?:^|>)(\d+)\. Sea and river", prompt, re.M)
             if shown:  # a stale recollection is shown: revise it
-                return {"revise": [{"number": int(shown[0]), "text": "Sea and river animals, revised.",
-                                    "concepts": numbers[:2]}]}
+                return {
+                    "revise": [
+                        {
+                            "number": int(shown[0]),
+                            "text": "Sea and river animals, revised.",
+                            "concepts": numbers[:2],
+                        }
+                    ]
+                }
             if retry is None:  # first try: rests on one document only, which is refused
                 return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:1]}]}
             return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:2]}]}
 
     folder = tmp_path / "animals"
-    otter = write(folder, "otter.md", sections("Sea otters use stones to open shells." + FILLER, title="Otter"))
+    otter = write(
+        folder, "otter.md", sections("Sea otters use stones to open shells." + FILLER, title="Otter")
+    )
     write(folder, "beaver.md", sections("Beavers build dams from branches." + FILLER, title="Beaver"))
     with Pyramid.open(dsn=fresh_dsn, page_chars=200, retry_backoff=0) as kp:
         brain = Recollecting()
@@ -233,7 +263,9 @@ def test_recollections_connect_documents_and_stale_ones_are_refreshed(fresh_dsn:
         assert [(r.text, r.distiller, r.stale) for r in recollection] == [
             ("Sea and river animals.", "function:scripted", False)
         ]
-        assert kp.stats().steps and any(s.step == "recollections" and s.usage.requests == 2 for s in kp.stats().steps)
+        assert kp.stats().steps and any(
+            s.step == "recollections" and s.usage.requests == 2 for s in kp.stats().steps
+        )
         # The otter changes: its concept is replaced, the recollection goes stale and is revised.
         otter.write_text(sections("Sea otters sleep holding hands." + FILLER, title="Otter"))
         again = Recollecting()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic_ai import ModelRetry
+from scripted import http_error
 
 from pyramid.agents.base import CallPolicy, retryable
 from pyramid.agents.concepts import MergedConcept, MergedConcepts, NumbersDeps, check_merge
@@ -13,7 +14,6 @@ from pyramid.config import load_settings
 from pyramid.distill.estimate import estimate_tokens, price_of
 from pyramid.distill.windows import InsightBook, plan_windows
 from pyramid.models import Usage
-from scripted import http_error
 
 
 def test_windows_read_every_page_twice_in_order() -> None:
@@ -28,19 +28,31 @@ def test_windows_read_every_page_twice_in_order() -> None:
 def test_the_book_applies_deletions_revisions_additions() -> None:
     book = InsightBook()
     book.apply(1, WindowEdits(add=[NewInsight(text="A.", pages=[1]), NewInsight(text="B.", pages=[1])]))
-    book.apply(2, WindowEdits(revise=[InsightRevision(number=1, text="A2.", pages=[1, 2])], delete=[2],
-                              add=[NewInsight(text="C.", pages=[2])]))
-    assert [(e.number, e.key, e.text, e.pages) for e in book.alive()] == [(1, "1.1", "A2.", [1, 2]), (3, "2.1", "C.", [2])]
+    book.apply(
+        2,
+        WindowEdits(
+            revise=[InsightRevision(number=1, text="A2.", pages=[1, 2])],
+            delete=[2],
+            add=[NewInsight(text="C.", pages=[2])],
+        ),
+    )
+    assert [(e.number, e.key, e.text, e.pages) for e in book.alive()] == [
+        (1, "1.1", "A2.", [1, 2]),
+        (3, "2.1", "C.", [2]),
+    ]
     assert [e.number for e in book.for_pages([2])] == [1, 3]
     assert book.for_pages([3]) == []
 
 
 def test_invalid_window_answers_are_sent_back_with_every_problem() -> None:
     deps = WindowDeps(pages=(2, 3), shown=frozenset({4, 5}))
-    good = WindowEdits(add=[NewInsight(text="X is Y.", pages=[3])], revise=[InsightRevision(number=4, text="Z.", pages=[2])])
+    good = WindowEdits(
+        add=[NewInsight(text="X is Y.", pages=[3])], revise=[InsightRevision(number=4, text="Z.", pages=[2])]
+    )
     assert check_edits(deps, good) is good
-    bad = WindowEdits(add=[NewInsight(text="Outside.", pages=[1]), NewInsight(text="", pages=[])],
-                      delete=[9, 5, 5])
+    bad = WindowEdits(
+        add=[NewInsight(text="Outside.", pages=[1]), NewInsight(text="", pages=[])], delete=[9, 5, 5]
+    )
     with pytest.raises(ModelRetry) as info:
         check_edits(deps, bad)
     message = str(info.value)
@@ -54,8 +66,12 @@ def test_a_merge_must_place_every_concept_once() -> None:
     deps = NumbersDeps(frozenset({1, 2, 3}))
     with pytest.raises(ModelRetry, match=r"concept\(s\) \[3\] are in no group"):
         check_merge(deps, MergedConcepts(concepts=[MergedConcept(name="a", description="d", merges=[1, 2])]))
-    ok = MergedConcepts(concepts=[MergedConcept(name="a", description="d", merges=[1, 2]),
-                                  MergedConcept(name="b", description="d", merges=[3])])
+    ok = MergedConcepts(
+        concepts=[
+            MergedConcept(name="a", description="d", merges=[1, 2]),
+            MergedConcept(name="b", description="d", merges=[3]),
+        ]
+    )
     assert check_merge(deps, ok) is ok
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scripted import Scripted
 
 from pyramid import Pyramid
 from pyramid.distill.incremental import StoredInsight, align_pages, incremental_plan, page_batches
-from scripted import Scripted
 
 PAGES = 100
 

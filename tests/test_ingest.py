@@ -9,15 +9,41 @@ import threading
 from pathlib import Path
 
 import pytest
-
 import samples
 from conftest import run_cli
+
 from pyramid import Pyramid
 
-GOOD = ["pdf", "pdf_table", "pptx", "xlsx", "docx", "epub", "html", "html_as_txt", "markdown", "long_text",
-        "latin1", "rss", "atom", "csv", "json"]
-BAD = ["pdf_encrypted", "pdf_truncated", "pdf_images_only", "random_pdf", "random_docx", "random_txt", "empty",
-       "blank", "png", "zip", "elf"]
+GOOD = [
+    "pdf",
+    "pdf_table",
+    "pptx",
+    "xlsx",
+    "docx",
+    "epub",
+    "html",
+    "html_as_txt",
+    "markdown",
+    "long_text",
+    "latin1",
+    "rss",
+    "atom",
+    "csv",
+    "json",
+]
+BAD = [
+    "pdf_encrypted",
+    "pdf_truncated",
+    "pdf_images_only",
+    "random_pdf",
+    "random_docx",
+    "random_txt",
+    "empty",
+    "blank",
+    "png",
+    "zip",
+    "elf",
+]
 
 
 def _sql(kp: Pyramid, statement: str, params: dict | None = None) -> list[tuple]:
@@ -45,9 +71,10 @@ def test_every_good_file_is_stored_and_every_bad_one_reported(first_report, corp
     assert set(failed) == {corpus[name].name for name in BAD}
     for name, reason in failed.items():
         assert reason and "\n" not in reason and "Traceback" not in reason, (name, reason)
-    assert "encrypt" in failed[corpus["pdf_encrypted"].name].lower() or "password" in failed[
-        corpus["pdf_encrypted"].name
-    ].lower()
+    assert (
+        "encrypt" in failed[corpus["pdf_encrypted"].name].lower()
+        or "password" in failed[corpus["pdf_encrypted"].name].lower()
+    )
     assert "empty" in failed[corpus["empty"].name].lower()
     stored = {Path(r.source.split("#")[0]).name for r in first_report.added}
     assert stored == {corpus[name].name for name in GOOD}
@@ -58,19 +85,21 @@ def test_pages_are_real_pages(kp: Pyramid, first_report, corpus: dict[str, Path]
     pdf = kp.document(str(corpus["pdf"]))
     assert pdf.document.title == samples.PDF_TITLE
     assert pdf.document.pages == len(samples.PDF_PAGES) == len(pdf.pages)
-    for number, (page, expected) in enumerate(zip(pdf.pages, samples.PDF_PAGES), start=1):
+    for number, (page, expected) in enumerate(zip(pdf.pages, samples.PDF_PAGES, strict=True), start=1):
         assert page.ordinal == number and page.pages == [number]
         assert expected.split(".")[0] in page.text
     slides = kp.document(str(corpus["pptx"]))
     assert slides.document.pages == len(samples.PPTX_SLIDES)
     sheets = kp.document(str(corpus["xlsx"]))
     assert sheets.document.pages == len(samples.XLSX_SHEETS)
-    for page, sheet in zip(sheets.pages, samples.XLSX_SHEETS):
+    for page, sheet in zip(sheets.pages, samples.XLSX_SHEETS, strict=True):
         assert sheet in page.text
 
 
 def test_every_page_has_an_embedding(kp: Pyramid, first_report) -> None:
-    rows = _sql(kp, "SELECT count(*), count(embedding), min(vector_dims(embedding)) FROM items WHERE level = 'page'")
+    rows = _sql(
+        kp, "SELECT count(*), count(embedding), min(vector_dims(embedding)) FROM items WHERE level = 'page'"
+    )
     total, embedded, dims = rows[0]
     assert total > 0 and embedded == total and dims == 384
 
@@ -139,7 +168,9 @@ def test_a_reader_never_sees_a_mix_of_versions(kp: Pyramid, tmp_path: Path) -> N
 
     def version(v: int) -> str:
         # Long enough to be split into several pages at paragraph boundaries.
-        return "\n\n".join(f"Version {v} paragraph {i}. " + ("The harbor is calm today. " * 60) for i in range(8))
+        return "\n\n".join(
+            f"Version {v} paragraph {i}. " + ("The harbor is calm today. " * 60) for i in range(8)
+        )
 
     path.write_text(version(0))
     kp.ingest([path])
@@ -262,7 +293,9 @@ def test_cli_ingest_of_missing_path_fails_cleanly(dsn: str) -> None:
 
 def test_pages_only_then_distilled_later(fresh_dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "later.md"
-    path.write_text("# Later\n\nThe ferry leaves at seven. The bakery opens at six. The pier has twelve lamps.")
+    path.write_text(
+        "# Later\n\nThe ferry leaves at seven. The bakery opens at six. The pier has twelve lamps."
+    )
     with Pyramid.open(dsn=fresh_dsn) as kp:
         first = kp.ingest([path], distill=False)
         assert first.counts()["added"] == 1

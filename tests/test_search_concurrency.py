@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import psycopg
-
 from conftest import ROOT
 from search_helpers import assert_statistics_exact, record
 
@@ -18,6 +17,7 @@ def test_concurrent_writers_leave_exact_statistics(fresh_dsn: str) -> None:
     from pyramid.store import upsert_document
 
     with Pyramid.open(dsn=fresh_dsn) as kp:
+
         async def shared_documents() -> None:
             async with kp._rt.db.connection() as conn, conn.transaction():
                 for i in range(3):
@@ -26,14 +26,26 @@ def test_concurrent_writers_leave_exact_statistics(fresh_dsn: str) -> None:
         kp._portal.call(shared_documents())
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
     script = str(ROOT / "tests" / "bm25_writer.py")
-    compactor = subprocess.Popen([sys.executable, script, fresh_dsn, "compact"], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writers = [subprocess.Popen([sys.executable, script, fresh_dsn, "write", str(seed)], env=env,
-                                stderr=subprocess.PIPE, text=True) for seed in range(4)]
+    compactor = subprocess.Popen(
+        [sys.executable, script, fresh_dsn, "compact"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, script, fresh_dsn, "write", str(seed)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(4)
+    ]
     for proc in writers:
         _, stderr = proc.communicate(timeout=240)
         assert proc.returncode == 0, stderr
-    compactor.terminate()   # possibly in the middle of a compaction: it must roll back cleanly
+    compactor.terminate()  # possibly in the middle of a compaction: it must roll back cleanly
     folds, _ = compactor.communicate(timeout=60)
     assert folds.split(), "the compactor never folded anything while the writers ran"
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:

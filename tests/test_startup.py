@@ -7,7 +7,16 @@ import sys
 
 from conftest import ROOT, run_cli
 
-HEAVY = ["torch", "sentence_transformers", "pydantic_ai", "markitdown", "psycopg", "numpy", "faiss", "transformers"]
+HEAVY = [
+    "torch",
+    "sentence_transformers",
+    "pydantic_ai",
+    "markitdown",
+    "psycopg",
+    "numpy",
+    "faiss",
+    "transformers",
+]
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
@@ -28,8 +37,9 @@ def test_help_lists_every_command() -> None:
 
 
 def test_every_command_has_help_text() -> None:
-    from pyramid.cli import app
     from typer.main import get_command
+
+    from pyramid.cli import app
 
     group = get_command(app)
     missing = []

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from pyramid import Pyramid
 
 

@@ -46,8 +46,11 @@ def test_expand_walks_every_level(kp: Any, ids: dict[str, int]) -> None:
     assert recollection.item.cite == f"[recollection {recollection.item.id}]"
     assert sorted(s.document for s in recollection.sources) == ["handbook.md", "news.rss#fh-2031-04"]
     assert [d.document for d in recollection.documents] == ["handbook.md"]
-    handbook_insight = recollection.sources[0].id if recollection.sources[0].document == "handbook.md" else \
-        recollection.sources[1].id
+    handbook_insight = (
+        recollection.sources[0].id
+        if recollection.sources[0].document == "handbook.md"
+        else recollection.sources[1].id
+    )
     assert recollection.item.id in [r.id for r in kp.expand(handbook_insight).recollections]
 
     with pytest.raises(NotFoundError, match="no item with id 987654321"):
@@ -78,9 +81,13 @@ def test_the_readme_toolset_example_runs_with_a_scripted_model(dsn: str, ids: An
 
     def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
         expansion = tool_returns(messages, "expand")[-1].content
-        return text(f"It starts on 14 April {expansion['item']['cite']}; see {expansion['pages'][0]['cite']}.")
+        return text(
+            f"It starts on 14 April {expansion['item']['cite']}; see {expansion['pages'][0]['cite']}."
+        )
 
-    model, seen = scripted(call("search", query="Holm Orchards pilot starts on 14 April"), search_then_expand, answer)
+    model, seen = scripted(
+        call("search", query="Holm Orchards pilot starts on 14 April"), search_then_expand, answer
+    )
     runnable = code.replace('data_dir="~/kp"', "dsn=DSN").replace('"openai:gpt-4.1-mini"', "MODEL")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -111,7 +118,7 @@ def test_the_toolset_offers_search_and_expand_and_sends_mistakes_back(kp: Any, i
     assert agent.run_sync("q").output == "ok"
     assert offered[0] == {"search", "expand"}
     retries = [r.model_response_str() for r in tool_returns(seen[-1]) if r.outcome == "retried"]
-    assert len(retries) == 3 and '"input":"chapter"' in retries[0]   # refused by the tool's schema (a Literal)
+    assert len(retries) == 3 and '"input":"chapter"' in retries[0]  # refused by the tool's schema (a Literal)
     assert "k must be between 1 and 50" in retries[1] and "no item with id 987654321" in retries[2]
 
 
@@ -121,19 +128,26 @@ async def test_mcp_server_serves_search_and_expand_to_a_real_client(dsn: str, id
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn}
     env.pop("PYTEST_CURRENT_TEST", None)
-    server = StdioServerParameters(command=sys.executable, args=["-m", "pyramid", "mcp"], env=env, cwd=str(ROOT))
+    server = StdioServerParameters(
+        command=sys.executable, args=["-m", "pyramid", "mcp"], env=env, cwd=str(ROOT)
+    )
     # The server logs to stderr, which pytest captures.
-    async with stdio_client(server, errlog=sys.stderr) as (read, write), ClientSession(read, write) as session:
+    async with (
+        stdio_client(server, errlog=sys.stderr) as (read, write),
+        ClientSession(read, write) as session,
+    ):
         await session.initialize()
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         assert set(tools) == {"search", "expand"}
         assert tools["search"].annotations.read_only_hint is True
         assert "levels" in tools["search"].input_schema["properties"]
 
-        result = await session.call_tool("search", {"query": "When does the Holm Orchards pilot start?", "k": 10})
+        result = await session.call_tool(
+            "search", {"query": "When does the Holm Orchards pilot start?", "k": 10}
+        )
         assert not result.is_error
-        hits = result.structured_content["result"]   # a list result comes wrapped in an object
-        assert hits == [json.loads(block.text) for block in result.content]   # and one text block per item
+        hits = result.structured_content["result"]  # a list result comes wrapped in an object
+        assert hits == [json.loads(block.text) for block in result.content]  # and one text block per item
         insight = item_id(ids, START)
         assert insight in [h["id"] for h in hits]
         assert next(h for h in hits if h["id"] == insight)["cite"] == "[meeting-notes-2031-03-03.txt, p. 1]"

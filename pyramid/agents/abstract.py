@@ -45,7 +45,11 @@ def build_abstract_agent() -> Agent[AbstractDeps, Abstract]:
 
 
 def abstract_prompt(
-    title: str, concepts: Sequence[tuple[int, str, str]], insights: Sequence[tuple[int, str]], *, max_words: int
+    title: str,
+    concepts: Sequence[tuple[int, str, str]],
+    insights: Sequence[tuple[int, str]],
+    *,
+    max_words: int,
 ) -> str:
     listing = numbered([(number, f"{name}: {description}") for number, name, description in concepts])
     return "\n\n".join(

@@ -51,7 +51,9 @@ def build_agent(
     (which raises ModelRetry, sending the problems back to the model) before anyone sees it."""
     from pydantic_ai import Agent, RunContext
 
-    agent: Agent[DepsT, OutT] = Agent(output_type=output_type, deps_type=deps_type, instructions=prompt(name), name=name)
+    agent: Agent[DepsT, OutT] = Agent(
+        output_type=output_type, deps_type=deps_type, instructions=prompt(name), name=name
+    )
 
     # async on purpose: PydanticAI runs a sync validator on a worker thread, and that hop (there
     # and back through the event loop) cost every call ~0.1 s of latency with 32 calls in flight.
@@ -113,7 +115,9 @@ class CallPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallPolicy:
-        return cls(settings.retries, settings.retry_backoff, settings.request_timeout, settings.output_retries)
+        return cls(
+            settings.retries, settings.retry_backoff, settings.request_timeout, settings.output_retries
+        )
 
     def wait(self, attempt: int, exc: BaseException) -> float:
         asked = getattr(exc, "retry_after", None)
@@ -139,8 +143,17 @@ def retryable(exc: BaseException) -> bool:
         UnexpectedModelBehavior,
     )
 
-    if isinstance(exc, (ModelRateLimitError, ModelUnavailableError, ModelServerError, ModelConnectionError,
-                        ModelRequestTimeout, TimeoutError)):
+    if isinstance(
+        exc,
+        (
+            ModelRateLimitError,
+            ModelUnavailableError,
+            ModelServerError,
+            ModelConnectionError,
+            ModelRequestTimeout,
+            TimeoutError,
+        ),
+    ):
         return True
     if isinstance(exc, ModelHTTPError):
         return exc.status_code in RETRY_STATUS

@@ -90,13 +90,21 @@ def concepts_prompt(title: str, insights: Sequence[tuple[int, str]], *, part: in
     # or loses an insight (its cached answer stays valid).
     head = f"Part {part} of {parts} of the document's insights." if parts > 1 else "All insights."
     return "\n\n".join(
-        [frame(DOCUMENT, title or "(untitled)", role="title"), head, frame(INSIGHTS, numbered(insights)),
-         "Return the concepts."]
+        [
+            frame(DOCUMENT, title or "(untitled)", role="title"),
+            head,
+            frame(INSIGHTS, numbered(insights)),
+            "Return the concepts.",
+        ]
     )
 
 
 def merge_prompt(title: str, concepts: Sequence[tuple[int, str, str]]) -> str:
     listing = numbered([(number, f"{name}: {description}") for number, name, description in concepts])
     return "\n\n".join(
-        [frame(DOCUMENT, title or "(untitled)", role="title"), frame(CONCEPTS, listing), "Return the merged concepts."]
+        [
+            frame(DOCUMENT, title or "(untitled)", role="title"),
+            frame(CONCEPTS, listing),
+            "Return the merged concepts.",
+        ]
     )

@@ -43,7 +43,9 @@ def check_edits(deps: WindowDeps, edits: WindowEdits) -> WindowEdits:
     touched: set[int] = set()
     for number in [r.number for r in edits.revise] + list(edits.delete):
         if number not in deps.shown:
-            problems.append(f"insight {number} is not one of the insights shown to you; you can only change those")
+            problems.append(
+                f"insight {number} is not one of the insights shown to you; you can only change those"
+            )
         elif number in touched:
             problems.append(f"insight {number} is revised or deleted more than once")
         touched.add(number)
@@ -58,7 +60,9 @@ def check_edits(deps: WindowDeps, edits: WindowEdits) -> WindowEdits:
             problems.append(f"the {label} {text[:40]!r} names no page")
         outside = sorted(set(pages) - set(deps.pages))
         if outside:
-            problems.append(f"the {label} {text[:40]!r} names page(s) {outside}, outside this window ({allowed})")
+            problems.append(
+                f"the {label} {text[:40]!r} names page(s) {outside}, outside this window ({allowed})"
+            )
     send_back(problems)
     return edits
 

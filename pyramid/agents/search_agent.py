@@ -107,7 +107,9 @@ async def search(
     chosen = levels or deps.levels
     outside = [level for level in chosen if level not in deps.levels]
     if outside:
-        raise ModelRetry(f"this run does not search {', '.join(outside)}; levels you may search: {', '.join(deps.levels)}")
+        raise ModelRetry(
+            f"this run does not search {', '.join(outside)}; levels you may search: {', '.join(deps.levels)}"
+        )
     if not 1 <= k <= MAX_TOOL_K:
         raise ModelRetry(f"k must be between 1 and {MAX_TOOL_K}")
     if not query.strip():
@@ -148,7 +150,9 @@ async def note(ctx: RunContext[ResearchDeps], text: str, item_ids: list[int]) ->
         raise ModelRetry("name the ids of the items the note rests on")
     unseen = [i for i in item_ids if i not in ctx.deps.evidence]
     if unseen:
-        raise ModelRetry(f"items {unseen} were not returned by search or expand; note only items you have seen")
+        raise ModelRetry(
+            f"items {unseen} were not returned by search or expand; note only items you have seen"
+        )
     ctx.deps.notes.append(Note(text=text.strip(), item_ids=list(dict.fromkeys(item_ids))))
     return f"noted ({len(ctx.deps.notes)} so far)"
 
@@ -185,7 +189,8 @@ async def _citations_resolve(ctx: RunContext[AnswerDeps], text: str) -> str:
     ctx.deps.rejected = problems
     if problems:
         raise ModelRetry(
-            "Some citations are not in the evidence: " + "; ".join(problems)
+            "Some citations are not in the evidence: "
+            + "; ".join(problems)
             + ". Cite only the `cite` strings of the evidence items, exactly as written, and only for what they say."
         )
     return text
@@ -235,7 +240,9 @@ class Budget:
         return cls(requests, tokens, max(1, requests - 1 - settings.ask_answer_retries), tokens - reserve)
 
 
-async def research_and_answer(rt: Runtime, question: str, *, model: str | Model, levels: list[Level]) -> Answer:
+async def research_and_answer(
+    rt: Runtime, question: str, *, model: str | Model, levels: list[Level]
+) -> Answer:
     settings = rt.settings
     llm = resolve_model(model)
     budget = Budget.from_settings(settings)
@@ -263,7 +270,9 @@ async def research_and_answer(rt: Runtime, question: str, *, model: str | Model,
     if not deps.evidence:
         # The model found nothing or never searched: fall back to a search for the question itself,
         # so the answer is never written from nothing while the pyramid holds something.
-        deps.keep(await search_items(rt, question, levels=levels, k=settings.ask_evidence, labels=deps.labels))
+        deps.keep(
+            await search_items(rt, question, levels=levels, k=settings.ask_evidence, labels=deps.labels)
+        )
     noted = {i for n in deps.notes for i in n.item_ids}
     # Pages only when asked: a page an expand showed informs the research, but the answer is written
     # from the levels of the run (that is the pyramid's saving), unless the agent noted the page.

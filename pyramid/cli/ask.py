@@ -33,13 +33,18 @@ def print_answer(answer: Answer) -> None:
     if not answer.answered:
         out.print(escape(answer.text), soft_wrap=True)
         for n, item in enumerate(answer.evidence, 1):
-            out.print(f"[bold]{n}.[/bold] {escape(item.cite)} [cyan]{item.level}[/cyan] [dim]item {item.id}[/dim]")
+            out.print(
+                f"[bold]{n}.[/bold] {escape(item.cite)} [cyan]{item.level}[/cyan] [dim]item {item.id}[/dim]"
+            )
             out.print("   " + escape(_quote(item.text)), soft_wrap=True)
         out.print(f"[dim]Usage: no LLM, 0 tokens · {answer.elapsed:.1f} s[/dim]")
         return
     out.print(escape(answer.text), soft_wrap=True)
     if answer.partial:
-        out.print(f"[yellow]Partial: {escape(answer.stopped or 'the research stopped early')}[/yellow]", soft_wrap=True)
+        out.print(
+            f"[yellow]Partial: {escape(answer.stopped or 'the research stopped early')}[/yellow]",
+            soft_wrap=True,
+        )
     if answer.citations:
         out.rule("[bold]Sources[/bold]")
         for citation in answer.citations:
@@ -79,7 +84,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         max_requests: Annotated[
-            int | None, typer.Option("--max-requests", help="Model requests this question may use (default 20).")
+            int | None,
+            typer.Option("--max-requests", help="Model requests this question may use (default 20)."),
         ] = None,
         max_tokens: Annotated[
             int | None, typer.Option("--max-tokens", help="Tokens this question may use (default 60,000).")

@@ -98,7 +98,9 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     hints = typing.get_type_hints(fn, include_extras=True)
     signature = inspect.signature(fn)
     signature = signature.replace(
-        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+        parameters=[
+            p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+        ]
     )
     extra = [
         inspect.Parameter("data_dir", inspect.Parameter.KEYWORD_ONLY, annotation=DataDirOption, default=None),
@@ -109,8 +111,13 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ]
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, data_dir: Path | None = None, dsn: str | None = None,
-                embedding_model: str | None = None, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any,
+        data_dir: Path | None = None,
+        dsn: str | None = None,
+        embedding_model: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         options = global_options()
         options.data_dir = data_dir or options.data_dir
         options.dsn = dsn or options.dsn

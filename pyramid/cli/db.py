@@ -81,4 +81,6 @@ def register(app: typer.Typer) -> None:
         """Re-embed every item with --embedding-model and make it the database's model."""
         with open_pyramid(check_model=False) as kp:
             count = kp.reembed(wait=wait)
-            err.print(f"Re-embedded {count} item(s) with {kp.build.embedding_model!r} ({kp.build.embedding_dim} dims).")
+            err.print(
+                f"Re-embedded {count} item(s) with {kp.build.embedding_model!r} ({kp.build.embedding_dim} dims)."
+            )

@@ -46,7 +46,9 @@ def print_stats(stats: Stats, *, per_document: bool) -> None:
     if per_document and stats.per_document:
         docs = Table(title="LLM usage per document", show_header=True, header_style="bold")
         for column in ("document", "step", "requests", "input tokens", "output tokens"):
-            docs.add_column(column, justify="left" if column in ("document", "step") else "right", overflow="fold")
+            docs.add_column(
+                column, justify="left" if column in ("document", "step") else "right", overflow="fold"
+            )
         for doc in stats.per_document:
             name = display_path(doc.source) + ("" if doc.document_id else " [dim](removed)[/dim]")
             if doc.failed:
@@ -63,7 +65,9 @@ def register(app: typer.Typer) -> None:
         text: Annotated[str, typer.Argument(help="What to remember, in your own words.")],
         source: Annotated[
             list[str] | None,
-            typer.Option("--source", "-s", help="A document it is about (id, path or file name); repeatable."),
+            typer.Option(
+                "--source", "-s", help="A document it is about (id, path or file name); repeatable."
+            ),
         ] = None,
         json_output: JsonOption = False,
     ) -> None:
@@ -79,7 +83,8 @@ def register(app: typer.Typer) -> None:
     @with_global_options
     def stats(
         documents: Annotated[
-            bool, typer.Option("--documents/--no-documents", help="Also show the token usage of every document.")
+            bool,
+            typer.Option("--documents/--no-documents", help="Also show the token usage of every document."),
         ] = True,
         json_output: JsonOption = False,
     ) -> None:

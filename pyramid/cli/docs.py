@@ -14,7 +14,13 @@ from .common import JsonOption, display_path, open_pyramid, out, print_json, wit
 if TYPE_CHECKING:
     from ..models import DocumentView, ItemView
 
-STATUS_STYLE = {"ready": "green", "failed": "red", "pending": "yellow", "converted": "cyan", "distilled": "blue"}
+STATUS_STYLE = {
+    "ready": "green",
+    "failed": "red",
+    "pending": "yellow",
+    "converted": "cyan",
+    "distilled": "blue",
+}
 
 
 def _pages(pages: list[int]) -> str:
@@ -81,7 +87,9 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(show_header=True, header_style="bold", show_lines=False)
         for column in ("id", "source", "title", "format", "pages", "status", "distiller", "ingested"):
-            table.add_column(column, overflow="fold", justify="right" if column in ("id", "pages") else "left")
+            table.add_column(
+                column, overflow="fold", justify="right" if column in ("id", "pages") else "left"
+            )
         for doc in docs:
             status_text = f"[{STATUS_STYLE.get(doc.status, 'white')}]{doc.status}[/]"
             if doc.error:

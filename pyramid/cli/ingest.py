@@ -156,7 +156,8 @@ WaitOption = Annotated[
 ModelOption = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Distill with this PydanticAI model (openai:gpt-4.1-mini, anthropic:…, ollama:…); "
         "'extractive' for no LLM. Default: PYRAMID_MODEL, else extractive.",
         show_default=False,
@@ -164,8 +165,14 @@ ModelOption = Annotated[
 ]
 ConcurrencyOption = Annotated[
     int | None,
-    typer.Option("--concurrency", "-c", min=1, max=512, help="Documents distilled at once (default 8).",
-                 show_default=False),
+    typer.Option(
+        "--concurrency",
+        "-c",
+        min=1,
+        max=512,
+        help="Documents distilled at once (default 8).",
+        show_default=False,
+    ),
 ]
 
 
@@ -218,8 +225,15 @@ def register(app: typer.Typer) -> None:
         _run(
             "Ingest",
             lambda kp: kp.ingest(
-                paths, include=include or (), exclude=exclude or (), dry_run=dry_run, force=force, wait=wait,
-                model=model, concurrency=concurrency, distill=distill,
+                paths,
+                include=include or (),
+                exclude=exclude or (),
+                dry_run=dry_run,
+                force=force,
+                wait=wait,
+                model=model,
+                concurrency=concurrency,
+                distill=distill,
             ),
             json_output=json_output,
         )
@@ -230,7 +244,9 @@ def register(app: typer.Typer) -> None:
         paths: PathsArgument,
         prune: Annotated[
             bool,
-            typer.Option("--prune/--no-prune", help="Remove documents whose files no longer exist below PATHS."),
+            typer.Option(
+                "--prune/--no-prune", help="Remove documents whose files no longer exist below PATHS."
+            ),
         ] = True,
         include: IncludeOption = None,
         exclude: ExcludeOption = None,

@@ -74,17 +74,26 @@ def register(app: typer.Typer) -> None:
         level: Annotated[
             list[str] | None,
             typer.Option(
-                "--level", "-l", help="Search this level (page, insight, concept, abstract, recollection); repeatable."
+                "--level",
+                "-l",
+                help="Search this level (page, insight, concept, abstract, recollection); repeatable.",
             ),
         ] = None,
         doc: Annotated[
             list[str] | None,
-            typer.Option("--doc", "-d", help="Only documents whose source matches this glob (*.pdf, reports/*); repeatable."),
+            typer.Option(
+                "--doc",
+                "-d",
+                help="Only documents whose source matches this glob (*.pdf, reports/*); repeatable.",
+            ),
         ] = None,
-        k: Annotated[int | None, typer.Option("-k", "--top", help="How many results (default: search_k, 10).")] = None,
+        k: Annotated[
+            int | None, typer.Option("-k", "--top", help="How many results (default: search_k, 10).")
+        ] = None,
         mode: Annotated[str, typer.Option("--mode", "-m", help="hybrid, bm25 or vector.")] = "hybrid",
         fusion: Annotated[
-            str | None, typer.Option("--fusion", help="rrf (default) or weighted: how the two legs are fused.")
+            str | None,
+            typer.Option("--fusion", help="rrf (default) or weighted: how the two legs are fused."),
         ] = None,
         rerank: Annotated[
             str | None,
@@ -99,7 +108,9 @@ def register(app: typer.Typer) -> None:
         """Search every level (or --level) with BM25 + vectors fused per level, optionally reranked."""
         choice: bool | str | None = None if rerank is None else (True if rerank == _CONFIGURED else rerank)
         with open_pyramid() as kp:
-            hits = kp.search(query, levels=level or None, k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion)
+            hits = kp.search(
+                query, levels=level or None, k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion
+            )
         if json_output:
             print_json([hit.model_dump(mode="json") for hit in hits])
             return

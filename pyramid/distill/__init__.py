@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 EXTRACTIVE_NAMES = frozenset({"extractive", "none", "offline"})
 
 
-def make_distiller(settings: Settings, model: Any = None, *, concurrency: int | None = None, resolve: bool = True) -> Distiller:
+def make_distiller(
+    settings: Settings, model: Any = None, *, concurrency: int | None = None, resolve: bool = True
+) -> Distiller:
     """The distiller for ``model``: a PydanticAI model string or ``Model`` instance, else
     ``settings.model``; none (or "extractive") gives the extractive distiller. ``resolve=False``
     (a dry run) builds the LLM distiller without creating a client, so a missing API key does not

@@ -202,7 +202,9 @@ class EmbedBatcher:
                     batch.append(entry)
                     count += len(entry[0])
                 try:
-                    vectors = await self.rt.embedder.aencode_documents([t for texts, _ in batch for t in texts])
+                    vectors = await self.rt.embedder.aencode_documents(
+                        [t for texts, _ in batch for t in texts]
+                    )
                 except BaseException as exc:  # every waiter gets the failure, nobody waits forever
                     for _, future in batch:
                         if not future.done():
@@ -252,8 +254,14 @@ class CorpusConcept:
     def from_row(cls, row: Sequence[object]) -> CorpusConcept:
         """From (id, document_id, title, text, document title, source)."""
         cid, doc_id, name, text, title, source = row
-        return cls(int(cid), int(doc_id), str(name or ""), str(text), str(title or str(source).rsplit("/", 1)[-1]),
-                   str(source))
+        return cls(
+            int(cid),
+            int(doc_id),
+            str(name or ""),
+            str(text),
+            str(title or str(source).rsplit("/", 1)[-1]),
+            str(source),
+        )
 
     @property
     def ref(self) -> str:
@@ -284,10 +292,15 @@ async def write_recollections(
         (ordinal,) = await cur.fetchone()  # type: ignore[misc]
         items = [
             NewItem(
-                key=f"recollection:{n}", level="recollection", text=r.text.strip(), ordinal=ordinal + n,
-                embedding=vector, distiller=distiller,
+                key=f"recollection:{n}",
+                level="recollection",
+                text=r.text.strip(),
+                ordinal=ordinal + n,
+                embedding=vector,
+                distiller=distiller,
                 meta={"documents": sorted({c.document_id for c in r.concepts}), **r.meta},
-                sources=[c.id for c in r.concepts], source_refs={c.id: c.ref for c in r.concepts},
+                sources=[c.id for c in r.concepts],
+                source_refs={c.id: c.ref for c in r.concepts},
             )
             for n, (r, vector) in enumerate(zip(fresh, vectors, strict=True))
         ]

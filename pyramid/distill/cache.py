@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 
 def digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 class OutputCache:
@@ -59,7 +61,13 @@ class OutputCache:
         return found
 
     def put(
-        self, key: str, step: str, output: BaseModel, usage: Usage, *, position: int | None = None,
+        self,
+        key: str,
+        step: str,
+        output: BaseModel,
+        usage: Usage,
+        *,
+        position: int | None = None,
         pages_key: str | None = None,
     ) -> None:
         """Write an output in the background: the next call of the document must not wait for the
@@ -69,8 +77,14 @@ class OutputCache:
 
         self.used.add(key)
         params = {
-            "key": key, "step": step, "model": self.model, "source": self.source, "position": position,
-            "pages_key": pages_key, "output": Jsonb(output.model_dump(mode="json")), "usage": Jsonb(usage.model_dump()),
+            "key": key,
+            "step": step,
+            "model": self.model,
+            "source": self.source,
+            "position": position,
+            "pages_key": pages_key,
+            "output": Jsonb(output.model_dump(mode="json")),
+            "usage": Jsonb(usage.model_dump()),
         }
         self._writes.append(asyncio.get_running_loop().create_task(self._write(params)))
 
@@ -91,4 +105,6 @@ async def forget_unused(rt: Runtime, sources: Sequence[str], keep: Sequence[str]
     if not sources:
         return
     async with rt.db.connection() as conn:
-        await conn.execute(query("distill.forget_unused_outputs"), {"sources": list(sources), "keep": list(keep)})
+        await conn.execute(
+            query("distill.forget_unused_outputs"), {"sources": list(sources), "keep": list(keep)}
+        )

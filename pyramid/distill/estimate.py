@@ -58,14 +58,20 @@ def estimate_tokens(pages: Sequence[str], settings: Settings, *, title: str = ""
         input_tokens += _instructions("merge_concepts") + SCHEMA + FRAMING + concept_tokens
         output_tokens += concept_tokens
     abstract_tokens = int(settings.abstract_words * 1.4)
-    input_tokens += _instructions("abstract") + SCHEMA + FRAMING + concept_tokens + min(
-        insight_tokens, settings.abstract_insights * 15
+    input_tokens += (
+        _instructions("abstract")
+        + SCHEMA
+        + FRAMING
+        + concept_tokens
+        + min(insight_tokens, settings.abstract_insights * 15)
     )
     output_tokens += abstract_tokens
     # This document's share of a recollection call: its abstract and concepts, and as much again
     # of related concepts of other documents.
     share = 1 / settings.recollection_batch
-    input_tokens += int(share * (_instructions("recollections") + SCHEMA) + 2 * (abstract_tokens + concept_tokens))
+    input_tokens += int(
+        share * (_instructions("recollections") + SCHEMA) + 2 * (abstract_tokens + concept_tokens)
+    )
     output_tokens += int(share * 200)
     requests += 1 if share >= 1 else 0
     return Usage(requests=requests, input_tokens=input_tokens, output_tokens=output_tokens)
@@ -73,8 +79,13 @@ def estimate_tokens(pages: Sequence[str], settings: Settings, *, title: str = ""
 
 # pydantic-ai model-string prefixes whose provider genai-prices names differently.
 _PROVIDERS = {
-    "openai-chat": "openai", "openai-responses": "openai", "google-gla": "google", "google-vertex": "google",
-    "gateway/openai": "openai", "gateway/anthropic": "anthropic", "bedrock": "aws",
+    "openai-chat": "openai",
+    "openai-responses": "openai",
+    "google-gla": "google",
+    "google-vertex": "google",
+    "gateway/openai": "openai",
+    "gateway/anthropic": "anthropic",
+    "bedrock": "aws",
 }
 
 
@@ -90,7 +101,9 @@ def price_of(model: str, usage: Usage) -> float | None:
     provider_id = _PROVIDERS.get(provider, provider) or None
     try:
         price = calc_price(
-            PriceUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens), name, provider_id=provider_id
+            PriceUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+            name,
+            provider_id=provider_id,
         )
     except LookupError:
         return None

@@ -97,8 +97,9 @@ def incremental_plan(
         book.entries[number] = BookInsight(number, insight.key or f"kept.{number}", insight.text, pages)
         kept += 1
     seen = set(old_of_new)
-    return WindowPlan(run=run, total=len(windows), book=book, seen=seen, incremental=True, kept=kept,
-                      dirty_pages=dirty)
+    return WindowPlan(
+        run=run, total=len(windows), book=book, seen=seen, incremental=True, kept=kept, dirty_pages=dirty
+    )
 
 
 def page_batches(

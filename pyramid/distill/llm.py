@@ -55,7 +55,9 @@ class _Agents:
 
 
 class LLMDistiller:
-    def __init__(self, settings: Settings, spec: str | Model, *, concurrency: int, resolve: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, spec: str | Model, *, concurrency: int, resolve: bool = True
+    ) -> None:
         from ..agents.base import CallPolicy, model_label
 
         self.settings = settings
@@ -90,7 +92,10 @@ class LLMDistiller:
             from ..agents.recollections import build_recollection_agent
 
             self._agents = _Agents(
-                build_insight_agent(), build_concept_agent(), build_merge_agent(), build_abstract_agent(),
+                build_insight_agent(),
+                build_concept_agent(),
+                build_merge_agent(),
+                build_abstract_agent(),
                 build_recollection_agent(),
             )
         return self._agents
@@ -129,7 +134,9 @@ class LLMDistiller:
         # No embedding here: the pipeline's writer embeds the items, so this task is free for the
         # next document at once (waiting here for the encoder left the model idle).
         embed_text = {i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"}
-        return Distilled(items=items, distiller=self.name, usage=meter.total, status="ready", embed_text=embed_text)
+        return Distilled(
+            items=items, distiller=self.name, usage=meter.total, status="ready", embed_text=embed_text
+        )
 
     async def call(
         self,
@@ -163,7 +170,9 @@ class LLMDistiller:
 
         from ..agents.base import run_agent
 
-        output = await run_agent(agent, user, deps=deps, model=self.model, policy=self.policy, spent=add, what=what)
+        output = await run_agent(
+            agent, user, deps=deps, model=self.model, policy=self.policy, spent=add, what=what
+        )
         cache.put(key, step, output, spent, position=position, pages_key=pages_key)
         return output
 
@@ -204,16 +213,26 @@ class LLMDistiller:
             )
             deps = WindowDeps(pages=pages, shown=frozenset(entry.number for entry in shown))
             edits = await self.call(
-                "insights", self.agents.insights, user, deps, cache=cache, meter=meter,
+                "insights",
+                self.agents.insights,
+                user,
+                deps,
+                cache=cache,
+                meter=meter,
                 what=f"insight window {position} of {plan.total} (pages {', '.join(map(str, pages))})",
-                position=position, pages_key=digest(self.name, [texts[p - 1] for p in pages]),
+                position=position,
+                pages_key=digest(self.name, [texts[p - 1] for p in pages]),
             )
             book.apply(position, edits)
             seen.update(pages)
         return book
 
     async def _concepts(
-        self, doc: PreparedDocument, insights: list[tuple[int, str, int]], cache: OutputCache, meter: UsageMeter
+        self,
+        doc: PreparedDocument,
+        insights: list[tuple[int, str, int]],
+        cache: OutputCache,
+        meter: UsageMeter,
     ) -> list[ConceptDraft]:
         from ..agents.concepts import NumbersDeps, concepts_prompt
 
@@ -228,8 +247,12 @@ class LLMDistiller:
         for part, batch in enumerate(batches, start=1):
             local = [(n, text) for n, (_, text) in enumerate(batch, start=1)]
             found = await self.call(
-                "concepts", self.agents.concepts, concepts_prompt(doc.title, local, part=part, parts=len(batches)),
-                NumbersDeps(frozenset(range(1, len(batch) + 1))), cache=cache, meter=meter,
+                "concepts",
+                self.agents.concepts,
+                concepts_prompt(doc.title, local, part=part, parts=len(batches)),
+                NumbersDeps(frozenset(range(1, len(batch) + 1))),
+                cache=cache,
+                meter=meter,
                 what=f"concepts (part {part} of {len(batches)})",
             )
             drafts += [
@@ -251,8 +274,12 @@ class LLMDistiller:
             for chunk in chunks:
                 rows = [(n, c.name, c.description) for n, c in enumerate(chunk, start=1)]
                 result = await self.call(
-                    "concepts", self.agents.merge, merge_prompt(doc.title, rows),
-                    NumbersDeps(frozenset(range(1, len(chunk) + 1))), cache=cache, meter=meter,
+                    "concepts",
+                    self.agents.merge,
+                    merge_prompt(doc.title, rows),
+                    NumbersDeps(frozenset(range(1, len(chunk) + 1))),
+                    cache=cache,
+                    meter=meter,
                     what="concept merge",
                 )
                 for group in result.concepts:
@@ -278,8 +305,13 @@ class LLMDistiller:
         rows = [(n, c.name, c.description) for n, c in enumerate(concepts, start=1)]
         words = self.settings.abstract_words
         result = await self.call(
-            "abstract", self.agents.abstract, abstract_prompt(doc.title, rows, shown, max_words=words),
-            AbstractDeps(frozenset(range(1, len(concepts) + 1)), words), cache=cache, meter=meter, what="abstract",
+            "abstract",
+            self.agents.abstract,
+            abstract_prompt(doc.title, rows, shown, max_words=words),
+            AbstractDeps(frozenset(range(1, len(concepts) + 1)), words),
+            cache=cache,
+            meter=meter,
+            what="abstract",
         )
         return result.text.strip(), list(result.concepts)
 
@@ -290,8 +322,13 @@ class LLMDistiller:
         for ordinal, entry in enumerate(insights, start=1):
             items.append(
                 NewItem(
-                    key=f"insight:{ordinal}", level="insight", text=entry.text, ordinal=ordinal, pages=entry.pages,
-                    distiller=self.name, meta={"key": entry.key, "number": entry.number},
+                    key=f"insight:{ordinal}",
+                    level="insight",
+                    text=entry.text,
+                    ordinal=ordinal,
+                    pages=entry.pages,
+                    distiller=self.name,
+                    meta={"key": entry.key, "number": entry.number},
                     sources=[f"page:{p}" for p in entry.pages],
                 )
             )
@@ -301,8 +338,13 @@ class LLMDistiller:
         for number, concept in enumerate(concepts, start=1):
             items.append(
                 NewItem(
-                    key=f"concept:{number}", level="concept", title=concept.name, text=concept.description,
-                    ordinal=number, pages=pages_of(concept.insights), distiller=self.name,
+                    key=f"concept:{number}",
+                    level="concept",
+                    title=concept.name,
+                    text=concept.description,
+                    ordinal=number,
+                    pages=pages_of(concept.insights),
+                    distiller=self.name,
                     sources=[f"insight:{o}" for o in concept.insights],
                 )
             )
@@ -310,9 +352,13 @@ class LLMDistiller:
             text, used = abstract
             items.append(
                 NewItem(
-                    key="abstract", level="abstract", text=text, ordinal=1,
+                    key="abstract",
+                    level="abstract",
+                    text=text,
+                    ordinal=1,
                     pages=sorted({p for n in used for p in pages_of(concepts[n - 1].insights)}),
-                    distiller=self.name, sources=[f"concept:{n}" for n in used],
+                    distiller=self.name,
+                    sources=[f"concept:{n}" for n in used],
                 )
             )
         return items

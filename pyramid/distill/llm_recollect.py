@@ -86,10 +86,20 @@ async def _batch(
     for n, c in by_number.items():
         if c not in new:
             others.setdefault(c.document, []).append((n, c.name, c.text))
-    user = recollection_prompt(documents, list(others.items()), [(n, text) for n, (_, text) in enumerate(shown, 1)])
-    deps = RecollectionDeps({n: c.document_id for n, c in by_number.items()}, frozenset(range(1, len(shown) + 1)))
+    user = recollection_prompt(
+        documents, list(others.items()), [(n, text) for n, (_, text) in enumerate(shown, 1)]
+    )
+    deps = RecollectionDeps(
+        {n: c.document_id for n, c in by_number.items()}, frozenset(range(1, len(shown) + 1))
+    )
     edits = await distiller.call(
-        "recollections", distiller.agents.recollections, user, deps, cache=cache, meter=meter, what="recollections"
+        "recollections",
+        distiller.agents.recollections,
+        user,
+        deps,
+        cache=cache,
+        meter=meter,
+        what="recollections",
     )
     entries = [(r.text, r.concepts, None) for r in edits.add] + [
         (r.text, r.concepts, shown[r.number - 1][0]) for r in edits.revise
@@ -100,4 +110,6 @@ async def _batch(
         NewRecollection(text, [by_number[k] for k in sorted(set(numbers))], {"revises": old} if old else {})
         for text, numbers, old in entries
     ]
-    await write_recollections(rt, distiller.name, made, remove=[old for _, _, old in entries if old is not None])
+    await write_recollections(
+        rt, distiller.name, made, remove=[old for _, _, old in entries if old is not None]
+    )

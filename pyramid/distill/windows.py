@@ -82,7 +82,9 @@ class InsightBook:
         for j, added in enumerate(edits.add, start=1):
             number = self.next_number
             self.next_number += 1
-            self.entries[number] = BookInsight(number, f"{window}.{j}", added.text.strip(), sorted(set(added.pages)))
+            self.entries[number] = BookInsight(
+                number, f"{window}.{j}", added.text.strip(), sorted(set(added.pages))
+            )
 
     def alive(self) -> list[BookInsight]:
         """The final insights in reading order: by first page, then by when they were written."""

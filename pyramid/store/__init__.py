@@ -20,8 +20,20 @@ if TYPE_CHECKING:
     import numpy as np
     from psycopg import AsyncConnection
 
-ITEM_COPY_TYPES = ["bigint", "bigint", "text", "integer", "text", "text", "integer[]", "vector", "text",
-                   "text", "boolean", "jsonb"]
+ITEM_COPY_TYPES = [
+    "bigint",
+    "bigint",
+    "text",
+    "integer",
+    "text",
+    "text",
+    "integer[]",
+    "vector",
+    "text",
+    "text",
+    "boolean",
+    "jsonb",
+]
 SOURCE_COPY_TYPES = ["bigint", "bigint", "bigint", "text"]
 
 
@@ -110,14 +122,18 @@ async def upsert_document(conn: AsyncConnection, record: DocumentRecord) -> tupl
     return int(row[0]), True
 
 
-async def delete_items(conn: AsyncConnection, document_id: int, levels: Sequence[Level] | None = None) -> None:
+async def delete_items(
+    conn: AsyncConnection, document_id: int, levels: Sequence[Level] | None = None
+) -> None:
     await conn.execute(
         query("items.delete_for_document"),
         {"document_id": document_id, "levels": list(levels) if levels is not None else None},
     )
 
 
-async def write_items(conn: AsyncConnection, document_id: int | None, items: Sequence[NewItem]) -> dict[str, int]:
+async def write_items(
+    conn: AsyncConnection, document_id: int | None, items: Sequence[NewItem]
+) -> dict[str, int]:
     """COPY items (and their provenance) in; returns key → item id (new ids, and the ids of items
     that carry ``existing_id`` and are kept as they are)."""
     from psycopg.types.json import Jsonb
@@ -275,7 +291,22 @@ async def documents_of_paths(conn: AsyncConnection, paths: Sequence[str]) -> dic
 
 
 def _document_info(row: Sequence[Any]) -> DocumentInfo:
-    (doc_id, source, path, title, fmt, pages, status, error, distiller, sha, ingested, updated, usage, items) = row
+    (
+        doc_id,
+        source,
+        path,
+        title,
+        fmt,
+        pages,
+        status,
+        error,
+        distiller,
+        sha,
+        ingested,
+        updated,
+        usage,
+        items,
+    ) = row
     return DocumentInfo(
         id=doc_id,
         source=source,
@@ -342,7 +373,9 @@ async def resolve_document(conn: AsyncConnection, ref: str | int) -> int:
             if len(exact_rows) == 1:
                 return int(exact_rows[0][0])
             names = ", ".join(str(r[0]) for r in rows[:5])
-            raise NotFoundError(f"{text!r} matches several documents (ids {names}); name it by id or full path")
+            raise NotFoundError(
+                f"{text!r} matches several documents (ids {names}); name it by id or full path"
+            )
         return int(rows[0][0])
     raise NotFoundError(f"no document matches {text!r} (see `pyramid ls`)")
 

@@ -51,13 +51,17 @@ def _unique(candidates: list[Candidate]) -> tuple[list[_Insight], list[str]]:
                 found.pages.append(cand.page)
             found.spans.append((cand.page, cand.start, cand.end))
             continue
-        insight = _Insight(cand.text, [cand.page], [(cand.page, cand.start, cand.end)], cand.kind, cand.section, len(order))
+        insight = _Insight(
+            cand.text, [cand.page], [(cand.page, cand.start, cand.end)], cand.kind, cand.section, len(order)
+        )
         by_text[key] = insight
         order.append(insight)
     return order, [i.text for i in order]
 
 
-def _dedupe(insights: list[_Insight], vectors: np.ndarray, threshold: float) -> tuple[list[_Insight], np.ndarray]:
+def _dedupe(
+    insights: list[_Insight], vectors: np.ndarray, threshold: float
+) -> tuple[list[_Insight], np.ndarray]:
     from .cluster import near_duplicates
 
     owner = near_duplicates(vectors, threshold)
@@ -187,8 +191,11 @@ class ExtractiveDistiller:
                     pages=insight.pages,
                     embedding=vectors[insight.row],
                     distiller=NAME,
-                    meta={"spans": [list(span) for span in insight.spans], "kind": insight.kind,
-                          "section": insight.section},
+                    meta={
+                        "spans": [list(span) for span in insight.spans],
+                        "kind": insight.kind,
+                        "section": insight.section,
+                    },
                     sources=[f"page:{page}" for page in insight.pages],
                 )
             )

@@ -76,8 +76,14 @@ def kmeans(vectors: np.ndarray, k: int) -> list[int]:
     # min_points_per_centroid=1: a short document has few sentences, and that is fine (FAISS would
     # warn on stderr otherwise).
     km = faiss.Kmeans(
-        data.shape[1], k, niter=25, seed=SEED, spherical=True, verbose=False,
-        min_points_per_centroid=1, max_points_per_centroid=100_000,
+        data.shape[1],
+        k,
+        niter=25,
+        seed=SEED,
+        spherical=True,
+        verbose=False,
+        min_points_per_centroid=1,
+        max_points_per_centroid=100_000,
     )
     km.train(data)
     _, assigned = km.index.search(data, 1)
@@ -99,7 +105,9 @@ def centrality(vectors: np.ndarray, members: Sequence[int]) -> list[int]:
     return [members[i] for i in order]
 
 
-def mmr(vectors: np.ndarray, budget_words: int, lengths: Sequence[int], *, diversity: float = 0.3) -> list[int]:
+def mmr(
+    vectors: np.ndarray, budget_words: int, lengths: Sequence[int], *, diversity: float = 0.3
+) -> list[int]:
     """Maximal marginal relevance: pick rows close to the document's centroid and far from the rows
     already picked, while their word count fits the budget. Returns the picked rows (in pick order);
     at least one row whenever there are rows."""

@@ -44,7 +44,8 @@ def groups(concepts: list[CorpusConcept], vectors: np.ndarray, settings: Setting
             (-float(s), min(i, int(j)), max(i, int(j)))
             for i in range(n)
             for s, j in zip(sims[i], neighbours[i], strict=True)
-            if j >= 0 and s >= settings.recollection_threshold
+            if j >= 0
+            and s >= settings.recollection_threshold
             and concepts[int(j)].document_id != concepts[i].document_id
         }
     )
@@ -65,15 +66,11 @@ def groups(concepts: list[CorpusConcept], vectors: np.ndarray, settings: Setting
     members: dict[int, list[int]] = {}
     for i in range(n):
         members.setdefault(root(i), []).append(i)
-    return [
-        sorted(group)
-        for group in members.values()
-        if len({concepts[i].document_id for i in group}) >= 2
-    ]
+    return [sorted(group) for group in members.values() if len({concepts[i].document_id for i in group}) >= 2]
 
 
 def describe(group: list[int], concepts: list[CorpusConcept], label: list[str], vectors: np.ndarray) -> str:
-    """"fishkeeping, hobby: a theme of 3 documents (A, B, C). <the most central concept's text>" """
+    """ "fishkeeping, hobby: a theme of 3 documents (A, B, C). <the most central concept's text>" """
     from .cluster import centrality
 
     titles: list[str] = []
@@ -107,7 +104,9 @@ async def refresh_recollections(rt: Runtime) -> int:
     labels = key_phrases([[f"{concepts[i].name}. {concepts[i].text}" for i in g] for g in found])
     wanted = []
     for group, label in zip(found, labels, strict=True):
-        wanted.append((describe(group, concepts, label, vectors), sorted(concepts[i].id for i in group), group))
+        wanted.append(
+            (describe(group, concepts, label, vectors), sorted(concepts[i].id for i in group), group)
+        )
     old = {(text, tuple(sources)): item_id for item_id, text, stale, sources in existing if not stale}
     keep = {old[(text, tuple(ids))] for text, ids, _ in wanted if (text, tuple(ids)) in old}
     fresh = [(text, ids, group) for text, ids, group in wanted if (text, tuple(ids)) not in old]

@@ -282,7 +282,11 @@ class _Page:
                 # object never opens a sentence, so reading it as possessive is safe.
                 name = self.subject if pronoun in ("He", "She") else f"{self.subject}'s"
                 return name + text[len(pronoun) :]
-        if kind != "prose" and self.subject_words and not (self.subject_words & {w.lower() for w in words(text)}):
+        if (
+            kind != "prose"
+            and self.subject_words
+            and not (self.subject_words & {w.lower() for w in words(text)})
+        ):
             context = ", ".join(part for part in (self.subject, self.section) if part)
             if context:
                 return f"{context}: {text}"
