@@ -19,7 +19,7 @@ from . import distill as distill_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
 from . import search as search_commands
-from .common import DataDirOption, DsnOption, EmbeddingModelOption, err, reset_global_options
+from .common import DataDirOption, DsnOption, EmbeddingModelOption, Group, err, reset_global_options
 
 app = typer.Typer(
     name="pyramid",
@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

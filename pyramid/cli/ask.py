@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from .common import JsonOption, open_pyramid, out, print_json, with_global_options
+from .common import (
+    JsonOption,
+    LevelOption,
+    command,
+    open_pyramid,
+    out,
+    print_json,
+    split_levels,
+    with_global_options,
+)
 
 if TYPE_CHECKING:
     from ..ask import Answer
@@ -61,7 +70,7 @@ def print_answer(answer: Answer) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("ask")
+    @command(app, "ask")
     @with_global_options
     def ask(
         question: Annotated[str, typer.Argument(help="The question, in plain words.")],
@@ -72,36 +81,39 @@ def register(app: typer.Typer) -> None:
                 "-m",
                 help="PydanticAI model string (openai:gpt-4.1-mini, anthropic:…, ollama:…); default: PYRAMID_MODEL. "
                 "Without one, ask prints the best evidence instead of an answer.",
+                show_default=False,
             ),
         ] = None,
-        levels: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--levels",
-                "-l",
-                help="Levels to search, comma-separated or repeated (default: insight,concept,abstract,"
-                "recollection); add page to let the agent read pages.",
-            ),
-        ] = None,
+        levels: LevelOption = None,
         max_requests: Annotated[
             int | None,
-            typer.Option("--max-requests", help="Model requests this question may use (default 20)."),
+            typer.Option(
+                "--max-requests",
+                metavar="N",
+                help="Model requests this question may use (default {ask_request_limit}).",
+                show_default=False,
+            ),
         ] = None,
         max_tokens: Annotated[
-            int | None, typer.Option("--max-tokens", help="Tokens this question may use (default 60,000).")
+            int | None,
+            typer.Option(
+                "--max-tokens",
+                metavar="N",
+                help="Tokens this question may use (default {ask_token_limit}).",
+                show_default=False,
+            ),
         ] = None,
         json_output: JsonOption = False,
     ) -> None:
         r"""Answer a question from the pyramid, with citations \[file, p. N] and the tokens it used."""
-        chosen = [part.strip() for value in levels or [] for part in value.split(",") if part.strip()] or None
         with open_pyramid(ask_request_limit=max_requests, ask_token_limit=max_tokens) as kp:
-            answer = kp.ask(question, model=model, levels=chosen)
+            answer = kp.ask(question, model=model, levels=split_levels(levels))
         if json_output:
             print_json(answer.model_dump(mode="json"))
             return
         print_answer(answer)
 
-    @app.command("mcp")
+    @command(app, "mcp")
     @with_global_options
     def mcp() -> None:
         """Serve the pyramid's read-only tools (search, expand) over MCP on stdio, for MCP clients."""

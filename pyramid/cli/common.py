@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    import click
 
 if TYPE_CHECKING:
     from ..api import Pyramid
@@ -34,6 +38,99 @@ err = Console(stderr=True, highlight=False)
 GLOBAL_HELP = "Global options"
 
 
+class _Defaults(dict[str, str]):
+    """``{name}`` in a help text becomes the default of the setting ``name``, so the help cannot drift
+    from ``Settings`` (the fusion help once said "rrf (default)" while the default was weighted)."""
+
+    def __missing__(self, name: str) -> str:
+        from ..config import Settings
+
+        field_info = Settings.model_fields[name]
+        value = field_info.default_factory() if field_info.default_factory else field_info.default  # type: ignore[call-arg]
+        if isinstance(value, list | tuple):
+            return ",".join(str(v) for v in value)
+        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+class _PlainArgument(TyperArgument):
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return None
+
+
+def _tidy(params: list[click.Parameter]) -> list[click.Parameter]:
+    """Plain metavars (``PATHS...``, ``--top K``) instead of Python type names (``<list[Path]>``,
+    ``<bool>``) in help and usage lines."""
+    for param in params:
+        if getattr(param, "_tidied", False):
+            continue
+        param._tidied = True  # type: ignore[attr-defined]
+        if isinstance(param, TyperArgument):
+            name = (param.name or "value").upper()
+            param.metavar = param.metavar or (name + ("..." if param.nargs != 1 else ""))
+            # The metavar says it all; the type column would add `<list[Path]>`.
+            param.__class__ = _PlainArgument
+        elif getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+        elif param.metavar is None:
+            param.metavar = (param.name or "value").upper()
+    return params
+
+
+class Command(TyperCommand):
+    """Every command's class: tidy metavars; help defaults read from ``Settings`` when help is shown
+    (importing the settings costs start-up time that a plain run should not pay)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _tidy(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                metavar = param.metavar or ""
+                pieces.append(metavar if param.required else f"[{metavar}]")
+        return pieces
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in self.get_params(ctx):
+            help_text = getattr(param, "help", None)
+            if help_text and "{" in help_text:
+                param.help = help_text.format_map(_Defaults())  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+class Group(TyperGroup):
+    """The root and ``db`` groups: tidy metavars like ``Command``."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _tidy(super().get_params(ctx))
+
+
+def command(app: typer.Typer, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@command(app, "ls")``: register a command with the CLI's ``Command`` class."""
+    return app.command(name, cls=Command)
+
+
+def split_levels(values: list[str] | None) -> list[str] | None:
+    """The one level parser: ``-l insight,concept`` and ``-l insight -l concept`` mean the same."""
+    chosen = [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+    return chosen or None
+
+
+LevelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--level",
+        "--levels",
+        "-l",
+        metavar="LEVEL",
+        help="Levels to search (page, insight, concept, abstract, recollection): comma-separated or "
+        "repeated.",
+        show_default=False,
+    ),
+]
+
+
 @dataclass
 class GlobalOptions:
     data_dir: Path | None = None
@@ -46,6 +143,7 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
+        metavar="PATH",
         envvar="PYRAMID_DATA_DIR",
         help="Where the embedded PostgreSQL keeps its data (default: the user data dir).",
         rich_help_panel=GLOBAL_HELP,
@@ -56,6 +154,7 @@ DsnOption = Annotated[
     str | None,
     typer.Option(
         "--dsn",
+        metavar="URL",
         envvar="PYRAMID_DSN",
         help="Use this PostgreSQL (with pgvector) instead of the embedded one.",
         rich_help_panel=GLOBAL_HELP,
@@ -66,6 +165,7 @@ EmbeddingModelOption = Annotated[
     str | None,
     typer.Option(
         "--embedding-model",
+        metavar="MODEL",
         envvar="PYRAMID_EMBEDDING_MODEL",
         help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2).",
         rich_help_panel=GLOBAL_HELP,

@@ -6,9 +6,37 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, err, global_options, open_pyramid, out, print_json, with_global_options
+from .common import (
+    DataDirOption,
+    DsnOption,
+    EmbeddingModelOption,
+    Group,
+    JsonOption,
+    command,
+    err,
+    global_options,
+    open_pyramid,
+    out,
+    print_json,
+    with_global_options,
+)
 
-db_app = typer.Typer(help="The PostgreSQL database: URL, status, start, stop.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The PostgreSQL database: URL, status, start, stop.", no_args_is_help=True, cls=Group
+)
+
+
+@db_app.callback()
+def _db(
+    data_dir: DataDirOption = None, dsn: DsnOption = None, embedding_model: EmbeddingModelOption = None
+) -> None:
+    """The PostgreSQL database: URL, status, start, stop."""
+    # Global options are documented "before or after the command name": `pyramid db --data-dir X
+    # status` as well as `pyramid --data-dir X db status` and `pyramid db status --data-dir X`.
+    options = global_options()
+    options.data_dir = data_dir or options.data_dir
+    options.dsn = dsn or options.dsn
+    options.embedding_model = embedding_model or options.embedding_model
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -18,7 +46,7 @@ def _settings():  # type: ignore[no-untyped-def]
     return load_settings(data_dir=options.data_dir, dsn=options.dsn)
 
 
-@db_app.command("url")
+@command(db_app, "url")
 @with_global_options
 def url() -> None:
     """Print the PostgreSQL URL (starting the embedded server if needed): psql "$(pyramid db url)"."""
@@ -26,7 +54,7 @@ def url() -> None:
         out.print(kp.url, soft_wrap=True, markup=False)
 
 
-@db_app.command("status")
+@command(db_app, "status")
 @with_global_options
 def status(json_output: JsonOption = False) -> None:
     """Say whether the embedded server is running, and where its data lives."""
@@ -44,7 +72,7 @@ def status(json_output: JsonOption = False) -> None:
         out.print(f"{key}: {value}", markup=False)
 
 
-@db_app.command("start")
+@command(db_app, "start")
 @with_global_options
 def start() -> None:
     """Start the embedded server (other commands start it on demand too) and apply migrations."""
@@ -52,7 +80,7 @@ def start() -> None:
         err.print(f"Embedded PostgreSQL is running: {kp.url}")
 
 
-@db_app.command("stop")
+@command(db_app, "stop")
 @with_global_options
 def stop() -> None:
     """Stop the embedded server of the data dir (it keeps running between commands otherwise)."""
@@ -71,11 +99,14 @@ def stop() -> None:
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
-    @app.command("reembed")
+    @command(app, "reembed")
     @with_global_options
     def reembed(
         wait: Annotated[
-            float | None, typer.Option("--wait", help="Wait at most this long for a running ingest/sync.")
+            float | None,
+            typer.Option(
+                "--wait", metavar="SECONDS", help="Wait at most this long for a running ingest/sync."
+            ),
         ] = None,
     ) -> None:
         """Re-embed every item with --embedding-model and make it the database's model."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import JsonOption, display_path, err, open_pyramid, out, print_json, with_global_options
+from .common import JsonOption, command, display_path, err, open_pyramid, out, print_json, with_global_options
 
 if TYPE_CHECKING:
     from ..models import Stats, Usage
@@ -59,14 +59,17 @@ def print_stats(stats: Stats, *, per_document: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("remember")
+    @command(app, "remember")
     @with_global_options
     def remember(
         text: Annotated[str, typer.Argument(help="What to remember, in your own words.")],
         source: Annotated[
             list[str] | None,
             typer.Option(
-                "--source", "-s", help="A document it is about (id, path or file name); repeatable."
+                "--source",
+                "-s",
+                metavar="DOC",
+                help="A document it is about (id, path or file name); repeatable.",
             ),
         ] = None,
         json_output: JsonOption = False,
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
             return
         err.print(f"Remembered (recollection {item.id}).")
 
-    @app.command("stats")
+    @command(app, "stats")
     @with_global_options
     def stats(
         documents: Annotated[

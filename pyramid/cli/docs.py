@@ -9,7 +9,7 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from .common import JsonOption, display_path, open_pyramid, out, print_json, with_global_options
+from .common import JsonOption, command, display_path, open_pyramid, out, print_json, with_global_options
 
 if TYPE_CHECKING:
     from ..models import DocumentView, ItemView
@@ -68,11 +68,14 @@ def print_document(view: DocumentView, *, pages: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("ls")
+    @command(app, "ls")
     @with_global_options
     def ls(
         status: Annotated[
-            str | None, typer.Option("--status", help="Only documents with this status (ready, failed, …).")
+            str | None,
+            typer.Option(
+                "--status", metavar="STATUS", help="Only documents with this status (ready, failed, …)."
+            ),
         ] = None,
         json_output: JsonOption = False,
     ) -> None:
@@ -110,7 +113,7 @@ def register(app: typer.Typer) -> None:
             counts[doc.status] = counts.get(doc.status, 0) + 1
         out.print(f"{len(docs)} document(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
-    @app.command("show")
+    @command(app, "show")
     @with_global_options
     def show(
         doc: Annotated[str, typer.Argument(help="Document id, source path, or a unique file name.")],

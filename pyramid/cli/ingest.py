@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .common import (
     JsonOption,
+    command,
     display_path,
     err,
     interactive,
@@ -137,11 +138,18 @@ def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
 PathsArgument = Annotated[list[Path], typer.Argument(help="Files and folders (folders recursively).")]
 IncludeOption = Annotated[
     list[str] | None,
-    typer.Option("--include", "-i", help="Only files matching this glob (repeatable), e.g. '*.pdf'."),
+    typer.Option(
+        "--include", "-i", metavar="GLOB", help="Only files matching this glob (repeatable), e.g. '*.pdf'."
+    ),
 ]
 ExcludeOption = Annotated[
     list[str] | None,
-    typer.Option("--exclude", "-x", help="Skip files matching this glob (repeatable), e.g. 'drafts/**'."),
+    typer.Option(
+        "--exclude",
+        "-x",
+        metavar="GLOB",
+        help="Skip files matching this glob (repeatable), e.g. 'drafts/**'.",
+    ),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Re-ingest files even when unchanged.")]
@@ -149,6 +157,7 @@ WaitOption = Annotated[
     float | None,
     typer.Option(
         "--wait",
+        metavar="SECONDS",
         help="If another ingest/sync holds the database, wait at most this many seconds, then exit 75 "
         "(default: wait until it finishes).",
     ),
@@ -168,9 +177,10 @@ ConcurrencyOption = Annotated[
     typer.Option(
         "--concurrency",
         "-c",
+        metavar="N",
         min=1,
         max=512,
-        help="Documents distilled at once (default 8).",
+        help="Documents distilled at once (default {concurrency}).",
         show_default=False,
     ),
 ]
@@ -200,7 +210,7 @@ def _run(title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bo
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("ingest")
+    @command(app, "ingest")
     @with_global_options
     def ingest(
         paths: PathsArgument,
@@ -214,8 +224,9 @@ def register(app: typer.Typer) -> None:
         distill: DistillOption = True,
         json_output: JsonOption = False,
     ) -> None:
-        """Ingest files and folders: convert to pages, embed, distill (insights, concepts, abstract,
-        recollections), store.
+        """Ingest files and folders: convert to pages, embed, distill into the pyramid, store.
+
+        Distilling makes insights, concepts, an abstract and recollections.
 
         Unchanged files (same sha256) are skipped without writing; changed files are replaced
         atomically. --dry-run writes nothing and estimates the LLM tokens (and price) first. Exit
@@ -238,7 +249,7 @@ def register(app: typer.Typer) -> None:
             json_output=json_output,
         )
 
-    @app.command("sync")
+    @command(app, "sync")
     @with_global_options
     def sync(
         paths: PathsArgument,

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from .common import JsonOption, display_path, open_pyramid, out, print_json, with_global_options
+from .common import (
+    JsonOption,
+    LevelOption,
+    command,
+    display_path,
+    open_pyramid,
+    out,
+    print_json,
+    split_levels,
+    with_global_options,
+)
 
 if TYPE_CHECKING:
     from ..search import Hit
@@ -67,38 +77,49 @@ def print_hits(hits: list[Hit]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("search")
+    @command(app, "search")
     @with_global_options
     def search(
         query: Annotated[str, typer.Argument(help="What to look for (plain words; no query syntax).")],
-        level: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--level",
-                "-l",
-                help="Search this level (page, insight, concept, abstract, recollection); repeatable.",
-            ),
-        ] = None,
+        level: LevelOption = None,
         doc: Annotated[
             list[str] | None,
             typer.Option(
                 "--doc",
                 "-d",
+                metavar="GLOB",
                 help="Only documents whose source matches this glob (*.pdf, reports/*); repeatable.",
+                show_default=False,
             ),
         ] = None,
         k: Annotated[
-            int | None, typer.Option("-k", "--top", help="How many results (default: search_k, 10).")
+            int | None,
+            typer.Option(
+                "-k", "--top", metavar="N", help="How many results (default {search_k}).", show_default=False
+            ),
         ] = None,
-        mode: Annotated[str, typer.Option("--mode", "-m", help="hybrid, bm25 or vector.")] = "hybrid",
+        # No -m here: -m is --model in ingest, sync and ask.
+        mode: Annotated[
+            str,
+            typer.Option(
+                "--mode", metavar="MODE", help="hybrid (default), bm25 or vector.", show_default=False
+            ),
+        ] = "hybrid",
         fusion: Annotated[
             str | None,
-            typer.Option("--fusion", help="rrf (default) or weighted: how the two legs are fused."),
+            typer.Option(
+                "--fusion",
+                metavar="FUSION",
+                help="How the two legs are fused: weighted or rrf (default {fusion}).",
+                show_default=False,
+            ),
         ] = None,
         rerank: Annotated[
             str | None,
             typer.Option(
                 "--rerank",
+                metavar="[MODEL]",
+                show_default=False,
                 help="Rerank with a cross-encoder: --rerank alone uses the configured one "
                 "(PYRAMID_RERANKER) or cross-encoder/ms-marco-MiniLM-L6-v2; --rerank MODEL names one (or a path).",
             ),
@@ -109,7 +130,7 @@ def register(app: typer.Typer) -> None:
         choice: bool | str | None = None if rerank is None else (True if rerank == _CONFIGURED else rerank)
         with open_pyramid() as kp:
             hits = kp.search(
-                query, levels=level or None, k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion
+                query, levels=split_levels(level), k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion
             )
         if json_output:
             print_json([hit.model_dump(mode="json") for hit in hits])
