@@ -121,6 +121,22 @@ class BuildInfo:
     schema_version: int
 
 
+def _mismatch(build: BuildInfo, configured: str) -> str:
+    """The embedding-mismatch message, with the fix that can work: never "re-embed with" a local
+    path that does not exist (a typo in --embedding-model would be suggested back to the user)."""
+    recorded = f"{build.embedding_model!r} ({build.embedding_dim} dims)"
+    use = f"Use --embedding-model {build.embedding_model!r}"
+    if configured.startswith(("/", "./", "../", "~")) and not Path(configured).expanduser().exists():
+        return (
+            f"this database was built with the embedding model {recorded}, not {configured!r}, "
+            f"which is no local folder. {use}, or point --embedding-model at an existing model."
+        )
+    return (
+        f"this database was built with the embedding model {recorded}, not {configured!r}. {use}, "
+        f"or re-embed everything with `pyramid reembed --embedding-model {configured!r}`."
+    )
+
+
 class Database:
     """A connection pool to one pyramid database, with migrations applied."""
 
@@ -153,18 +169,15 @@ class Database:
         try:
             conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
         except psycopg.OperationalError as exc:
-            raise DatabaseError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+            raise DatabaseError(f"cannot connect to PostgreSQL: {' '.join(str(exc).split())}") from exc
+        except psycopg.ProgrammingError as exc:  # a malformed URL or conninfo: a typo in --dsn
+            raise DatabaseError(f"not a usable PostgreSQL URL: {' '.join(str(exc).split())}") from exc
         try:
             self.build = await self._migrate(conn, embedding_model, embedding_dim, text_search_config)
         finally:
             await conn.close()
         if check_model and self.build.embedding_model != embedding_model:
-            raise EmbeddingMismatchError(
-                f"this database was built with the embedding model {self.build.embedding_model!r} "
-                f"({self.build.embedding_dim} dims), not {embedding_model!r}. Use "
-                f"--embedding-model {self.build.embedding_model!r}, or re-embed everything with "
-                f"`pyramid reembed --embedding-model {embedding_model!r}`."
-            )
+            raise EmbeddingMismatchError(_mismatch(self.build, embedding_model))
 
         async def configure(connection: AsyncConnection) -> None:
             await register_vector_async(connection)

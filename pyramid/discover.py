@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+
+# `Path("https://x/a.pdf")` collapses the slashes into "https:/x/a.pdf", which then "does not exist":
+# recognise a URL before it becomes a path and say what to do instead.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+URL_REASON = "URLs are not supported; download the file first"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,9 @@ def discover(
         follow_symlinks=follow_symlinks,
     )
     for given in paths:
+        if isinstance(given, str) and _URL.match(given) and not os.path.exists(given):
+            walker.problem(given, URL_REASON)
+            continue
         walker.root(Path(given).expanduser())
     return Discovery(files=sorted(walker.found.values()), problems=walker.problems)
 

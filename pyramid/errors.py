@@ -42,7 +42,10 @@ class EmbeddingMismatchError(PyramidError):
 
 
 class EmbeddingError(PyramidError):
-    """The embedding model could not be loaded or run."""
+    """The embedding model could not be loaded or run: a configuration problem (a wrong name or
+    path), so it exits 2 like the other configuration errors, whichever command met it."""
+
+    exit_code = EXIT_USAGE
 
 
 class ConversionError(PyramidError):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 import pytest
+from conftest import run_cli
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from conftest import run_cli
 from pyramid.cli import app
 from pyramid.cli.common import split_levels
 from pyramid.config import Settings

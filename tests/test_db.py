@@ -30,10 +30,21 @@ def test_another_embedding_model_is_refused_with_the_fix(fresh_dsn: str) -> None
     with Pyramid.open(dsn=fresh_dsn):
         pass
     with pytest.raises(EmbeddingMismatchError) as info:
-        Pyramid.open(dsn=fresh_dsn, embedding_model="/models/some-other-model")
+        Pyramid.open(dsn=fresh_dsn, embedding_model="some-org/some-other-model")
     message = str(info.value)
     assert "all-MiniLM-L6-v2" in message
-    assert "pyramid reembed" in message
+    assert "pyramid reembed --embedding-model 'some-org/some-other-model'" in message
+
+
+def test_the_mismatch_hint_never_suggests_a_missing_path(fresh_dsn: str) -> None:
+    with Pyramid.open(dsn=fresh_dsn):
+        pass
+    with pytest.raises(EmbeddingMismatchError) as info:
+        Pyramid.open(dsn=fresh_dsn, embedding_model="/nope/no-such-model")
+    message = str(info.value)
+    assert "--embedding-model 'all-MiniLM-L6-v2'" in message
+    assert "pyramid reembed" not in message
+    assert "no local folder" in message
 
 
 def test_aliases_of_the_bundled_model_are_the_same_model(fresh_dsn: str) -> None:
@@ -46,7 +57,7 @@ def test_aliases_of_the_bundled_model_are_the_same_model(fresh_dsn: str) -> None
 def test_cli_reports_model_mismatch_as_usage_error(fresh_dsn: str) -> None:
     with Pyramid.open(dsn=fresh_dsn):
         pass
-    done = run_cli("ls", "--embedding-model", "/models/other", dsn=fresh_dsn)
+    done = run_cli("ls", "--embedding-model", "some-org/other", dsn=fresh_dsn)
     assert done.returncode == 2
     assert done.stderr.startswith("Error:")
     assert "pyramid reembed" in done.stderr

@@ -67,6 +67,18 @@ def print_document(view: DocumentView, *, pages: bool) -> None:
             out.print(Markdown(page.text))
 
 
+def _status(value: str | None) -> str | None:
+    """``--status bogus`` is a usage error naming the statuses, not an empty list."""
+    from typing import get_args
+
+    from ..models import DocumentStatus
+
+    valid = get_args(DocumentStatus)
+    if value is not None and value not in valid:
+        raise typer.BadParameter(f"{value!r} is not a status; use one of: {', '.join(valid)}")
+    return value
+
+
 def register(app: typer.Typer) -> None:
     @command(app, "ls")
     @with_global_options
@@ -74,7 +86,10 @@ def register(app: typer.Typer) -> None:
         status: Annotated[
             str | None,
             typer.Option(
-                "--status", metavar="STATUS", help="Only documents with this status (ready, failed, …)."
+                "--status",
+                metavar="STATUS",
+                callback=_status,
+                help="Only documents with this status (pending, converted, distilled, ready, failed).",
             ),
         ] = None,
         json_output: JsonOption = False,

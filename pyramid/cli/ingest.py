@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -135,7 +134,8 @@ def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
         out.print("[yellow]Dry run: nothing was written.[/yellow]")
 
 
-PathsArgument = Annotated[list[Path], typer.Argument(help="Files and folders (folders recursively).")]
+# Strings, not Paths: a Path turns "https://x" into "https:/x" before discovery can name it a URL.
+PathsArgument = Annotated[list[str], typer.Argument(help="Files and folders (folders recursively).")]
 IncludeOption = Annotated[
     list[str] | None,
     typer.Option(
