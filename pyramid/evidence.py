@@ -7,7 +7,6 @@ cites the same way: ``[file, p. N]``. No pydantic_ai import here: the API and th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 from .config import Level
 from .errors import NotFoundError
 from .sqlfiles import query
+from .text import sentences
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -31,7 +31,6 @@ EXPAND_PER_KIND = 12
 MIN_ITEM_CHARS = 200
 # An item whose sentences are this much said already adds nothing to the answer's evidence.
 REDUNDANT = 0.8
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 # Text of one item in a tool result: a page is cut here (it can still be cited, and the answer step
 # gets more of it within its own budget); insights and concepts are far shorter.
 TOOL_TEXT_CHARS = 1500
@@ -365,4 +364,4 @@ def select(items: Sequence[Evidence], *, limit: int, chars: int) -> list[Evidenc
 
 
 def _sentences(text: str) -> set[str]:
-    return {" ".join(s.lower().split()).rstrip(".!?") for s in _SENTENCE_END.split(text) if s.strip()}
+    return {" ".join(s.lower().split()).rstrip(".!?…。！？") for s in sentences(text)}

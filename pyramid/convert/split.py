@@ -11,64 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
-_SETEXT = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
-_LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d{1,9}[.)])[ \t]+")
+from ..text import Block, blocks, list_items, sentences
+from ..text.markdown import FENCE
+
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}")
-# A sentence ends at . ! ? … (then closing quotes/brackets and whitespace) or at CJK full stops.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+[\"'”’」』)]*\s*")
-_ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "no",
-        "nos",
-        "vs",
-        "etc",
-        "e.g",
-        "i.e",
-        "cf",
-        "fig",
-        "figs",
-        "eq",
-        "approx",
-        "dept",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "p",
-        "pp",
-        "vol",
-        "ch",
-        "sec",
-    ]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    kind: str  # heading | code | table | list | prose
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,72 +33,26 @@ def split_pages(markdown: str, max_chars: int) -> list[str]:
     if len(markdown) <= max_chars:
         return [markdown]
     units: list[_Unit] = []
-    for section in _sections(_blocks(markdown)):
-        text = "\n\n".join(block.text for block in section)
+    for section in _sections(blocks(markdown)):
+        text = "".join((_joiner(block) if n else "") + block.text for n, block in enumerate(section))
         if len(text) <= max_chars:
             units.append(_Unit(text, "\n\n"))
             continue
         for block in section:
             if len(block.text) <= max_chars:
-                units.append(_Unit(block.text, "\n\n", keep_with_next=block.kind == "heading"))
+                units.append(_Unit(block.text, _joiner(block), keep_with_next=block.kind == "heading"))
             else:
-                units.extend(_split_block(block, max_chars))
+                units.extend(_with_joiner(_split_block(block, max_chars), _joiner(block)))
     return _pack(units, max_chars)
 
 
-def _blocks(markdown: str) -> list[_Block]:
-    blocks: list[_Block] = []
-    lines: list[str] = []
-
-    def flush() -> None:
-        if lines:
-            blocks.append(_Block(_kind(lines), "\n".join(lines)))
-            lines.clear()
-
-    fence: str | None = None
-    for line in markdown.split("\n"):
-        if fence is not None:
-            lines.append(line)
-            stripped = line.strip()
-            if stripped.startswith(fence) and not stripped.strip(fence[0]):
-                blocks.append(_Block("code", "\n".join(lines)))
-                lines.clear()
-                fence = None
-            continue
-        match = _FENCE.match(line)
-        if match:
-            flush()
-            fence = match.group(1)
-            lines.append(line)
-        elif not line.strip():
-            flush()
-        elif _ATX.match(line):
-            flush()
-            blocks.append(_Block("heading", line))
-        elif lines and _SETEXT.match(line) and not lines[-1].lstrip().startswith(("|", "-", "*", "+", ">")):
-            underlined = lines.pop()
-            flush()
-            blocks.append(_Block("heading", f"{underlined}\n{line}"))
-        else:
-            lines.append(line)
-    if fence is not None and lines:  # an unclosed fence runs to the end of the document
-        blocks.append(_Block("code", "\n".join(lines)))
-        lines.clear()
-    flush()
-    return blocks
+def _joiner(block: Block) -> str:
+    return "\n" if block.tight else "\n\n"
 
 
-def _kind(lines: list[str]) -> str:
-    if all(line.lstrip().startswith("|") for line in lines):
-        return "table"
-    if _LIST_ITEM.match(lines[0]):
-        return "list"
-    return "prose"
-
-
-def _sections(blocks: list[_Block]) -> list[list[_Block]]:
-    sections: list[list[_Block]] = []
-    for block in blocks:
+def _sections(parsed: list[Block]) -> list[list[Block]]:
+    sections: list[list[Block]] = []
+    for block in parsed:
         if block.kind == "heading" or not sections:
             sections.append([block])
         else:
@@ -160,7 +60,7 @@ def _sections(blocks: list[_Block]) -> list[list[_Block]]:
     return sections
 
 
-def _split_block(block: _Block, cap: int) -> list[_Unit]:
+def _split_block(block: Block, cap: int) -> list[_Unit]:
     if block.kind == "table":
         return _split_table(block.text, cap)
     if block.kind == "code":
@@ -204,7 +104,7 @@ def _split_code(text: str, cap: int) -> list[_Unit]:
     """Chunks of whole lines, each closed and reopened with the block's own fence."""
     lines = text.split("\n")
     opening = lines[0]
-    marker = _FENCE.match(opening)
+    marker = FENCE.match(opening)
     closing = marker.group(1) if marker else "```"
     has_close = len(lines) > 1 and lines[-1].strip().startswith(closing[:3])
     body = lines[1:-1] if has_close else lines[1:]
@@ -216,15 +116,9 @@ def _split_code(text: str, cap: int) -> list[_Unit]:
 
 
 def _split_list(text: str, cap: int) -> list[_Unit]:
-    items: list[list[str]] = []
-    for line in text.split("\n"):
-        if _LIST_ITEM.match(line) or not items:
-            items.append([line])
-        else:
-            items[-1].append(line)
     units: list[_Unit] = []
-    for item_lines in items:
-        item = "\n".join(item_lines)
+    for entry in list_items(Block("list", text, 0, len(text))):
+        item = entry.source
         if len(item) <= cap:
             units.append(_Unit(item, "\n"))
         else:
@@ -234,7 +128,7 @@ def _split_list(text: str, cap: int) -> list[_Unit]:
 
 def _split_prose(text: str, cap: int) -> list[_Unit]:
     units: list[_Unit] = []
-    for sentence in _sentences(text):
+    for sentence in sentences(text):
         if len(sentence) <= cap:
             units.append(_Unit(sentence, " "))
         elif "\n" in sentence:
@@ -257,28 +151,6 @@ def _with_joiner(units: list[_Unit], joiner: str) -> list[_Unit]:
     if units:
         units[0] = _Unit(units[0].text, joiner)
     return units
-
-
-def _sentences(text: str) -> list[str]:
-    sentences: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        if end < len(text) and text[end].islower():
-            continue  # "e.g. the", "3 p.m. on": not a sentence boundary
-        if match.group(0)[0] == ".":
-            words = text[start : match.start()].rsplit(None, 1)
-            word = words[-1].lower().lstrip("([\"'") if words else ""
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-                continue  # "Dr. Reed", "J. Smith"
-        sentence = text[start:end].strip()
-        if sentence:
-            sentences.append(sentence)
-        start = end
-    rest = text[start:].strip()
-    if rest:
-        sentences.append(rest)
-    return sentences
 
 
 def _cut_words(text: str, cap: int) -> list[str]:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,8 @@ class _Insight:
     kind: str
     section: str
     row: int  # its row in the embedding matrix
+    context: tuple[str, ...] = ()  # the context put before its sentence ("Handbook, Teams")
+    body: str = ""  # the sentence without that context
 
 
 def _unique(candidates: list[Candidate]) -> tuple[list[_Insight], list[str]]:
@@ -52,7 +54,14 @@ def _unique(candidates: list[Candidate]) -> tuple[list[_Insight], list[str]]:
             found.spans.append((cand.page, cand.start, cand.end))
             continue
         insight = _Insight(
-            cand.text, [cand.page], [(cand.page, cand.start, cand.end)], cand.kind, cand.section, len(order)
+            cand.text,
+            [cand.page],
+            [(cand.page, cand.start, cand.end)],
+            cand.kind,
+            cand.section,
+            len(order),
+            cand.context,
+            cand.body,
         )
         by_text[key] = insight
         order.append(insight)
@@ -116,11 +125,27 @@ def _abstract(insights: list[_Insight], vectors: np.ndarray, budget: int) -> tup
         return "", []
     lengths = [len(words(i.text)) for i in insights]
     picked = sorted(mmr(vectors, budget, lengths))
-    text = " ".join(insights[i].text for i in picked)
+    text = _once(insights[i] for i in picked)
     if len(words(text)) > budget:  # a single sentence longer than the budget: cut it at a word
         tokens = text.split()
         text = " ".join(tokens[:budget]).rstrip(",;:") + " …"
     return text, picked
+
+
+def _once(insights: Iterable[_Insight]) -> str:
+    """Sentences joined into one text that gives each part of their context once: a handbook's
+    abstract says "Fernhollow Robotics Employee Handbook, Teams:" before its first team, not eight
+    times. A sentence whose context was all said already is given bare."""
+    said: set[str] = set()
+    parts = []
+    for insight in insights:
+        new = [part for part in insight.context if part not in said]
+        said.update(insight.context)
+        if insight.context and len(new) < len(insight.context):
+            parts.append(f"{', '.join(new)}: {insight.body}" if new else insight.body)
+        else:
+            parts.append(insight.text)
+    return " ".join(parts)
 
 
 class ExtractiveDistiller:

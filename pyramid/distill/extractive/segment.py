@@ -16,13 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ...text import Block, blocks, list_items, sentence_spans
+from ...text.markdown import LIST_ITEM, TABLE_SEPARATOR
+
 Kind = Literal["prose", "list", "table"]
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
-_LIST = re.compile(r"^(\s*)([-*+]|\d{1,3}[.)])\s+(?:\[[ xX]\]\s+)?(.*)$")
-_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
-_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _QUOTE = re.compile(r"^\s*>\s?")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
@@ -37,15 +35,11 @@ _EMPHASIS = re.compile(r"(\*\*|__|\*|_|~~)(?=\S)(.+?)(?<=\S)\1")
 _CODE = re.compile(r"`+([^`]*)`+")
 _SPACES = re.compile(r"\s+")
 
-# A sentence ends at . ! ? (with closing quotes/brackets) followed by space and a capital, digit or
-# opening quote; the word before the period must not be a known abbreviation or an initial.
-_BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=[\"'“‘(\[*_]*[A-Z0-9À-Ý])")
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e inc ltd co corp no nos fig figs vol vols pp p cf approx "
-    "dept est jan feb mar apr jun jul aug sep sept oct nov dec gen col lt sgt capt rev hon al ca op ed eds "
-    "u.s u.k a.m p.m ph.d".split()
+# A word: a run of Latin letters and digits, or one CJK character (Chinese and Japanese put no spaces
+# between words, so "東京は晴れ" counts five).
+_WORD = re.compile(
+    r"[A-Za-zÀ-ÿ0-9][A-Za-zÀ-ÿ0-9'’\-]*|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]"
 )
-_WORD = re.compile(r"[A-Za-zÀ-ÿ0-9][A-Za-zÀ-ÿ0-9'’\-]*")
 
 _BOILERPLATE = re.compile(
     r"^(page \d+( of \d+)?|\d+ / \d+|copyright\b|©|all rights reserved|table of contents|contents$|"
@@ -55,6 +49,13 @@ _BOILERPLATE = re.compile(
 )
 
 _PERSON_PRONOUN = re.compile(r"^(He|She|His|Her)\b(?!['’])")
+# A sentence that opens with one of these leans on the sentence before ("It went on sale in 2030.").
+_LEANING = re.compile(r"^(It|Its|They|Their|Them|This|These|Those|He|She|His|Her)\b(?!['’])")
+# A first sentence that is a bare noun phrase ("A family orchard of 60 hectares."): its subject is
+# the heading above it.
+_FRAGMENT = re.compile(r"^(A|An)\s")
+_END_PUNCTUATION = ".!?;:,…"
+HEADING_LINE_WORDS = 8  # an unpunctuated line this short, alone or atop a paragraph, is a heading
 _NAME = re.compile(r"^[A-ZÀ-Ý][\w'’.\-]*( [A-ZÀ-Ý][\w'’.\-]*){0,3}$")
 
 MIN_PROSE_WORDS = 3
@@ -72,6 +73,15 @@ class Candidate:
     end: int
     kind: Kind
     section: str  # the heading it sits under ("" at the top)
+    context: tuple[str, ...] = ()  # what was put before the sentence so it stands alone ("Otters, Food")
+    block: int = 0  # where its paragraph or list item starts on the page
+
+    @property
+    def body(self) -> str:
+        """The sentence without its context."""
+        if not self.context:
+            return self.text
+        return self.text[len(", ".join(self.context)) + 2 :]
 
 
 def words(text: str) -> list[str]:
@@ -100,21 +110,8 @@ def plain(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Spans of the sentences of a prose block."""
-    spans = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        before = text[start : match.start()].rsplit(None, 1)
-        last = before[-1].lower().rstrip(".") if before else ""
-        last = last.lstrip("(\"'“‘")
-        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
-            continue
-        end = match.start() + len(match.group(0).rstrip())
-        spans.append((start, end))
-        start = match.end()
-    if text[start:].strip():
-        spans.append((start, len(text.rstrip())))
-    return spans
+    """Spans of the sentences of a prose block (the shared splitter, ``pyramid.text``)."""
+    return sentence_spans(text)
 
 
 def _cells(line: str) -> list[str]:
@@ -124,6 +121,29 @@ def _cells(line: str) -> list[str]:
     if body.endswith("|") and not body.endswith("\\|"):
         body = body[:-1]
     return [plain(cell) for cell in re.split(r"(?<!\\)\|", body)]
+
+
+def _has_header(block: Block) -> bool:
+    lines = block.text.split("\n")
+    return len(lines) > 1 and bool(TABLE_SEPARATOR.match(lines[1]))
+
+
+def _heading_line(line: str, rest: str) -> bool:
+    """A line without markup that reads as a heading: short, capitalised, without punctuation, alone or
+    followed by a line that starts a new sentence (a wrapped sentence goes on in lower case)."""
+    line = line.strip()
+    if (
+        not line
+        or not line[0].isupper()
+        or line[-1] in _END_PUNCTUATION
+        or "," in line
+        or LIST_ITEM.match(line)
+    ):
+        return False
+    if len(words(line)) > HEADING_LINE_WORDS or len(line) > 60:
+        return False
+    following = rest.lstrip()[:1]
+    return not following or following.isupper()
 
 
 def table_sentence(header: list[str], row: list[str]) -> str:
@@ -152,6 +172,7 @@ class _Page:
         self.subject_words = {w.lower() for w in words(subject) if len(w) > 2}
         self.headings: list[tuple[int, str]] = []
         self.out: list[Candidate] = []
+        self.block = 0  # start of the block (paragraph, list item) being read
 
     @property
     def section(self) -> str:
@@ -162,93 +183,58 @@ class _Page:
         return ""
 
     def run(self) -> list[Candidate]:
-        lines = self.text.splitlines(keepends=True)
-        offsets = []
-        pos = 0
-        for line in lines:
-            offsets.append(pos)
-            pos += len(line)
-        i = 0
-        in_fence = False
-        paragraph: list[int] = []
-        while i < len(lines):
-            line = lines[i]
-            if _FENCE.match(line):
-                self._flush(paragraph, lines, offsets)
-                paragraph = []
-                in_fence = not in_fence
-                i += 1
-                continue
-            if in_fence:
-                i += 1
-                continue
-            stripped = _QUOTE.sub("", line).rstrip("\n")
-            heading = _HEADING.match(stripped)
-            if not stripped.strip() or _RULE.match(stripped) or heading:
-                self._flush(paragraph, lines, offsets)
-                paragraph = []
-                if heading:
-                    level = len(heading.group(1))
-                    self.headings = [(lv, t) for lv, t in self.headings if lv < level]
-                    self.headings.append((level, plain(heading.group(2))))
-                i += 1
-                continue
-            if stripped.lstrip().startswith("|") and i + 1 < len(lines) and _TABLE_SEP.match(lines[i + 1]):
-                self._flush(paragraph, lines, offsets)
-                paragraph = []
-                i = self._table(lines, offsets, i)
-                continue
-            item = _LIST.match(stripped)
-            if item:
-                self._flush(paragraph, lines, offsets)
-                paragraph = []
-                i = self._list_item(lines, offsets, i, item)
-                continue
-            paragraph.append(i)
-            i += 1
-        self._flush(paragraph, lines, offsets)
+        for block in blocks(self.text):
+            self.block = block.start
+            if block.kind == "heading":
+                self._heading(block.level, block.title)
+            elif block.kind == "table" and _has_header(block):
+                self._table(block)
+            elif block.kind == "list":
+                for item in list_items(block):
+                    self.block = item.start
+                    self._list_item(item.text, item.start, item.end)
+            elif block.kind in ("prose", "table"):
+                self._prose(block)
         return self.out
 
     # -- blocks --------------------------------------------------------------------------------
-    def _flush(self, paragraph: list[int], lines: list[str], offsets: list[int]) -> None:
-        if not paragraph:
-            return
-        start = offsets[paragraph[0]]
-        end = offsets[paragraph[-1]] + len(lines[paragraph[-1]])
-        block = self.text[start:end]
-        for s, e in split_sentences(block):
-            self._add(plain(_QUOTE.sub("", block[s:e])), start + s, start + e, "prose")
+    def _heading(self, level: int, title: str) -> None:
+        self.headings = [(lv, t) for lv, t in self.headings if lv < level]
+        self.headings.append((level, plain(title)))
 
-    def _table(self, lines: list[str], offsets: list[int], i: int) -> int:
-        header = _cells(lines[i])
-        i += 2
-        while i < len(lines) and (lines[i].strip().startswith("|") or lines[i].count("|") >= 2):
-            row = _cells(lines[i])
-            sentence = table_sentence(header, row)
+    def _prose(self, block: Block) -> None:
+        text, start = block.text, block.start
+        first, _, rest = text.partition("\n")
+        if _heading_line(first, rest):
+            # PDF and plain-text headings carry no markup: a short unpunctuated line. It is context,
+            # not an insight ("Power and movement."), one level below any markdown heading.
+            self._heading(7, first.strip())
+            if not rest.strip():
+                return
+            start += len(first) + 1
+            text = rest
+        for s, e in split_sentences(text):
+            sentence = "\n".join(_QUOTE.sub("", line) for line in text[s:e].split("\n"))
+            self._add(plain(sentence), start + s, start + e, "prose")
+
+    def _table(self, block: Block) -> None:
+        lines = block.text.split("\n")
+        header = _cells(lines[0])
+        offset = block.start + len(lines[0]) + len(lines[1]) + 2
+        for line in lines[2:]:
+            sentence = table_sentence(header, _cells(line))
             if sentence:
-                self._add(sentence, offsets[i], offsets[i] + len(lines[i].rstrip("\n")), "table")
-            i += 1
-        return i
+                self._add(sentence, offset, offset + len(line), "table")
+            offset += len(line) + 1
 
-    def _list_item(self, lines: list[str], offsets: list[int], i: int, item: re.Match[str]) -> int:
-        indent = len(item.group(1))
-        start = offsets[i]
-        body = [item.group(3)]
-        i += 1
-        # Continuation lines: indented deeper than the marker and not another item or block.
-        while i < len(lines):
-            nxt = lines[i].rstrip("\n")
-            if not nxt.strip() or _LIST.match(nxt) or _HEADING.match(nxt) or nxt.lstrip().startswith("|"):
-                break
-            if len(nxt) - len(nxt.lstrip()) <= indent:
-                break
-            body.append(nxt.strip())
-            i += 1
-        end = offsets[i - 1] + len(lines[i - 1].rstrip("\n"))
-        text = " ".join(body)
+    def _list_item(self, text: str, start: int, end: int) -> None:
+        # An item is one insight ("Hardware is led by Priya Vance. The team designs the arm."): its
+        # second sentence needs the first. Only an over-long item is cut at its sentences.
+        if len(words(text)) <= MAX_WORDS:
+            self._add(plain(text), start, end, "list")
+            return
         for s, e in split_sentences(text):
             self._add(plain(text[s:e]), start, end, "list")
-        return i
 
     # -- one sentence --------------------------------------------------------------------------
     def _add(self, text: str, start: int, end: int, kind: Kind) -> None:
@@ -265,14 +251,41 @@ class _Page:
                 for piece in pieces:
                     self._add(piece if piece.endswith(".") else piece + ".", start, end, kind)
                 return
-        text = self._standalone(text, kind)
+        text, context = self._standalone(text, kind)
         if len(words(text)) < MIN_ITEM_WORDS:
             return
-        if text[-1] not in ".!?":
+        if text.rstrip("\"'”’)]」』")[-1:] not in (".", "!", "?", "…", "。", "！", "？"):
             text += "."
-        self.out.append(Candidate(text, self.number, start, end, kind, self.section))
+        if self._lean(text, kind, end):
+            return
+        if context:
+            text = f"{', '.join(context)}: {text}"
+        self.out.append(Candidate(text, self.number, start, end, kind, self.section, context, self.block))
 
-    def _standalone(self, text: str, kind: Kind) -> str:
+    def _lean(self, text: str, kind: Kind, end: int) -> bool:
+        """Join a sentence that opens with an unresolved pronoun to the sentence before it in the same
+        paragraph, so the insight keeps its subject ("The Picker P3 is … It went on sale in 2030.")."""
+        if kind != "prose" or not _LEANING.match(text) or not self.out:
+            return False
+        before = self.out[-1]
+        if before.block != self.block or before.page != self.number or before.kind != "prose":
+            return False
+        if len(words(before.text)) + len(words(text)) > MAX_WORDS:
+            return False
+        self.out[-1] = Candidate(
+            f"{before.text} {text}",
+            self.number,
+            before.start,
+            end,
+            "prose",
+            before.section,
+            before.context,
+            self.block,
+        )
+        return True
+
+    def _standalone(self, text: str, kind: Kind) -> tuple[str, tuple[str, ...]]:
+        """The sentence made to stand alone, and the context to put before it."""
         text = text[0].upper() + text[1:] if text[0].islower() and kind != "prose" else text
         if self.subject and _NAME.match(self.subject):
             match = _PERSON_PRONOUN.match(text)
@@ -281,16 +294,19 @@ class _Page:
                 # "He"/"She" are the subject; "His"/"Her" before a noun are possessive. "Her" as an
                 # object never opens a sentence, so reading it as possessive is safe.
                 name = self.subject if pronoun in ("He", "She") else f"{self.subject}'s"
-                return name + text[len(pronoun) :]
-        if (
-            kind != "prose"
-            and self.subject_words
-            and not (self.subject_words & {w.lower() for w in words(text)})
-        ):
-            context = ", ".join(part for part in (self.subject, self.section) if part)
-            if context:
-                return f"{context}: {text}"
-        return text
+                return name + text[len(pronoun) :], ()
+        mentioned = {w.lower() for w in words(text)}
+        if kind != "prose" and self.subject_words and not (self.subject_words & mentioned):
+            return text, tuple(part for part in (self.subject, self.section) if part)
+        section = self.section
+        if kind == "prose" and section and _FRAGMENT.match(text) and not self._in_section():
+            # "## Sandvik Fruit Estate / A large estate with old trees." is about Sandvik Fruit Estate.
+            return text, (section,)
+        return text, ()
+
+    def _in_section(self) -> bool:
+        """Whether a sentence of the current section on this page came before."""
+        return bool(self.out) and self.out[-1].page == self.number and self.out[-1].section == self.section
 
 
 def segment(pages: list[str], *, subject: str) -> list[Candidate]:
