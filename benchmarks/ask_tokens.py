@@ -245,7 +245,7 @@ def main() -> None:
 
     from corpus import write_markdown_corpus
 
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
         work = Path(tmp)

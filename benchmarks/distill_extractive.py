@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=40, help="generated report files (8 pages each)")
     args = parser.parse_args()
 
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     results = []
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:

@@ -105,7 +105,7 @@ def main() -> None:
     if args.control_no_encoder:
         _replace_encoder()
 
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     results = []
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:

@@ -31,7 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def fresh_database(work: Path) -> tuple[str, Path]:
     import psycopg
 
-    from pyramid.db import start_embedded
+    from pyramid.store.database import start_embedded
 
     data_dir = work / "kp"
     url = start_embedded(data_dir)
@@ -54,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from pyramid import Pyramid
-    from pyramid.db import stop_embedded
     from pyramid.embed import model_location
+    from pyramid.store.database import stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
         work = Path(tmp)

@@ -138,7 +138,7 @@ def queries(words: list[str], n: int) -> list[str]:
 
 
 def server(data_dir: Path, items: int) -> str:
-    from pyramid.db import _ensure_database, start_embedded, stop_embedded
+    from pyramid.store.database import _ensure_database, start_embedded, stop_embedded
 
     url = start_embedded(data_dir)
     import psycopg
@@ -279,16 +279,13 @@ def build(url: str, items: int) -> dict[str, float]:
 
 
 def refresh_functions(conn: Any) -> None:
-    """Re-create the SQL functions of migration 002 from the working tree, so that a database
+    """Re-create the SQL functions from the working tree's pyramid/sql/functions/, so that a database
     built by an earlier run is measured with the current search code (the data stay as built)."""
-    import re
+    from pyramid.sqlfiles import functions
 
-    from pyramid.sqlfiles import migrations
-
-    text = next(m.sql for m in migrations() if m.version == 2)
     conn.execute("DROP FUNCTION IF EXISTS pyramid_bm25_terms(text, text)")  # its OUT columns grew
-    for block in re.findall(r"CREATE OR REPLACE FUNCTION .*?\$\$;", text, flags=re.DOTALL):
-        conn.execute(block)
+    for function in functions():
+        conn.execute(function.sql)
 
 
 def sizes(conn: Any) -> dict[str, int]:

@@ -52,9 +52,9 @@ def metrics(ranked: list[str], relevant: set[str]) -> tuple[float, float]:
 
 def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[str], list[str]]], Any, str]:
     from pyramid import Pyramid
-    from pyramid.db import _ensure_database, start_embedded
     from pyramid.search import compact
     from pyramid.store import DocumentRecord, NewItem, replace_document
+    from pyramid.store.database import _ensure_database, start_embedded
 
     server = start_embedded(data_dir).replace("/pyramid?", "/postgres?", 1)
     url = _ensure_database(server, f"quality_{uuid.uuid4().hex[:8]}")

@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pyramid import Pyramid
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     articles, everything = load(args.eval)
     questions = [q for q in everything if q["supporting_articles"]]

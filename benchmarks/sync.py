@@ -107,7 +107,7 @@ def edit_ratio(pages: int, insights_per_page: int) -> None:
     from scripted import Scripted, Window
 
     from pyramid import Pyramid
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     def window(w: Window) -> dict[str, object]:
         # Like a model: a few short sentences of every page on its first reading.
@@ -202,7 +202,7 @@ def main() -> None:
         edit_ratio(args.pages, args.insights_per_page)
         return
 
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="kp-sync-") as tmp:
         work = Path(tmp)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .config import Settings
-from .db import Database
 from .embed import Embedder
 from .models import FileResult
+from .store.database import Database
 
 EventKind = Literal["start", "file", "done", "result", "message", "stage"]
 

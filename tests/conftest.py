@@ -41,7 +41,7 @@ def pg_data_dir() -> Iterator[Path]:
     Not under pytest's basetemp: pytest deletes old basetemps of the same user, which would pull
     the data dir from under the server of another pytest run going on at the same time.
     """
-    from pyramid.db import start_embedded, stop_embedded
+    from pyramid.store.database import start_embedded, stop_embedded
 
     given = os.environ.get("PYRAMID_TEST_DATA_DIR")
     data_dir = Path(given) if given else Path(tempfile.mkdtemp(prefix="pyramid-test-pg-"))
@@ -54,7 +54,7 @@ def pg_data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def pg_server_url(pg_data_dir: Path) -> str:
-    from pyramid.db import start_embedded
+    from pyramid.store.database import start_embedded
 
     return start_embedded(pg_data_dir).replace("/pyramid?", "/postgres?", 1)
 

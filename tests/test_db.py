@@ -1,5 +1,7 @@
-"""The database: migrations recorded and applied once, build info remembered, model mismatch refused
-with the fix, the single-writer lock, re-embedding, and the embedded server's lifecycle."""
+"""The database: migrations recorded and applied once, SQL functions applied by checksum, a database
+built by the old migrations upgraded to the same schema as a new one, build info remembered, model
+mismatch refused with the fix, the single-writer lock, re-embedding, and the embedded server's
+lifecycle."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from conftest import run_cli
 
 from pyramid import Pyramid
 from pyramid.errors import BusyError, EmbeddingMismatchError
-from pyramid.sqlfiles import migrations
+from pyramid.sqlfiles import functions, migrations
+
+OLD_MIGRATIONS = Path(__file__).parent / "fixtures" / "migrations_001_003"
 
 
 def test_migrations_are_recorded_once(fresh_dsn: str) -> None:
@@ -24,6 +28,108 @@ def test_migrations_are_recorded_once(fresh_dsn: str) -> None:
     with Pyramid.open(dsn=fresh_dsn, progress=lambda e: again.append(e.message or "")):
         pass
     assert not any("migration" in m for m in again)
+
+
+def _build_with_old_migrations(url: str) -> None:
+    """Build a database as knowledge-pyramid did before the functions left the migrations: 001-003
+    as they were (a copy taken from git history), recorded the way the old runner recorded them."""
+    import json
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE pyramid_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for path in sorted(OLD_MIGRATIONS.glob("*.sql")):
+            version, name = path.stem.split("_", 1)
+            with conn.transaction():
+                conn.execute(path.read_text("utf-8").replace("{embedding_dim}", "384"))
+                conn.execute("INSERT INTO pyramid_migrations VALUES (%s, %s)", (int(version), name))
+                if version == "001":
+                    meta = {
+                        "embedding_model": "all-MiniLM-L6-v2",
+                        "embedding_dim": 384,
+                        "text_search_config": "english",
+                    }
+                    for key, value in meta.items():
+                        conn.execute(
+                            "INSERT INTO pyramid_meta VALUES (%s, %s::jsonb)", (key, json.dumps(value))
+                        )
+        doc = conn.execute(
+            "INSERT INTO documents (source, path) VALUES ('/old/a.md', '/old/a.md') RETURNING id"
+        )
+        (doc_id,) = doc.fetchone()  # type: ignore[misc]
+        conn.execute(
+            "INSERT INTO items (document_id, level, text) VALUES (%s, 'page', 'Lighthouses guide ships at night.')",
+            (doc_id,),
+        )
+
+
+_SCHEMA_QUERIES = {
+    "columns": "SELECT table_name, column_name, data_type, is_nullable, column_default"
+    " FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2",
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+    "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+    " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+    "triggers": "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1",
+    "views": "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1",
+    "functions": "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p"
+    " WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'pyramid%' ORDER BY 1",
+}
+
+
+def _schema(url: str) -> dict[str, list[tuple[object, ...]]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return {what: conn.execute(sql).fetchall() for what, sql in _SCHEMA_QUERIES.items()}
+
+
+def test_a_database_built_by_the_old_migrations_upgrades_to_the_new_schema(fresh_dsn: str, dsn: str) -> None:
+    _build_with_old_migrations(fresh_dsn)
+    messages: list[str] = []
+    with Pyramid.open(dsn=fresh_dsn, progress=lambda e: messages.append(e.message or "")) as kp:
+        assert kp.build.schema_version == migrations()[-1].version
+        hits = kp.search("lighthouses", mode="bm25")
+        assert [h.text for h in hits] == ["Lighthouses guide ships at night."]
+    assert any("004_function_checksums" in m for m in messages)
+    assert any("Applying SQL functions" in m for m in messages)
+    with Pyramid.open(dsn=dsn):
+        pass  # a database built by the new migrations, for comparison
+    upgraded, fresh = _schema(fresh_dsn), _schema(dsn)
+    for what in _SCHEMA_QUERIES:
+        assert upgraded[what] == fresh[what], what
+    import psycopg
+
+    with psycopg.connect(fresh_dsn) as conn:
+        recorded = dict(conn.execute("SELECT name, sha256 FROM pyramid_sql_functions").fetchall())
+    assert recorded == {f.name: f.sha256 for f in functions()}
+
+
+def test_a_changed_function_file_is_reapplied(fresh_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from pyramid import sqlfiles
+
+    with Pyramid.open(dsn=fresh_dsn):
+        pass
+    edited = tuple(
+        sqlfiles.FunctionFile(f.name, f.sql.replace("fallback) $$;", "fallback) + 0 $$;"))
+        if f.name == "settings"
+        else f
+        for f in functions()
+    )
+    assert edited != functions()
+    monkeypatch.setattr("pyramid.store.database.functions", lambda: edited)
+    messages: list[str] = []
+    with Pyramid.open(dsn=fresh_dsn, progress=lambda e: messages.append(e.message or "")):
+        pass
+    assert [m for m in messages if "SQL functions" in m] == ["Applying SQL functions: settings"]
+    with psycopg.connect(fresh_dsn) as conn:
+        (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'pyramid_setting'").fetchone()  # type: ignore[misc]
+    assert "+ 0" in body
 
 
 def test_another_embedding_model_is_refused_with_the_fix(fresh_dsn: str) -> None:

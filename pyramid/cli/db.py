@@ -58,7 +58,7 @@ def url() -> None:
 @with_global_options
 def status(json_output: JsonOption = False) -> None:
     """Say whether the embedded server is running, and where its data lives."""
-    from ..db import embedded_status
+    from ..store.database import embedded_status
 
     settings = _settings()
     if settings.dsn:
@@ -84,7 +84,7 @@ def start() -> None:
 @with_global_options
 def stop() -> None:
     """Stop the embedded server of the data dir (it keeps running between commands otherwise)."""
-    from ..db import stop_embedded
+    from ..store.database import stop_embedded
 
     settings = _settings()
     if settings.dsn:

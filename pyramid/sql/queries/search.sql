@@ -1,4 +1,4 @@
--- Named queries of hybrid search (the search itself is pyramid_search() in 002_search.sql).
+-- Named queries of hybrid search (the search itself is pyramid_search() in functions/search.sql).
 
 -- name: run
 SELECT s.rank, s.item_id, s.level, s.fused, s.bm25, s.bm25_rank, s.similarity, s.vector_rank,

