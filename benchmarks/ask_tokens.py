@@ -93,11 +93,11 @@ def cited_pages(kp: Any, answer: Any) -> list[Any]:
     ids = [p.id for doc_id, pages in wanted.items() for p in kp.document(doc_id).pages if p.ordinal in pages]
 
     async def read() -> list[Any]:
-        async with kp._rt.db.connection() as conn:
+        async with kp.runtime.db.connection() as conn:
             found = await load(conn, ids, Labels())
         return [found[i] for i in ids]
 
-    return kp._portal.call(read())
+    return kp.run(read())
 
 
 def answer_step_tokens(kp: Any, question: str, items: list[Any]) -> int:
@@ -118,7 +118,7 @@ def answer_step_tokens(kp: Any, question: str, items: list[Any]) -> int:
             usage=usage,
         )
 
-    kp._portal.call(run())
+    kp.run(run())
     assert usage.requests == 1
     return usage.input_tokens
 

@@ -37,7 +37,7 @@ def measure(name: str, dsn: str, corpus: Path) -> dict[str, Any]:
     from pyramid import Pyramid
 
     with Pyramid.open(dsn=dsn) as kp:
-        kp._portal.call(kp._rt.embedder.aload())  # the clock starts with the model loaded
+        kp.run(kp.runtime.embedder.aload())  # the clock starts with the model loaded
         started = time.perf_counter()
         report = kp.ingest([corpus])
         elapsed = time.perf_counter() - started

@@ -39,7 +39,7 @@ def run(dsn: str, corpus: Path, *, concurrency: int, latency: float, page_chars:
 
     brain = Scripted(delay=latency)
     with Pyramid.open(dsn=dsn, page_chars=page_chars) as kp:
-        kp._portal.call(kp._rt.embedder.aload())
+        kp.run(kp.runtime.embedder.aload())
         # A model name per run: the output cache keys on it, so no run is answered from another's.
         report = kp.ingest(
             [corpus], model=brain.model(f"sleep-{concurrency}"), concurrency=concurrency, force=True

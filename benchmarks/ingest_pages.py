@@ -69,11 +69,11 @@ def main() -> None:
         try:
             with Pyramid.open(dsn=dsn, embedding_batch_size=args.batch_size) as kp:
                 # Load the model before the clock starts: both sides are measured warm.
-                kp._portal.call(kp._rt.embedder.aload())
+                kp.run(kp.runtime.embedder.aload())
                 report = kp.ingest([corpus], distill=False)  # the page pipeline alone
                 assert report.ok, report.failed
                 pages = [p.text for d in kp.documents() for p in kp.document(d.id).pages]
-                model = kp._rt.embedder.model
+                model = kp.runtime.embedder.model
             pipeline_pages = sum(r.pages for r in report.results)
             # Bare encoder on the very same page texts, same model object, same batch size.
             model.encode(pages[:64], batch_size=args.batch_size)

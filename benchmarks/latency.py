@@ -339,7 +339,7 @@ def library(
 
     out: dict[str, Any] = {}
     with Pyramid.open(dsn=url) as kp:
-        db = kp._rt.db
+        db = kp.runtime.db
         cases = {
             "library hybrid (all levels), one SQL call": (None, 1),
             "library hybrid (all levels), levels in parallel (4)": (None, 4),
@@ -350,12 +350,12 @@ def library(
         }
         for levels, parallel in cases.values():  # warm
             for text, vec in zip(texts, vectors, strict=True):
-                kp._portal.call(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
+                kp.run(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
         for name, (levels, parallel) in cases.items():
             times = []
             for text, vec in zip(texts, vectors, strict=True):
                 t0 = time.perf_counter()
-                kp._portal.call(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
+                kp.run(_run(db, params(text, vec, "hybrid", levels), parallel=parallel))
                 times.append((time.perf_counter() - t0) * 1000)
             out[name] = summary(name, times)
     return out

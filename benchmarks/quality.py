@@ -62,8 +62,8 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
     titles = list(articles)
 
     async def store() -> None:
-        vectors = await kp._rt.embedder.aencode_documents([articles[t] for t in titles])
-        async with kp._rt.db.connection() as conn, conn.transaction():
+        vectors = await kp.runtime.embedder.aencode_documents([articles[t] for t in titles])
+        async with kp.runtime.db.connection() as conn, conn.transaction():
             for title, vector in zip(titles, vectors, strict=True):
                 source = f"/phantomwiki/{title.replace(' ', '_')}.md"
                 record = DocumentRecord(
@@ -81,9 +81,9 @@ def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[
                     key="p1", level="page", text=articles[title], ordinal=1, pages=[1], embedding=vector
                 )
                 await replace_document(conn, record, [item])
-        await compact(kp._rt.db)
+        await compact(kp.runtime.db)
 
-    kp._portal.call(store())
+    kp.run(store())
 
     def run(mode: str) -> Callable[[str], list[str]]:  # with the default fusion and weight
         return lambda q: [h.document_title or "" for h in kp.search(q, k=K, mode=mode)]

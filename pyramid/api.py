@@ -7,18 +7,20 @@
         for doc in kp.documents():
             print(doc.title, doc.pages)
 
-Every method has an async twin (``aingest``, ``adocuments``, …). All work runs on a private event
-loop (see ``pyramid.portal``), so the sync methods are safe inside Jupyter or any running loop.
+Every method has an async twin (``aingest``, ``adocuments``, …); the sync method is derived from it
+(``blocking``), so a parameter is written once. All work runs on a private event loop (see
+``pyramid.portal``), so the sync methods are safe inside Jupyter or any running loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 
-from .config import Settings, load_settings
+from .config import Level, Settings, load_settings
 from .models import DocumentInfo, DocumentView, IngestReport, ItemView, Stats
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
@@ -33,8 +35,90 @@ if TYPE_CHECKING:
     from .search import Hit, SearchOptions
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+AsyncMethod = Callable[Concatenate["Pyramid", P], Coroutine[Any, Any, T]]
+
+
+def on_loop(method: AsyncMethod[P, T]) -> AsyncMethod[P, T]:
+    """Run an async method of ``Pyramid`` on the pyramid's own event loop, whichever loop awaits it
+    (the pool and its connections belong to that loop)."""
+
+    @functools.wraps(method)
+    async def run(self: Pyramid, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._portal.acall(method(self, *args, **kwargs))
+
+    return run
+
+
+def blocking(method: AsyncMethod[P, T]) -> Callable[Concatenate[Pyramid, P], T]:
+    """The sync twin of an async method: the same parameters, documentation and result, written once
+    (``ingest = blocking(aingest)``). It blocks the calling thread, never the pyramid's loop."""
+
+    @functools.wraps(method)
+    def run(self: Pyramid, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._portal.call(method(self, *args, **kwargs))
+
+    name = method.__name__
+    run.__name__ = run.__qualname__ = "sync" if name == "async_sync" else name.removeprefix("a")
+    return run
+
+
+class IngestOptions(TypedDict, total=False):
+    """The keyword options of ``ingest`` and ``sync`` (defaults in brackets).
+
+    ``include`` / ``exclude`` (()): globs over the paths below each folder. ``dry_run`` (False): write
+    nothing, report the estimated tokens (and price) in ``usage``/``price``. ``force`` (False):
+    re-ingest unchanged files too. ``wait`` (None: wait as long as it takes): seconds to wait for
+    another writer. ``model`` (``settings.model``): a PydanticAI model string ("openai:gpt-4.1-mini",
+    "anthropic:…", "ollama:…") or ``Model`` instance distils with an LLM; none, or "extractive",
+    uses the extractive distiller (no LLM). ``concurrency`` (``settings.concurrency``): documents
+    distilled at once. ``distill`` (True): False stores pages only (status "converted"); a later run
+    with distillation distills them without converting or embedding the pages again."""
+
+    include: Sequence[str]
+    exclude: Sequence[str]
+    dry_run: bool
+    force: bool
+    wait: float | None
+    model: str | Model | None
+    concurrency: int | None
+    distill: bool
+
+
+class Opening:
+    """What ``Pyramid.aopen`` returns: await it for the ``Pyramid`` (``kp = await Pyramid.aopen()``)
+    or use it directly as an async context manager (``async with Pyramid.aopen() as kp``), which
+    closes the pyramid at the end of the block."""
+
+    def __init__(self, opening: Coroutine[Any, Any, Pyramid]) -> None:
+        self._opening: Coroutine[Any, Any, Pyramid] | None = opening
+        self._opened: Pyramid | None = None
+
+    def __await__(self) -> Generator[Any, None, Pyramid]:
+        if self._opening is None:
+            raise RuntimeError("this Pyramid.aopen(...) was already awaited")
+        opening, self._opening = self._opening, None
+        return opening.__await__()
+
+    async def __aenter__(self) -> Pyramid:
+        self._opened = await self
+        return self._opened
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._opened is not None:
+            await self._opened.aclose()
+
+    def __del__(self) -> None:
+        if self._opening is not None:  # never awaited: no "coroutine was never awaited" warning
+            self._opening.close()
+
+
 class Pyramid:
-    """A knowledge pyramid stored in one PostgreSQL database."""
+    """A knowledge pyramid stored in one PostgreSQL database.
+
+    Every operation is an async method (``aingest``, ``asearch``, …) with a sync twin derived from it
+    (``ingest``, ``search``, …): the same parameters and result, documented once."""
 
     def __init__(self, rt: Runtime, portal: Portal) -> None:
         # Use Pyramid.open() / Pyramid.aopen(); the constructor only wires finished parts together.
@@ -69,7 +153,7 @@ class Pyramid:
         return cls(rt, portal)
 
     @classmethod
-    async def aopen(
+    def aopen(
         cls,
         *,
         data_dir: str | Path | None = None,
@@ -79,10 +163,18 @@ class Pyramid:
         progress: ProgressCallback | None = None,
         check_model: bool = True,
         **overrides: Any,
-    ) -> Pyramid:
+    ) -> Opening:
+        """``open`` for async code: ``async with Pyramid.aopen(...) as kp`` (closed at the end of the
+        block), or ``kp = await Pyramid.aopen(...)`` (close it with ``await kp.aclose()``)."""
         settings = _settings(
             settings, data_dir=data_dir, dsn=dsn, embedding_model=embedding_model, **overrides
         )
+        return Opening(cls._aopen(settings, progress, check_model))
+
+    @classmethod
+    async def _aopen(
+        cls, settings: Settings, progress: ProgressCallback | None, check_model: bool
+    ) -> Pyramid:
         portal = Portal()
         try:
             rt = await portal.acall(_open_runtime(settings, progress, check_model))
@@ -125,7 +217,7 @@ class Pyramid:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- properties -----------------------------------------------------------------------------
+    # -- properties and hooks -------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
         return self._rt.settings
@@ -141,202 +233,109 @@ class Pyramid:
         assert self._rt.db.build is not None
         return self._rt.db.build
 
+    @property
+    def runtime(self) -> Runtime:
+        """The parts every operation uses: ``settings``, ``db`` (the connection pool, its advisory
+        locks) and ``embedder``. They live on the pyramid's own event loop: use them in a coroutine
+        handed to ``run``/``arun``. For scripts that go below the API (benchmarks, tests)."""
+        return self._rt
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the pyramid's event loop and wait for its result, e.g.
+        ``kp.run(kp.runtime.embedder.aload())``. Not from inside that loop (a coroutine it runs)."""
+        return self._portal.call(coro)
+
+    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the pyramid's event loop, from any event loop."""
+        return await self._portal.acall(coro)
+
     def set_progress(self, progress: ProgressCallback | None) -> None:
         """Receive ProgressEvents from long operations (called on Pyramid's own thread)."""
         self._rt.progress = progress or (lambda _event: None)
 
-    # -- ingest ---------------------------------------------------------------------------------
-    def ingest(
-        self,
-        paths: Sequence[str | Path] | str | Path,
-        *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        dry_run: bool = False,
-        force: bool = False,
-        wait: float | None = None,
-        model: str | Model | None = None,
-        concurrency: int | None = None,
-        distill: bool = True,
-    ) -> IngestReport:
-        """Ingest files and folders (recursively) and distill them into the pyramid. Unchanged files
-        are skipped; changed ones are replaced atomically; a file that fails is reported in the
-        result, never raised.
-
-        ``model``: a PydanticAI model string ("openai:gpt-4.1-mini", "anthropic:…", "ollama:…") or
-        ``Model`` instance distils with an LLM; default ``settings.model`` (``PYRAMID_MODEL``); none,
-        or "extractive", uses the extractive distiller (no LLM). ``concurrency``: documents distilled
-        at once (default ``settings.concurrency``). A dry run writes nothing and reports the
-        estimated tokens (and price) in ``usage``/``price``."""
-        return self._portal.call(
-            self._aingest(
-                paths,
-                include=include,
-                exclude=exclude,
-                dry_run=dry_run,
-                force=force,
-                wait=wait,
-                model=model,
-                concurrency=concurrency,
-                distill=distill,
-            )
-        )
-
+    # -- ingest and sync ------------------------------------------------------------------------
+    @on_loop
     async def aingest(
         self,
         paths: Sequence[str | Path] | str | Path,
         *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        dry_run: bool = False,
-        force: bool = False,
-        wait: float | None = None,
-        model: str | Model | None = None,
-        concurrency: int | None = None,
-        distill: bool = True,
-    ) -> IngestReport:
-        return await self._portal.acall(
-            self._aingest(
-                paths,
-                include=include,
-                exclude=exclude,
-                dry_run=dry_run,
-                force=force,
-                wait=wait,
-                model=model,
-                concurrency=concurrency,
-                distill=distill,
-            )
-        )
-
-    async def _aingest(
-        self,
-        paths: Sequence[str | Path] | str | Path,
-        *,
-        include: Sequence[str],
-        exclude: Sequence[str],
-        dry_run: bool,
-        force: bool,
-        wait: float | None,
-        model: str | Model | None = None,
-        concurrency: int | None = None,
-        distill: bool = True,
         prune: bool = False,
+        **options: Unpack[IngestOptions],
     ) -> IngestReport:
+        """Ingest files and folders (recursively) and distill them into the pyramid. Unchanged files
+        are skipped; changed ones are replaced atomically; a file that fails is reported in the
+        result, never raised. ``prune``: also remove the documents whose files no longer exist below
+        ``paths`` (what ``sync`` does). Options: see ``IngestOptions``."""
         from .distill import make_distiller
         from .ingest import Ingest
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        concurrency = options.get("concurrency")
         if concurrency is not None and not 1 <= concurrency <= 512:
             from .errors import ConfigError
 
             raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
-        # distill=False stores pages only (status "converted"); a later run with distillation
-        # distills them without converting or embedding the pages again.
+        dry_run = options.get("dry_run", False)
+        include, exclude = options.get("include", ()), options.get("exclude", ())
         distiller = (
-            make_distiller(self._rt.settings, model, concurrency=concurrency, resolve=not dry_run)
-            if distill
+            make_distiller(
+                self._rt.settings, options.get("model"), concurrency=concurrency, resolve=not dry_run
+            )
+            if options.get("distill", True)
             else None
         )
         run = Ingest(
-            self._rt, distiller=distiller, dry_run=dry_run, force=force, concurrency=concurrency, prune=prune
+            self._rt,
+            distiller=distiller,
+            dry_run=dry_run,
+            force=options.get("force", False),
+            concurrency=concurrency,
+            prune=prune,
         )
         if dry_run:
             return await run.run(paths, include=include, exclude=exclude)
-        async with self._rt.db.writer_lock(wait=wait, what="this ingest" if not prune else "this sync"):
+        what = "this sync" if prune else "this ingest"
+        async with self._rt.db.writer_lock(wait=options.get("wait"), what=what):
             return await run.run(paths, include=include, exclude=exclude)
 
-    # -- sync -----------------------------------------------------------------------------------
-    def sync(
-        self,
-        paths: Sequence[str | Path] | str | Path,
-        *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        prune: bool = True,
-        dry_run: bool = False,
-        force: bool = False,
-        wait: float | None = None,
-        model: str | Model | None = None,
-        concurrency: int | None = None,
-        distill: bool = True,
-    ) -> IngestReport:
-        """Make the pyramid match ``paths``: ingest new and changed files, and (``prune``) remove the
-        documents whose files no longer exist below them. Meant for cron: see the README."""
-        return self._portal.call(
-            self._aingest(
-                paths,
-                include=include,
-                exclude=exclude,
-                dry_run=dry_run,
-                force=force,
-                wait=wait,
-                prune=prune,
-                model=model,
-                concurrency=concurrency,
-                distill=distill,
-            )
-        )
+    ingest = blocking(aingest)
 
+    @on_loop
     async def async_sync(
         self,
         paths: Sequence[str | Path] | str | Path,
         *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
         prune: bool = True,
-        dry_run: bool = False,
-        force: bool = False,
-        wait: float | None = None,
-        model: str | Model | None = None,
-        concurrency: int | None = None,
-        distill: bool = True,
+        **options: Unpack[IngestOptions],
     ) -> IngestReport:
-        """The async twin of ``sync`` (``async`` itself is a Python keyword)."""
-        return await self._portal.acall(
-            self._aingest(
-                paths,
-                include=include,
-                exclude=exclude,
-                dry_run=dry_run,
-                force=force,
-                wait=wait,
-                prune=prune,
-                model=model,
-                concurrency=concurrency,
-                distill=distill,
-            )
-        )
+        """Make the pyramid match ``paths``: ``ingest`` new and changed files, and (``prune``) remove
+        the documents whose files no longer exist below them. Meant for cron: see the README. The
+        async twin is ``async_sync`` (``async`` itself is a Python keyword)."""
+        return await self.aingest(paths, prune=prune, **options)
+
+    sync = blocking(async_sync)
 
     # -- reading --------------------------------------------------------------------------------
-    def documents(self, *, status: str | None = None) -> list[DocumentInfo]:
-        """Every stored document (optionally only those with ``status``), ordered by source."""
-        return self._portal.call(self._adocuments(status))
-
+    @on_loop
     async def adocuments(self, *, status: str | None = None) -> list[DocumentInfo]:
-        return await self._portal.acall(self._adocuments(status))
-
-    async def _adocuments(self, status: str | None) -> list[DocumentInfo]:
+        """Every stored document (optionally only those with ``status``), ordered by source."""
         from . import store
 
         async with self._rt.db.connection() as conn:
             return await store.list_documents(conn, status=status)
 
-    def document(self, ref: str | int, *, pages: bool = True) -> DocumentView:
-        """One document by id, source path or unique file name, with its stored levels top-down."""
-        return self._portal.call(self._adocument(ref, pages))
+    documents = blocking(adocuments)
 
+    @on_loop
     async def adocument(self, ref: str | int, *, pages: bool = True) -> DocumentView:
-        return await self._portal.acall(self._adocument(ref, pages))
-
-    async def _adocument(self, ref: str | int, pages: bool) -> DocumentView:
+        """One document by id, source path or unique file name, with its stored levels top-down."""
         from . import store
 
         async with self._rt.db.connection() as conn:
             doc_id = await store.resolve_document(conn, ref)
             info = await store.get_document(conn, doc_id)
-            levels = None if pages else ["insight", "concept", "abstract"]
+            levels: list[Level] | None = None if pages else ["insight", "concept", "abstract"]
             items = await store.document_items(conn, doc_id, levels=levels)
             recollections = await store.document_recollections(conn, doc_id)
         view = DocumentView(document=info, recollections=recollections)
@@ -350,60 +349,43 @@ class Pyramid:
             }[item.level].append(item)
         return view
 
+    document = blocking(adocument)
+
     # -- search ---------------------------------------------------------------------------------
-    def search(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
+    @on_loop
+    async def asearch(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
         """Hybrid search (BM25 + vector, per level, fused). Options: ``levels`` (any of page,
         insight, concept, abstract, recollection; default every level that has items), ``k``,
         ``mode`` (hybrid | bm25 | vector), ``documents`` (globs over document sources), ``rerank``
         (True: the configured or default cross-encoder; a model name or path; False), ``fusion``
         (weighted | rrf)."""
-        return self._portal.call(self._asearch(query, options))
-
-    async def asearch(self, query: str, **options: Unpack[SearchOptions]) -> list[Hit]:
-        return await self._portal.acall(self._asearch(query, options))
-
-    async def _asearch(self, query: str, options: SearchOptions) -> list[Hit]:
         from .search import search
 
         return await search(self._rt, query, **options)
 
+    search = blocking(asearch)
+
     # -- asking, and the pyramid as tools for other agents ----------------------------------------
-    def ask(
+    @on_loop
+    async def aask(
         self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
     ) -> Answer:
         """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
         PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
         the best evidence across levels, not an answer (``Answer.answered`` is False). ``levels``:
         what the search agent may search (default ``settings.ask_levels``: all but pages)."""
-        return self._portal.call(self._aask(question, model, levels))
-
-    async def aask(
-        self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
-    ) -> Answer:
-        return await self._portal.acall(self._aask(question, model, levels))
-
-    async def _aask(
-        self, question: str, model: str | Model | None, levels: Sequence[str] | str | None
-    ) -> Answer:
         from .ask import ask
 
         return await ask(self._rt, question, model=model, levels=levels)
 
-    def evidence(
+    ask = blocking(aask)
+
+    @on_loop
+    async def aevidence(
         self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None
     ) -> list[Evidence]:
         """Search, each hit as citable ``Evidence`` (``cite``: ``[file, p. N]``), as the ``search``
         tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages)."""
-        return self._portal.call(self._aevidence(query, levels, k))
-
-    async def aevidence(
-        self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None
-    ) -> list[Evidence]:
-        return await self._portal.acall(self._aevidence(query, levels, k))
-
-    async def _aevidence(
-        self, query: str, levels: Sequence[str] | str | None, k: int | None
-    ) -> list[Evidence]:
         from .ask import levels_of
         from .evidence import Labels, search_items
 
@@ -412,19 +394,18 @@ class Pyramid:
             self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=Labels()
         )
 
-    def expand(self, item_id: int) -> Expansion:
+    evidence = blocking(aevidence)
+
+    @on_loop
+    async def aexpand(self, item_id: int) -> Expansion:
         """One item and its neighbours in the pyramid: an insight's page(s), concepts and document
         abstract; a concept's insights; an abstract's concepts; a page's insights; a recollection's
         sources. Raises NotFoundError for an unknown id."""
-        return self._portal.call(self._aexpand(item_id))
-
-    async def aexpand(self, item_id: int) -> Expansion:
-        return await self._portal.acall(self._aexpand(item_id))
-
-    async def _aexpand(self, item_id: int) -> Expansion:
         from .evidence import Labels, expand_item
 
         return await expand_item(self._rt, int(item_id), Labels())
+
+    expand = blocking(aexpand)
 
     def toolset(self) -> FunctionToolset[Any]:
         """A PydanticAI toolset with the read-only tools ``search`` and ``expand`` over this pyramid,
@@ -441,50 +422,41 @@ class Pyramid:
         mcp_server(self).run("stdio")
 
     # -- recollections and statistics -------------------------------------------------------------
-    def remember(self, text: str, *, source: str | int | Sequence[str | int] | None = None) -> ItemView:
-        """Add a recollection in your own words, optionally about one or more documents (id, path or
-        unique file name): its audit trail. It is never replaced by a distiller, and goes stale when
-        one of its documents changes or is removed."""
-        return self._portal.call(self._aremember(text, source))
-
+    @on_loop
     async def aremember(
         self, text: str, *, source: str | int | Sequence[str | int] | None = None
     ) -> ItemView:
-        return await self._portal.acall(self._aremember(text, source))
-
-    async def _aremember(self, text: str, source: str | int | Sequence[str | int] | None) -> ItemView:
+        """Add a recollection in your own words, optionally about one or more documents (id, path or
+        unique file name): its audit trail. It is never replaced by a distiller, and goes stale when
+        one of its documents changes or is removed."""
         from .memory import remember
 
         sources = [] if source is None else [source] if isinstance(source, (str, int)) else list(source)
         return await remember(self._rt, text, sources=sources)
 
-    def stats(self) -> Stats:
+    remember = blocking(aremember)
+
+    @on_loop
+    async def astats(self) -> Stats:
         """Item counts per level, documents per status, and the LLM tokens spent per step and per
         document."""
-        return self._portal.call(self._astats())
-
-    async def astats(self) -> Stats:
-        return await self._portal.acall(self._astats())
-
-    async def _astats(self) -> Stats:
         from .memory import stats
 
         return await stats(self._rt)
 
+    stats = blocking(astats)
+
     # -- maintenance ------------------------------------------------------------------------------
-    def reembed(self, *, wait: float | None = None) -> int:
+    @on_loop
+    async def areembed(self, *, wait: float | None = None) -> int:
         """Re-embed every item with the configured embedding model and record it as the database's
         model (the fix for an embedding-model mismatch). Returns the number of items re-embedded."""
-        return self._portal.call(self._areembed(wait))
-
-    async def areembed(self, *, wait: float | None = None) -> int:
-        return await self._portal.acall(self._areembed(wait))
-
-    async def _areembed(self, wait: float | None) -> int:
         from .reembed import reembed
 
         async with self._rt.db.writer_lock(wait=wait, what="re-embedding"):
             return await reembed(self._rt)
+
+    reembed = blocking(areembed)
 
 
 def _settings(settings: Settings | None, **flags: Any) -> Settings:

@@ -65,11 +65,11 @@ def build_pyramid(kp: Any) -> dict[str, int]:
     if not any(level != "page" for doc in kp.documents() for level in doc.items):
         _distill_sentences(kp)
     _recollection(kp)
-    return kp._portal.call(_all_items(kp, "SELECT text, id FROM items ORDER BY id DESC"))
+    return kp.run(_all_items(kp, "SELECT text, id FROM items ORDER BY id DESC"))
 
 
 async def _all_items(kp: Any, sql: str, *params: Any) -> dict[str, int]:
-    async with kp._rt.db.connection() as conn:
+    async with kp.runtime.db.connection() as conn:
         cur = await conn.execute(sql, params)
         return {text: item_id for text, item_id in await cur.fetchall()}
 
@@ -124,14 +124,14 @@ def _distill_sentences(kp: Any) -> None:
 
     async def write() -> None:
         texts = [item.text for _, items in plans for item in items]
-        vectors = iter(await kp._rt.embedder.aencode_documents(texts))
-        async with kp._rt.db.connection() as conn, conn.transaction():
+        vectors = iter(await kp.runtime.embedder.aencode_documents(texts))
+        async with kp.runtime.db.connection() as conn, conn.transaction():
             for doc_id, items in plans:
                 for item in items:
                     item.embedding = next(vectors)
                 await write_items(conn, doc_id, items)
 
-    kp._portal.call(write())
+    kp.run(write())
 
 
 RECOLLECTION = (
@@ -147,12 +147,12 @@ def _recollection(kp: Any) -> None:
         "SELECT i.text, i.id FROM items i JOIN documents d ON d.id = i.document_id"
         " WHERE i.level = 'insight' AND d.source LIKE %s AND i.text LIKE %s ORDER BY i.id LIMIT 1"
     )
-    [handbook] = kp._portal.call(_all_items(kp, find, "%/handbook.md", "%Ruth Calder%")).values()
-    [news] = kp._portal.call(_all_items(kp, find, "%/news.rss#fh-2031-04", "%incident log%")).values()
+    [handbook] = kp.run(_all_items(kp, find, "%/handbook.md", "%Ruth Calder%")).values()
+    [news] = kp.run(_all_items(kp, find, "%/news.rss#fh-2031-04", "%incident log%")).values()
     [doc] = [d.id for d in kp.documents() if d.source.endswith("/handbook.md")]
 
     async def write() -> None:
-        vector = (await kp._rt.embedder.aencode_documents([RECOLLECTION]))[0]
+        vector = (await kp.runtime.embedder.aencode_documents([RECOLLECTION]))[0]
         item = NewItem(
             key="r",
             level="recollection",
@@ -162,10 +162,10 @@ def _recollection(kp: Any) -> None:
             sources=[handbook, news],
             source_documents=[doc],
         )
-        async with kp._rt.db.connection() as conn, conn.transaction():
+        async with kp.runtime.db.connection() as conn, conn.transaction():
             await write_items(conn, None, [item])
 
-    kp._portal.call(write())
+    kp.run(write())
 
 
 # --- scripted models -------------------------------------------------------------------------------------

@@ -148,14 +148,16 @@ def store_document(
 
     async def run() -> dict[str, int]:
         vectors = (
-            await kp._rt.embedder.aencode_documents([t for _, t in items]) if embed else [None] * len(items)
+            await kp.runtime.embedder.aencode_documents([t for _, t in items])
+            if embed
+            else [None] * len(items)
         )
         new = [
             NewItem(key=str(i), level=level, text=text, ordinal=i + 1, pages=[i + 1], embedding=vec)  # type: ignore[arg-type]
             for i, ((level, text), vec) in enumerate(zip(items, vectors, strict=True))
         ]
-        async with kp._rt.db.connection() as conn, conn.transaction():
+        async with kp.runtime.db.connection() as conn, conn.transaction():
             _, _, keys = await replace_document(conn, record(source, title, len(items)), new)
         return keys
 
-    return kp._portal.call(run())
+    return kp.run(run())

@@ -293,8 +293,8 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
     page = kp.document(doc.id).pages[0]
 
     async def add_insight() -> None:  # the distiller would keep the sentence as an insight
-        vector = (await kp._rt.embedder.aencode_documents([HOSTILE]))[0]
-        async with kp._rt.db.connection() as conn, conn.transaction():
+        vector = (await kp.runtime.embedder.aencode_documents([HOSTILE]))[0]
+        async with kp.runtime.db.connection() as conn, conn.transaction():
             await write_items(
                 conn,
                 doc.id,
@@ -305,7 +305,7 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
                 ],
             )
 
-    kp._portal.call(add_insight())
+    kp.run(add_insight())
     tools_offered: list[set[str]] = []
     instructions: list[str] = []
     obeyed: list[str] = []
@@ -328,7 +328,7 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
         return text("done")
 
     async def snapshot() -> tuple[Any, ...]:
-        async with kp._rt.db.connection() as conn:
+        async with kp.runtime.db.connection() as conn:
             cur = await conn.execute(
                 "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM items),"
                 " (SELECT max(id) FROM items), (SELECT count(*) FROM item_sources)"
@@ -336,17 +336,17 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
             return tuple(await cur.fetchone())
 
     try:
-        before = kp._portal.call(snapshot())
+        before = kp.run(snapshot())
         model, seen = scripted(gullible)
         answer = kp.ask(QUESTION, model=model)
-        assert kp._portal.call(snapshot()) == before
+        assert kp.run(snapshot()) == before
     finally:
 
         async def remove() -> None:
-            async with kp._rt.db.connection() as conn, conn.transaction():
+            async with kp.runtime.db.connection() as conn, conn.transaction():
                 await delete_documents(conn, [doc.id])
 
-        kp._portal.call(remove())
+        kp.run(remove())
     assert report.ok
     # The model saw the order, and only ever inside tool results.
     carriers = {

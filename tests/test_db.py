@@ -171,7 +171,7 @@ def test_cli_reports_model_mismatch_as_usage_error(fresh_dsn: str) -> None:
 
 
 def test_writer_lock_refuses_a_second_writer(kp: Pyramid) -> None:
-    db = kp._rt.db
+    db = kp.runtime.db
 
     async def scenario() -> None:
         async with db.writer_lock(wait=0):
@@ -181,7 +181,7 @@ def test_writer_lock_refuses_a_second_writer(kp: Pyramid) -> None:
         async with db.writer_lock(wait=0):  # released: free again
             pass
 
-    kp._portal.call(scenario())
+    kp.run(scenario())
 
 
 def _small_model(tmp_path: Path) -> Path:
@@ -205,15 +205,15 @@ def test_reembed_switches_the_model(fresh_dsn: str, tmp_path: Path) -> None:
 
         async def add() -> None:
             texts = ["The cat sat on the mat.", "Interest rates rose in March."]
-            vectors = await kp._rt.embedder.aencode_documents(texts)
-            async with kp._rt.db.connection() as conn, conn.transaction():
+            vectors = await kp.runtime.embedder.aencode_documents(texts)
+            async with kp.runtime.db.connection() as conn, conn.transaction():
                 items = [
                     NewItem(key=str(i), level="insight", text=t, embedding=v)
                     for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
                 ]
                 await write_items(conn, None, items)
 
-        kp._portal.call(add())
+        kp.run(add())
     other = _small_model(tmp_path)
     with Pyramid.open(dsn=fresh_dsn, embedding_model=str(other), check_model=False) as kp:
         assert kp.reembed() == 2
@@ -221,11 +221,11 @@ def test_reembed_switches_the_model(fresh_dsn: str, tmp_path: Path) -> None:
         assert kp.build.embedding_model == str(other.resolve())
 
         async def dims() -> list[int]:
-            async with kp._rt.db.connection() as conn:
+            async with kp.runtime.db.connection() as conn:
                 cur = await conn.execute("SELECT vector_dims(embedding) FROM items")
                 return [row[0] for row in await cur.fetchall()]
 
-        assert kp._portal.call(dims()) == [48, 48]
+        assert kp.run(dims()) == [48, 48]
     # Now the new model opens without complaint and the old one is refused.
     with Pyramid.open(dsn=fresh_dsn, embedding_model=str(other)):
         pass

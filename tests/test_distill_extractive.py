@@ -115,7 +115,7 @@ def test_short_budget_keeps_the_abstract_short(fresh_dsn: str, corpus: Path) -> 
 
 def test_recollections_span_at_least_two_documents(kp: Pyramid) -> None:
     async def recollections() -> list[tuple[int, list[int | None]]]:
-        async with kp._rt.db.connection() as conn:
+        async with kp.runtime.db.connection() as conn:
             cur = await conn.execute(
                 "SELECT r.id, array_agg(c.document_id) FROM items r JOIN item_sources s ON s.item_id = r.id "
                 "JOIN items c ON c.id = s.source_item_id WHERE r.level = 'recollection' AND r.distiller = 'extractive' "
@@ -123,7 +123,7 @@ def test_recollections_span_at_least_two_documents(kp: Pyramid) -> None:
             )
             return await cur.fetchall()
 
-    found = kp._portal.call(recollections())
+    found = kp.run(recollections())
     assert found, "three biographies of the same shape share concepts"
     for _, documents in found:
         assert len(set(documents)) >= 2
@@ -162,7 +162,7 @@ def test_a_one_page_edit_keeps_the_other_insights(kp: Pyramid, tmp_path: Path) -
     ]
     sections = [f"## Chapter {n}\n\n{a}. {b}" for n, (a, b) in enumerate(topics, start=1)]  # one page each
     path.write_text("# Book\n\n" + "\n\n".join(sections) + "\n")
-    with Pyramid.open(dsn=kp._rt.db.url, page_chars=200, recollection_threshold=0.5) as small:
+    with Pyramid.open(dsn=kp.runtime.db.url, page_chars=200, recollection_threshold=0.5) as small:
         small.ingest([path])
         before = {i.text: i.id for i in small.document(str(path)).insights}
         path.write_text(path.read_text().replace("The old mill burned down", "The old mill was flooded"))

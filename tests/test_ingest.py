@@ -48,11 +48,11 @@ BAD = [
 
 def _sql(kp: Pyramid, statement: str, params: dict | None = None) -> list[tuple]:
     async def run() -> list[tuple]:
-        async with kp._rt.db.connection() as conn:
+        async with kp.runtime.db.connection() as conn:
             cur = await conn.execute(statement, params or {})
             return await cur.fetchall() if cur.description else []
 
-    return kp._portal.call(run())
+    return kp.run(run())
 
 
 @pytest.fixture(scope="module")

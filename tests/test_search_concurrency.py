@@ -19,11 +19,11 @@ def test_concurrent_writers_leave_exact_statistics(fresh_dsn: str) -> None:
     with Pyramid.open(dsn=fresh_dsn) as kp:
 
         async def shared_documents() -> None:
-            async with kp._rt.db.connection() as conn, conn.transaction():
+            async with kp.runtime.db.connection() as conn, conn.transaction():
                 for i in range(3):
                     await upsert_document(conn, record(f"/shared/{i}.md"))
 
-        kp._portal.call(shared_documents())
+        kp.run(shared_documents())
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
     script = str(ROOT / "tests" / "bm25_writer.py")
     compactor = subprocess.Popen(

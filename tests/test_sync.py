@@ -85,14 +85,14 @@ def test_a_second_writer_waits_or_gives_up(fresh_dsn: str, tmp_path: Path) -> No
     with Pyramid.open(dsn=fresh_dsn) as kp:
 
         async def hold() -> None:
-            async with kp._rt.db.writer_lock(wait=0):
+            async with kp.runtime.db.writer_lock(wait=0):
                 held.set()
                 while not release.is_set():
                     import asyncio
 
                     await asyncio.sleep(0.05)
 
-        holder = threading.Thread(target=lambda: kp._portal.call(hold()))
+        holder = threading.Thread(target=lambda: kp.run(hold()))
         holder.start()
         try:
             assert held.wait(10)
