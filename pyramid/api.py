@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pydantic_ai.models import Model
     from pydantic_ai.toolsets import FunctionToolset
 
-    from .ask import Answer
+    from .ask import Answer, AskListener
     from .db import BuildInfo
     from .evidence import Evidence, Expansion
     from .search import Hit, SearchOptions
@@ -368,15 +368,22 @@ class Pyramid:
     # -- asking, and the pyramid as tools for other agents ----------------------------------------
     @on_loop
     async def aask(
-        self, question: str, *, model: str | Model | None = None, levels: Sequence[str] | str | None = None
+        self,
+        question: str,
+        *,
+        model: str | Model | None = None,
+        levels: Sequence[str] | str | None = None,
+        on_event: AskListener | None = None,
     ) -> Answer:
         """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
         PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
         the best evidence across levels, not an answer (``Answer.answered`` is False). ``levels``:
-        what the search agent may search (default ``settings.ask_levels``: all but pages)."""
+        what the search agent may search (default ``settings.ask_levels``: all but pages). ``on_event``:
+        called with each ``AskEvent`` (research steps, answer text as it is written, the answer) on
+        Pyramid's own thread; it must return quickly."""
         from .ask import ask
 
-        return await ask(self._rt, question, model=model, levels=levels)
+        return await ask(self._rt, question, model=model, levels=levels, on_event=on_event)
 
     ask = blocking(aask)
 

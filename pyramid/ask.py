@@ -8,8 +8,9 @@ for the question across levels, each item with its citation, and says that no LL
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,33 @@ NO_MODEL_TEXT = (
     "evidence for the question across levels, best first, each with its citation."
 )
 NOTHING_FOUND = "Nothing in the pyramid matches the question."
+
+
+AskEventKind = Literal["tool_call", "tool_result", "text", "reset", "answer"]
+
+
+@dataclass
+class AskEvent:
+    """What ``ask`` reports while it works, for a listener (``on_event``) that shows progress:
+
+    - ``tool_call``: the research calls ``tool`` (search, expand, note) with ``args``;
+    - ``tool_result``: that call is answered; ``summary`` says what came back;
+    - ``text``: the next piece of the answer as the model writes it;
+    - ``reset``: the answer written so far was rejected (a citation did not resolve) and is written
+      again: drop the text shown;
+    - ``answer``: the finished ``Answer``, citations validated (always the last event).
+    """
+
+    kind: AskEventKind
+    tool: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    summary: str | None = None
+    text: str | None = None
+    answer: Answer | None = None
+
+
+# Called on the library's own thread, in order; it must not block (hand the event over and return).
+AskListener = Callable[[AskEvent], None]
 
 
 class Note(BaseModel):
@@ -99,8 +127,10 @@ async def ask(
     *,
     model: str | Model | None = None,
     levels: Sequence[str] | str | None = None,
+    on_event: AskListener | None = None,
 ) -> Answer:
-    """Answer ``question`` from the pyramid; see ``Pyramid.ask``."""
+    """Answer ``question`` from the pyramid; see ``Pyramid.ask``. ``on_event`` receives ``AskEvent``s
+    as the work goes on (research steps, the answer text as it is written, the answer)."""
     started = time.perf_counter()
     if not isinstance(question, str) or not question.strip():
         raise SearchError("ask needs a question")
@@ -108,12 +138,18 @@ async def ask(
     chosen = levels_of(levels, rt.settings.ask_levels)
     spec = model if model is not None else rt.settings.model
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in {"", *EXTRACTIVE_NAMES}):
+        if on_event is not None:
+            on_event(AskEvent("tool_call", tool="search", args={"query": question}))
         answer = await evidence_only(rt, question, chosen)
+        if on_event is not None:
+            on_event(AskEvent("tool_result", tool="search", summary=f"{len(answer.evidence)} items"))
     else:
         from .agents.search_agent import research_and_answer
 
-        answer = await research_and_answer(rt, question, model=spec, levels=chosen)
+        answer = await research_and_answer(rt, question, model=spec, levels=chosen, on_event=on_event)
     answer.elapsed = time.perf_counter() - started
+    if on_event is not None:
+        on_event(AskEvent("answer", answer=answer))
     return answer
 
 

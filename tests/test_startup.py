@@ -16,6 +16,10 @@ HEAVY = [
     "numpy",
     "faiss",
     "transformers",
+    # the web server: only `pyramid serve` loads it
+    "fastapi",
+    "starlette",
+    "uvicorn",
 ]
 
 
@@ -32,7 +36,7 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 def test_help_lists_every_command() -> None:
     done = run_cli("--help")
     assert done.returncode == 0, done.stderr
-    for command in ("ingest", "ls", "show", "db", "reembed", "remember", "stats"):
+    for command in ("ingest", "ls", "show", "db", "reembed", "remember", "stats", "serve"):
         assert command in done.stdout
 
 

@@ -37,12 +37,13 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from .. import citations
-from ..ask import NOTHING_FOUND, Answer, Note
+from ..ask import NOTHING_FOUND, Answer, AskListener, Note
 from ..config import Level
 from ..errors import ModelError, PyramidError
 from ..evidence import TOOL_TEXT_CHARS, Evidence, Labels, expand_item, rank, search_items, select
 from ..models import Usage
 from .base import _usage, model_label, prompt, resolve_model
+from .stream import answer_events, research_events
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -241,7 +242,12 @@ class Budget:
 
 
 async def research_and_answer(
-    rt: Runtime, question: str, *, model: str | Model, levels: list[Level]
+    rt: Runtime,
+    question: str,
+    *,
+    model: str | Model,
+    levels: list[Level],
+    on_event: AskListener | None = None,
 ) -> Answer:
     settings = rt.settings
     llm = resolve_model(model)
@@ -259,6 +265,7 @@ async def research_and_answer(
                 request_limit=budget.research_requests, total_tokens_limit=budget.research_tokens
             ),
             model_settings=_model_settings(settings),
+            event_stream_handler=research_events(on_event) if on_event else None,
         )
         answer.research = research.output.strip() or None
     except UsageLimitExceeded as exc:
@@ -285,7 +292,7 @@ async def research_and_answer(
     if not pack.items:
         answer.text = NOTHING_FOUND
     else:
-        answer.text = await _answer(question, pack, llm, usage, budget, settings)
+        answer.text = await _answer(question, pack, llm, usage, budget, settings, on_event)
         answer.citations = citations.check(answer.text, pack.items).citations
     answer.usage = _usage(usage)
     answer.answer_usage = Usage(
@@ -297,7 +304,13 @@ async def research_and_answer(
 
 
 async def _answer(
-    question: str, pack: EvidencePack, llm: Model, usage: RunUsage, budget: Budget, settings: Settings
+    question: str,
+    pack: EvidencePack,
+    llm: Model,
+    usage: RunUsage,
+    budget: Budget,
+    settings: Settings,
+    on_event: AskListener | None = None,
 ) -> str:
     deps = AnswerDeps(pack)
     try:
@@ -310,6 +323,7 @@ async def _answer(
             usage_limits=UsageLimits(request_limit=budget.requests, total_tokens_limit=budget.tokens),
             retries={"output": settings.ask_answer_retries},
             model_settings=_model_settings(settings),
+            event_stream_handler=answer_events(on_event) if on_event else None,
         )
     except UsageLimitExceeded as exc:
         raise ModelError(

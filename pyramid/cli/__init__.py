@@ -19,6 +19,7 @@ from . import distill as distill_commands
 from . import docs as doc_commands
 from . import ingest as ingest_commands
 from . import search as search_commands
+from . import serve as serve_commands
 from .common import DataDirOption, DsnOption, EmbeddingModelOption, Group, err, reset_global_options
 
 app = typer.Typer(
@@ -60,6 +61,7 @@ distill_commands.register(app)
 db_commands.register(app)
 search_commands.register(app)
 ask_commands.register(app)
+serve_commands.register(app)
 
 
 def _raise_errors() -> bool:
