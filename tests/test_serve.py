@@ -326,3 +326,126 @@ def test_the_serve_command_refuses_a_public_address_without_a_token() -> None:
     assert done.returncode == 2 and "without a token" in done.stderr
     help_text = run_cli("serve", "--help")
     assert help_text.returncode == 0 and "--token" in help_text.stdout
+
+
+# --- a real browser --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_url(kp: Any, ids: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app served by uvicorn on a free loopback port, in a thread."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(kp, model=streaming_model(delay=0.05), upload_dir=tmp_path_factory.mktemp("up"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _browser() -> Any:
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("no system chromium + chromedriver (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,900"):
+        options.add_argument(flag)
+    # An explicit driver path: Selenium Manager never downloads anything.
+    return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+
+
+@pytest.mark.slow
+def test_a_browser_searches_opens_a_document_and_follows_a_citation(live_url: str, tmp_path: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _browser()
+    wait = WebDriverWait(browser, 60)
+    try:
+        browser.get(live_url + "/")
+        assert browser.title == "knowledge-pyramid"
+        box = browser.find_element(By.ID, "q")
+        box.send_keys("Holm Orchards pilot", Keys.ENTER)
+        wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "#search-results .hit")))
+        assert "Holm" in browser.find_element(By.ID, "search-results").text
+        browser.save_screenshot(str(tmp_path / "search.png"))
+
+        browser.get(live_url + "/#/docs")
+        link = wait.until(seen.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "andbook")))
+        link.click()
+        wait.until(seen.visibility_of_element_located((By.CSS_SELECTOR, "#view-doc h1")))
+        doc = browser.find_element(By.ID, "view-doc").text
+        assert "Concepts (" in doc and "Insights (" in doc and "Pages (" in doc
+        assert "null" not in doc.split() and "undefined" not in doc.split()
+        browser.save_screenshot(str(tmp_path / "document.png"))
+
+        browser.get(live_url + "/#/ask")
+        question = wait.until(seen.visibility_of_element_located((By.ID, "question")))
+        question.send_keys(QUESTION)
+        browser.find_element(By.CSS_SELECTOR, "#ask-form button").click()
+        cite = wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#ask-answer a.cite")))
+        steps = browser.find_element(By.ID, "ask-steps").text
+        assert "search Holm Orchards pilot start" in steps and "note" in steps
+        sources = browser.find_element(By.ID, "ask-sources").text
+        assert "Sources" in sources and "null" not in sources.split()
+        browser.save_screenshot(str(tmp_path / "answer.png"))
+        cite.click()
+        mark = wait.until(seen.visibility_of_element_located((By.CSS_SELECTOR, "#view-page mark")))
+        supporting = browser.find_element(By.ID, "supporting").text
+        assert mark.text.strip() and set(mark.text.split()) & set(supporting.split())
+        browser.save_screenshot(str(tmp_path / "cited-page.png"))
+        assert all(
+            (tmp_path / f"{name}.png").stat().st_size > 1000 for name in ("search", "document", "answer")
+        )
+        keep = os.environ.get("KP_SCREENSHOTS")  # for a look: copy them out
+        if keep:
+            import shutil
+
+            for shot in tmp_path.glob("*.png"):
+                shutil.copy(shot, keep)
+    finally:
+        browser.quit()
+
+
+@pytest.mark.unit
+def test_the_terminal_streamer_shows_steps_then_writes_the_text_as_it_comes(monkeypatch: Any) -> None:
+    import io
+
+    from rich.console import Console
+
+    from pyramid.ask import AskEvent
+    from pyramid.cli import ask as cli_ask
+
+    screen, status = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(cli_ask, "out", Console(file=screen, force_terminal=True))
+    monkeypatch.setattr(cli_ask, "err", Console(file=status, force_terminal=True, width=100))
+    with cli_ask.Streamer() as streamer:
+        streamer(AskEvent("tool_call", tool="search", args={"query": "pilot start"}))
+        assert not streamer.wrote and screen.getvalue() == ""
+        streamer(AskEvent("text", text="The pilot "))
+        streamer(AskEvent("text", text="starts."))
+        assert screen.getvalue() == "The pilot starts."
+        streamer(AskEvent("reset"))
+    assert "written again" in status.getvalue()

@@ -12,6 +12,8 @@ from .common import (
     JsonOption,
     LevelOption,
     command,
+    err,
+    interactive,
     open_pyramid,
     out,
     print_json,
@@ -20,7 +22,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..ask import Answer
+    from ..ask import Answer, AskEvent
     from ..models import Usage
 
 QUOTE_CHARS = 240
@@ -38,8 +40,19 @@ def _quote(text: str) -> str:
     return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS].rstrip() + " …"
 
 
-def print_answer(answer: Answer) -> None:
-    if not answer.answered:
+def print_answer(answer: Answer, *, streamed: bool = False) -> None:
+    """The answer, its sources and usage; ``streamed``: the text is on the screen already, so only
+    what follows it (and any citation that did not resolve, marked)."""
+    if streamed and answer.answered:
+        from ..citations import check
+
+        out.print()
+        problems = check(answer.text, answer.evidence).problems
+        if problems:
+            out.print(
+                "[red]Not backed by the evidence: " + escape("; ".join(problems)) + "[/red]", soft_wrap=True
+            )
+    elif not answer.answered:
         out.print(escape(answer.text), soft_wrap=True)
         for n, item in enumerate(answer.evidence, 1):
             out.print(
@@ -48,7 +61,8 @@ def print_answer(answer: Answer) -> None:
             out.print("   " + escape(_quote(item.text)), soft_wrap=True)
         out.print(f"[dim]Usage: no LLM, 0 tokens · {answer.elapsed:.1f} s[/dim]")
         return
-    out.print(escape(answer.text), soft_wrap=True)
+    else:
+        out.print(escape(answer.text), soft_wrap=True)
     if answer.partial:
         out.print(
             f"[yellow]Partial: {escape(answer.stopped or 'the research stopped early')}[/yellow]",
@@ -67,6 +81,36 @@ def print_answer(answer: Answer) -> None:
         f"{answer.elapsed:.1f} s · {escape(answer.model or '')}[/dim]",
         soft_wrap=True,
     )
+
+
+class Streamer:
+    """Research steps as one updating status line on stderr, then the answer text on stdout as the
+    model writes it (``on_event`` of ``Pyramid.ask``; runs on the library's thread)."""
+
+    def __init__(self) -> None:
+        self.status = err.status("Researching…")
+        self.wrote = False
+
+    def __enter__(self) -> Streamer:
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.status.stop()
+
+    def __call__(self, event: AskEvent) -> None:
+        if event.kind == "tool_call":
+            what = event.args.get("query") or event.args.get("text") or event.args.get("item_id") or ""
+            self.status.update(f"{event.tool} {escape(str(what))[:70]}")
+        elif event.kind == "text" and event.text:
+            if not self.wrote:
+                self.status.stop()
+                self.wrote = True
+            out.file.write(event.text)
+            out.file.flush()
+        elif event.kind == "reset" and self.wrote:
+            out.file.write("\n")
+            err.print("[yellow]A citation did not resolve; the answer is written again:[/yellow]")
 
 
 def register(app: typer.Typer) -> None:
@@ -103,15 +147,27 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        stream: Annotated[
+            bool,
+            typer.Option(
+                "--stream/--no-stream",
+                help="On a terminal, show the research steps and write the answer as it comes (default).",
+            ),
+        ] = True,
         json_output: JsonOption = False,
     ) -> None:
         r"""Answer a question from the pyramid, with citations \[file, p. N] and the tokens it used."""
+        live = stream and not json_output and out.is_terminal and interactive()
         with open_pyramid(ask_request_limit=max_requests, ask_token_limit=max_tokens) as kp:
-            answer = kp.ask(question, model=model, levels=split_levels(levels))
+            if not live:
+                answer = kp.ask(question, model=model, levels=split_levels(levels))
+            else:
+                with Streamer() as streamer:
+                    answer = kp.ask(question, model=model, levels=split_levels(levels), on_event=streamer)
         if json_output:
             print_json(answer.model_dump(mode="json"))
             return
-        print_answer(answer)
+        print_answer(answer, streamed=live and streamer.wrote)
 
     @command(app, "mcp")
     @with_global_options

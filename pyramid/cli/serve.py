@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .common import err, global_options, with_global_options
+from .common import command, err, global_options, with_global_options
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("serve")
+    @command(app, "serve")
     @with_global_options
     def serve(
         host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

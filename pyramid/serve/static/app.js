@@ -15,6 +15,7 @@ function h(tag, attrs, ...children) {
   for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
   return el;
 }
+function put(el, ...kids) { el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false)); }
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
@@ -56,10 +57,10 @@ function show(name) {
 
 async function runSearch(params) {
   const box = $("search-results");
-  box.replaceChildren(h("p", { class: "muted" }, "Searching…"));
+  put(box, h("p", { class: "muted" }, "Searching…"));
   const hits = await api(`/api/search?${params}`);
-  if (!hits.length) { box.replaceChildren(h("p", {}, "No results.")); return; }
-  box.replaceChildren(...hits.map((hit) => h("article", { class: "hit" },
+  if (!hits.length) { put(box, h("p", {}, "No results.")); return; }
+  put(box, ...hits.map((hit) => h("article", { class: "hit" },
     h("div", {}, h("strong", {}, `${hit.rank}. `), badge(hit.level),
       hit.document_id ? h("a", { href: `#/doc/${hit.document_id}` }, hit.document_title || hit.source) : h("span", {}, "(cross-document)"),
       hit.pages.length && hit.document_id ? [" · ", h("a", { href: `#/page/${hit.document_id}/${hit.pages[0]}?hl=${hit.id}` }, pagesText(hit.pages))] : null,
@@ -70,12 +71,12 @@ async function runSearch(params) {
 
 async function showDocument(id) {
   const view = $("view-doc");
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  put(view, h("p", { class: "muted" }, "Loading…"));
   const d = await api(`/api/documents/${id}`);
   const doc = d.document;
   const section = (title, items, render) => items.length ? [h("h2", {}, `${title} (${items.length})`), h("ul", { class: "items" }, items.map(render))] : [];
   const counts = Object.entries(doc.items).map(([level, n]) => h("span", {}, badge(level), String(n)));
-  view.replaceChildren(
+  put(view,
     h("h1", {}, doc.title || doc.path),
     h("p", { class: "muted" }, `${doc.source} · ${doc.format} · ${doc.pages} page(s) · ${doc.status}`, doc.distiller ? ` · ${doc.distiller}` : ""),
     doc.error ? h("p", { class: "bad" }, doc.error) : null,
@@ -95,12 +96,12 @@ async function showDocument(id) {
 
 async function showItem(id) {
   const view = $("view-item");
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  put(view, h("p", { class: "muted" }, "Loading…"));
   const x = await api(`/api/items/${id}`);
   const it = x.item;
   const kinds = [["pages", "Pages it rests on"], ["sources", "Sources"], ["insights", "Insights"], ["concepts", "Concepts"],
     ["abstract", "Abstract"], ["recollections", "Recollections built on it"]];
-  view.replaceChildren(
+  put(view,
     h("h1", {}, badge(it.level), it.title || `item ${it.id}`),
     h("p", {}, it.text),
     h("p", { class: "muted" }, it.cite, it.document_id ? [" · ", h("a", { href: `#/doc/${it.document_id}` }, it.document_title || it.document)] : null),
@@ -130,7 +131,7 @@ function highlight(pageText, support) {
 
 async function showPage(docId, page, hl) {
   const view = $("view-page");
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  put(view, h("p", { class: "muted" }, "Loading…"));
   const [d, x] = await Promise.all([api(`/api/documents/${docId}`), hl ? api(`/api/items/${hl}`) : null]);
   const p = d.pages.find((q) => q.ordinal === page);
   if (!p) throw new Error(`not_found: page ${page} of document ${docId}`);
@@ -143,7 +144,7 @@ async function showPage(docId, page, hl) {
   const [box, first] = highlight(p.text, support);
   const prev = page > 1 ? h("a", { href: `#/page/${docId}/${page - 1}` }, "← previous page") : null;
   const next = page < d.pages.length ? h("a", { href: `#/page/${docId}/${page + 1}` }, "next page →") : null;
-  view.replaceChildren(
+  put(view,
     h("h1", {}, `${d.document.title || d.document.path}, p. ${page}`),
     h("p", { class: "muted" }, h("a", { href: `#/doc/${docId}` }, "the whole document"), " · ", d.document.source),
     x && x.item.level !== "page" ? h("p", { class: "card", id: "supporting" }, badge(x.item.level), "Supporting: ", h("a", { href: `#/item/${x.item.id}` }, x.item.text)) : null,
@@ -179,13 +180,13 @@ function svgSwatch(color) { const s = svg("svg", { width: 12, height: 12, "aria-
 
 async function showStats() {
   const view = $("view-stats");
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  put(view, h("p", { class: "muted" }, "Loading…"));
   const [stats, docs] = await Promise.all([api("/api/stats"), api("/api/documents")]);
   const perLevel = LEVELS.filter((l) => stats.items[l]).map((l) => ({ label: l, values: { [l]: stats.items[l] } }));
   const perDoc = docs.map((d) => ({ label: d.title || d.path, values: d.items }));
   const docStatus = Object.entries(stats.documents).map(([s, n]) => `${n} ${s}`).join(", ");
   const u = stats.usage;
-  view.replaceChildren(
+  put(view,
     h("h1", {}, "Stats"),
     h("p", {}, `Documents: ${docStatus || "none"}. LLM usage: ${u.requests} requests, ${u.input_tokens} input tokens, ${u.output_tokens} output tokens.`),
     ...bars("Items per level", perLevel, LEVELS),
@@ -196,7 +197,7 @@ async function showStats() {
 // --- ask: a streamed answer whose citations link to the cited page ----------------------------------
 function linkCitations(text, citations) {
   const box = $("ask-answer");
-  box.replaceChildren();
+  put(box);
   const byCite = new Map(citations.map((c) => [c.cite, c]));
   const pattern = /\[[^\[\]\n]{1,400}\](?!\()/g;
   let last = 0;
@@ -218,7 +219,7 @@ async function openCitation(itemId, page) {
 
 async function ask(question) {
   const steps = $("ask-steps"), answer = $("ask-answer"), sources = $("ask-sources");
-  steps.replaceChildren(); answer.replaceChildren(); sources.replaceChildren();
+  put(steps); put(answer); put(sources);
   const res = await fetch("/api/ask", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ question, stream: true }) });
   if (!res.ok) { const b = await res.json().catch(() => ({})); throw new Error(`${b.error || res.status}: ${b.detail || ""}`); }
@@ -252,7 +253,7 @@ function finishAnswer(a) {
   const sources = $("ask-sources");
   const list = a.citations.map((c) => h("li", {}, h("a", { href: `#/cite/${c.item_id}/${c.pages[0] || 0}` }, c.cite), " ", badge(c.level), c.quote));
   const usage = a.usage;
-  sources.replaceChildren(
+  put(sources,
     a.partial ? h("p", { class: "bad" }, `Partial: ${a.stopped || "the research stopped early"}`) : null,
     list.length ? h("h2", {}, "Sources") : null, list.length ? h("ul", { class: "items" }, list) : null,
     h("p", { class: "muted" }, a.model ? `${usage.requests} requests, ${usage.input_tokens} input + ${usage.output_tokens} output tokens · ${a.elapsed.toFixed(1)} s · ${a.model}` : `No LLM: best evidence · ${a.elapsed.toFixed(1)} s`),
