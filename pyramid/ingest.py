@@ -25,7 +25,7 @@ from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
 from .distill.incremental import align_pages
 from .errors import ConversionError, DistillationError, PyramidError
 from .faults import checkpoint
-from .models import FileResult, IngestReport, Usage
+from .models import FileResult, IngestReport, Outcome, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
 
@@ -84,31 +84,43 @@ class Ingest:
         self.written: list[int] = []
         self.discovered: Discovery | None = None
         self._timings_lock = threading.Lock()
+        self._busy: dict[str, tuple[int, float]] = {}  # stage → (workers in it, since when)
         self._convert_pool = ThreadPoolExecutor(
             max_workers=self.settings.convert_workers, thread_name_prefix="pyramid-convert"
         )
 
+    def _enter(self, stage: str) -> None:
+        with self._timings_lock:
+            count, since = self._busy.get(stage, (0, 0.0))
+            self._busy[stage] = (count + 1, time.perf_counter() if count == 0 else since)
+
+    def _leave(self, stage: str) -> None:
+        # Wall-clock time with at least one worker in the stage: summing each document's time
+        # instead reported `distill: 362.9` for a 42 s run with eight documents distilled at once.
+        with self._timings_lock:
+            count, since = self._busy[stage]
+            self._busy[stage] = (count - 1, since)
+            if count == 1:
+                timings = self.report.timings
+                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - since
+
     @asynccontextmanager
     async def _timed(self, stage: str) -> AsyncIterator[None]:
-        started = time.perf_counter()
+        self._enter(stage)
         try:
             yield
         finally:
-            with self._timings_lock:
-                timings = self.report.timings
-                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+            self._leave(stage)
 
     def _clocked(self, stage: str, fn: Callable[..., T]) -> Callable[..., T]:
         """``fn`` timed on the worker thread itself, so time spent queued for a worker is not counted."""
 
         def timed(*args: object) -> T:
-            started = time.perf_counter()
+            self._enter(stage)
             try:
                 return fn(*args)
             finally:
-                with self._timings_lock:
-                    timings = self.report.timings
-                    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+                self._leave(stage)
 
         return timed
 
@@ -496,7 +508,16 @@ class Ingest:
         checkpoint("document.committed")
         self.written.append(doc_id)
         self.report.usage += distilled.usage
-        outcome = "updated" if existed else "added"
+        outcome: Outcome = "updated" if existed else "added"
+        before = prepared.stored
+        if (
+            existed
+            and self.distiller is not None
+            and before is not None
+            and before.status == "converted"
+            and before.sha256 == doc.sha256
+        ):
+            outcome = "distilled"  # pages stored by a --no-distill run, the file unchanged since
         return FileResult(
             source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages), usage=distilled.usage
         )

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from .config import Level
 
 DocumentStatus = Literal["pending", "converted", "distilled", "ready", "failed"]
-Outcome = Literal["added", "updated", "unchanged", "failed", "removed"]
+# "distilled": stored before with pages only (--no-distill), unchanged since, distilled now.
+Outcome = Literal["added", "updated", "distilled", "unchanged", "failed", "removed"]
 
 
 class Usage(BaseModel):
@@ -91,6 +92,17 @@ class FileResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
 
 
+def _result_json(result: FileResult) -> dict[str, object]:
+    """One result for ``--json``: a title and a page count only where this run knows them (an
+    unchanged file is not read again, so it showed ``title: null, pages: 0``)."""
+    data = result.model_dump()
+    if data["title"] is None:
+        del data["title"]
+    if result.outcome not in ("added", "updated", "distilled"):
+        del data["pages"]
+    return data
+
+
 class IngestReport(BaseModel):
     results: list[FileResult] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage, description="LLM tokens spent (estimated in a dry run)")
@@ -100,7 +112,9 @@ class IngestReport(BaseModel):
     price: float | None = Field(None, description="USD for `usage`, where genai-prices knows the model")
     timings: dict[str, float] = Field(
         default_factory=dict,
-        description="seconds spent per stage (hash, convert, embed, distill, write); stages overlap",
+        description="wall-clock seconds during which at least one file or document was in each stage "
+        "(hash, convert, embed, distill, write); stages overlap one another, so they can sum to more "
+        "than elapsed",
     )
 
     def _with(self, outcome: Outcome) -> list[FileResult]:
@@ -131,7 +145,7 @@ class IngestReport(BaseModel):
         return not self.failed
 
     def counts(self) -> dict[str, int]:
-        keys: tuple[Outcome, ...] = ("added", "updated", "unchanged", "removed", "failed")
+        keys: tuple[Outcome, ...] = ("added", "updated", "distilled", "unchanged", "removed", "failed")
         return {key: len(self._with(key)) for key in keys}
 
     def summary(self) -> dict[str, object]:
@@ -146,7 +160,7 @@ class IngestReport(BaseModel):
             "distiller": self.distiller,
             "price": self.price,
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
-            "results": [r.model_dump(exclude_defaults=False) for r in self.results],
+            "results": [_result_json(r) for r in self.results],
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -56,3 +57,50 @@ def test_reembed_with_a_missing_model_exits_2(fresh_dsn: str) -> None:
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("Error: cannot load embedding model '/nope/no-such-model'")
     assert "Traceback" not in done.stderr
+
+
+def _two_docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Alpha\n\nThe alpha team builds robots. They test them weekly.\n")
+    (folder / "b.md").write_text("# Beta\n\nThe beta team writes manuals. Manuals ship in March.\n")
+    return folder
+
+
+def test_distilling_pages_only_documents_reports_distilled(fresh_dsn: str, tmp_path: Path) -> None:
+    folder = _two_docs(tmp_path)
+    first = json.loads(run_cli("ingest", str(folder), "--no-distill", "--json", dsn=fresh_dsn).stdout)
+    assert first["counts"]["added"] == 2
+    second = run_cli("ingest", str(folder), "--json", dsn=fresh_dsn)
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert report["counts"]["distilled"] == 2
+    assert report["counts"]["updated"] == 0
+    # Wall-clock per stage: no stage took longer than the run.
+    assert report["timings"], report
+    assert all(seconds <= report["elapsed"] + 0.05 for seconds in report["timings"].values()), report
+    third = json.loads(run_cli("ingest", str(folder), "--json", dsn=fresh_dsn).stdout)
+    assert third["counts"]["unchanged"] == 2
+    for result in third["results"]:
+        assert "title" not in result, result
+        assert "pages" not in result, result
+
+
+def test_search_levels_and_stop_words_as_documented(fresh_dsn: str, tmp_path: Path) -> None:
+    folder = _two_docs(tmp_path)
+    assert run_cli("ingest", str(folder), "--json", dsn=fresh_dsn).returncode == 0
+
+    def search(*args: str) -> list[dict]:
+        done = run_cli("search", *args, "--json", dsn=fresh_dsn)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    hits = search("robots manuals", "-l", "insight,concept")
+    assert hits
+    assert {hit["level"] for hit in hits} <= {"insight", "concept"}
+    assert search("robots manuals", "-l", "insight", "--level", "concept") == hits
+    # Stop-words only: no BM25 terms; hybrid ranks by the vector leg alone (README, Search).
+    assert search("the of and", "--mode", "bm25") == []
+    hybrid = search("the of and")
+    assert hybrid
+    assert all(hit["bm25"] is None for hit in hybrid)

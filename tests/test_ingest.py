@@ -304,7 +304,8 @@ def test_pages_only_then_distilled_later(fresh_dsn: str, tmp_path: Path) -> None
         page_id = view.pages[0].id
         assert kp.ingest([path], distill=False).counts()["unchanged"] == 1  # pages-only: nothing to do
         second = kp.ingest([path])  # now distilled, pages kept as they are
-        assert second.counts()["updated"] == 1
+        assert second.counts()["distilled"] == 1
+        assert second.counts()["updated"] == 0  # the file did not change
         view = kp.document(str(path))
         assert view.document.status == "ready" and view.insights and view.pages[0].id == page_id
         assert kp.ingest([path]).counts()["unchanged"] == 1

@@ -100,13 +100,17 @@ def _short(path: str, width: int = 48) -> str:
 def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
     counts = report.counts()
     table = Table(title=f"{title} summary", show_header=True, header_style="bold")
-    for key in ("added", "updated", "unchanged", "removed", "failed"):
+    # "distilled" (pages stored earlier by --no-distill) only when there are some.
+    shown = [
+        k for k in ("added", "updated", "distilled", "unchanged", "removed") if k != "distilled" or counts[k]
+    ]
+    for key in (*shown, "failed"):
         table.add_column(key, justify="right")
     table.add_column("pages", justify="right")
     table.add_column("time", justify="right")
     pages = sum(r.pages for r in report.results if r.outcome in ("added", "updated"))
     table.add_row(
-        *(str(counts[k]) for k in ("added", "updated", "unchanged", "removed")),
+        *(str(counts[k]) for k in shown),
         f"[red]{counts['failed']}[/red]" if counts["failed"] else "0",
         str(pages),
         f"{report.elapsed:.1f}s",
