@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import typer
 from typer.exceptions import TyperException
@@ -68,19 +69,29 @@ def _raise_errors() -> bool:
     return bool(os.environ.get("PYRAMID_RAISE_ERRORS") or "PYTEST_CURRENT_TEST" in os.environ)
 
 
+def _interrupted() -> NoReturn:
+    """One line and exit 130 now: no interpreter shutdown, which would join the encoder's worker
+    thread (seconds into a batch) and report the event loop's cancelled tasks."""
+    err.print("Interrupted.")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and turns errors into ``Error: …`` and an exit code."""
     try:
         # Without standalone mode click hands back the code of a typer.Exit instead of exiting.
         args = search_commands.optional_values(sys.argv[1:] if argv is None else argv)
         code = app(args=args, prog_name="pyramid", standalone_mode=False)
+        if code == 130:  # typer turns a KeyboardInterrupt into a silent Exit(130)
+            _interrupted()
         if isinstance(code, int):
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("Aborted.")
-        sys.exit(130)
+    except typer.Abort:  # click turns a Ctrl-C inside its own prompts into Abort
+        _interrupted()
     except TyperException as exc:  # usage errors: unknown option, missing argument, bad value
         show = getattr(exc, "show", None)
         if show is not None:
@@ -92,8 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[bold red]Error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("Interrupted.")
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:
         if _raise_errors():
             raise

@@ -251,7 +251,15 @@ def open_pyramid(*, check_model: bool = True, quiet: bool = False, **settings: A
     )
     try:
         yield kp
-    finally:
+    except KeyboardInterrupt:
+        # No orderly close on Ctrl-C: it waited up to 10 s for the encoder thread and then printed
+        # "Task was destroyed but it is pending!". The entry point exits at once instead; PostgreSQL
+        # rolls back the open transactions and frees the writer lock when the connections drop.
+        raise
+    except BaseException:
+        kp.close()
+        raise
+    else:
         kp.close()
 
 
