@@ -104,7 +104,7 @@ def answer_step_tokens(kp: Any, question: str, items: list[Any]) -> int:
     """Input tokens of the answer step sent ``items`` as its evidence (one request)."""
     from pydantic_ai.usage import RunUsage
 
-    from pyramid.agents.search_agent import AnswerDeps, EvidencePack, build_answer_agent, evidence_history
+    from pyramid.agents.answer import AnswerDeps, EvidencePack, build_answer_agent, evidence_history
 
     pack = EvidencePack(items=items)
     usage = RunUsage()

@@ -20,8 +20,8 @@ from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 
-from .config import Level, Settings, load_settings
-from .models import DocumentInfo, DocumentView, IngestReport, ItemView, Stats
+from .config import Settings, load_settings
+from .models import LEVELS, DocumentInfo, DocumentView, IngestReport, ItemView, Level, Stats
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
 
@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from pydantic_ai.models import Model
     from pydantic_ai.toolsets import FunctionToolset
 
-    from .ask import Answer, AskListener
-    from .db import BuildInfo
-    from .evidence import Evidence, Expansion
+    from .ask import AskListener
+    from .models import Answer, Evidence, Expansion
     from .search import Hit, SearchOptions
+    from .store.database import BuildInfo
+    from .tools import ToolSession
 
 
 P = ParamSpec("P")
@@ -122,9 +123,12 @@ class Pyramid:
 
     def __init__(self, rt: Runtime, portal: Portal) -> None:
         # Use Pyramid.open() / Pyramid.aopen(); the constructor only wires finished parts together.
+        from .evidence import Labels
+
         self._rt = rt
         self._portal = portal
         self._closed = False
+        self._labels = Labels()  # what evidence() and expand() name documents by
 
     # -- opening and closing ------------------------------------------------------------------------
     @classmethod
@@ -392,13 +396,14 @@ class Pyramid:
         self, query: str, *, levels: Sequence[str] | str | None = None, k: int | None = None
     ) -> list[Evidence]:
         """Search, each hit as citable ``Evidence`` (``cite``: ``[file, p. N]``), as the ``search``
-        tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages)."""
+        tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages). Every call
+        on this ``Pyramid`` names documents from one label table, like one tool session."""
         from .ask import levels_of
-        from .evidence import Labels, search_items
+        from .evidence import search_items
 
         chosen = levels_of(levels, self._rt.settings.ask_levels)
         return await search_items(
-            self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=Labels()
+            self._rt, query, levels=chosen, k=k or self._rt.settings.search_k, labels=self._labels
         )
 
     evidence = blocking(aevidence)
@@ -408,25 +413,57 @@ class Pyramid:
         """One item and its neighbours in the pyramid: an insight's page(s), concepts and document
         abstract; a concept's insights; an abstract's concepts; a page's insights; a recollection's
         sources. Raises NotFoundError for an unknown id."""
-        from .evidence import Labels, expand_item
+        from .evidence import expand_item
 
-        return await expand_item(self._rt, int(item_id), Labels())
+        return await expand_item(self._rt, int(item_id), self._labels)
 
     expand = blocking(aexpand)
 
-    def toolset(self) -> FunctionToolset[Any]:
+    def tool_session(
+        self,
+        *,
+        levels: Sequence[Level] | None = None,
+        max_k: int | None = None,
+        on_found: Callable[[list[Evidence]], None] | None = None,
+    ) -> ToolSession:
+        """A new session of the agent tools: one label table for all its calls, so a citation keeps
+        naming the same file. ``levels``: what ``search`` may search (default every level; without
+        ``levels`` in the call it searches ``settings.ask_levels`` among them); ``max_k`` (50) bounds
+        ``k``; ``on_found`` sees every item a call shows."""
+        from .tools import MAX_K, ToolSession
+
+        allowed = list(levels) if levels else list(LEVELS)
+        default = [level for level in self._rt.settings.ask_levels if level in allowed] or allowed
+        return ToolSession(
+            self._rt,
+            levels=allowed,
+            default_levels=default,
+            max_k=max_k or MAX_K,
+            on_found=on_found,
+            run=self.arun,
+        )
+
+    def toolset(
+        self,
+        *,
+        levels: Sequence[Level] | None = None,
+        max_k: int | None = None,
+        on_found: Callable[[list[Evidence]], None] | None = None,
+    ) -> FunctionToolset[Any]:
         """A PydanticAI toolset with the read-only tools ``search`` and ``expand`` over this pyramid,
-        for any PydanticAI agent: ``Agent(model, toolsets=[kp.toolset()])``."""
+        for any PydanticAI agent: ``Agent(model, toolsets=[kp.toolset()])``. Each toolset is one
+        session (see ``tool_session`` for the options)."""
         from .tools import toolset
 
-        return toolset(self)
+        return toolset(self.tool_session(levels=levels, max_k=max_k, on_found=on_found))
 
     def serve_mcp(self) -> None:
         """Serve ``search`` and ``expand`` over MCP on stdin/stdout until the client hangs up (what
-        ``pyramid mcp`` runs). Blocks; call it from a thread without a running event loop."""
+        ``pyramid mcp`` runs), as one tool session. Blocks; call it from a thread without a running
+        event loop."""
         from .tools import mcp_server
 
-        mcp_server(self).run("stdio")
+        mcp_server(self.tool_session()).run("stdio")
 
     # -- recollections and statistics -------------------------------------------------------------
     @on_loop

@@ -1,8 +1,16 @@
-"""Answering a question: the ``Answer`` value, and ``ask`` itself.
+"""Answering a question: ``ask`` and its orchestration (research, budget, answer).
 
-With a model, the search agent (``pyramid.agents.search_agent``) researches the pyramid and writes a
-cited answer. Without one, ``ask`` is still useful and never an error: it returns the best evidence
+With a model, the research agent (``pyramid.agents.research``) walks the pyramid with the tools of one
+``ToolSession``, then the answer agent (``pyramid.agents.answer``) writes a cited answer from the
+reranked evidence; ``answer_with_model`` is where the two meet (``Research`` is what the first hands
+the second). Without a model, ``ask`` is still useful and never an error: it returns the best evidence
 for the question across levels, each item with its citation, and says that no LLM is configured.
+
+Budget: ``ask_request_limit`` / ``ask_token_limit`` bound the whole question (one ``RunUsage`` is shared
+by both agents). Research runs under the limits less what the answer needs (``1 + ask_answer_retries``
+requests and ``ask_answer_tokens`` tokens, at most half the token limit); when it hits them the answer
+is written from what was found (``Answer.partial``). An answer step that runs out of budget, or keeps
+citing what is not in the evidence, raises ``ModelError``: a half-written answer is worse than none.
 """
 
 from __future__ import annotations
@@ -12,19 +20,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
-
-from .citations import QUOTE_CHARS, Citation
-from .config import Level
 from .distill import EXTRACTIVE_NAMES
-from .errors import SearchError
-from .evidence import Evidence, Labels, search_items, select
-from .models import Usage
+from .errors import ModelError, SearchError
+from .evidence import Labels, rank, search_items, select
+from .models import QUOTE_CHARS, Answer, Citation, Evidence, Level, Note, Usage
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
+    from pydantic_ai.usage import RunUsage
 
+    from .agents.answer import EvidencePack
+    from .config import Settings
     from .runtime import Runtime
+
+__all__ = ["Answer", "AskEvent", "AskListener", "Note", "ask"]
 
 NO_MODEL_TEXT = (
     "No LLM is configured (set PYRAMID_MODEL or pass --model), so this is not an answer: it is the best "
@@ -58,43 +67,6 @@ class AskEvent:
 
 # Called on the library's own thread, in order; it must not block (hand the event over and return).
 AskListener = Callable[[AskEvent], None]
-
-
-class Note(BaseModel):
-    """A fact the search agent kept while researching, with the items it rests on."""
-
-    text: str
-    item_ids: list[int]
-
-
-class Answer(BaseModel):
-    """The reply to a question, the sources it cites, and what it cost."""
-
-    question: str
-    text: str = Field(description="the answer with citations [file, p. N]; without a model, a notice")
-    citations: list[Citation] = Field(
-        default_factory=list, description="every source the text cites, resolved"
-    )
-    usage: Usage = Field(default_factory=Usage, description="model requests and tokens, research and answer")
-    answer_usage: Usage = Field(default_factory=Usage, description="the answer step alone")
-    elapsed: float = Field(0.0, description="seconds")
-    model: str | None = Field(None, description="the model that answered; None: no LLM, evidence only")
-    levels: list[Level] = Field(default_factory=list, description="levels searched")
-    evidence: list[Evidence] = Field(
-        default_factory=list, description="what the answer was written from, best first"
-    )
-    notes: list[Note] = Field(default_factory=list, description="facts the search agent kept")
-    searches: list[str] = Field(default_factory=list, description="search terms the agent used")
-    research: str | None = Field(None, description="the search agent's closing remark")
-    partial: bool = Field(
-        False, description="the research stopped at the budget; the answer uses what it found"
-    )
-    stopped: str | None = Field(None, description="why the research stopped early")
-
-    @property
-    def answered(self) -> bool:
-        """Whether a model wrote the text (False: no LLM, the evidence is the result)."""
-        return self.model is not None
 
 
 def citation_of(item: Evidence) -> Citation:
@@ -144,9 +116,7 @@ async def ask(
         if on_event is not None:
             on_event(AskEvent("tool_result", tool="search", summary=f"{len(answer.evidence)} items"))
     else:
-        from .agents.search_agent import research_and_answer
-
-        answer = await research_and_answer(rt, question, model=spec, levels=chosen, on_event=on_event)
+        answer = await answer_with_model(rt, question, model=spec, levels=chosen, on_event=on_event)
     answer.elapsed = time.perf_counter() - started
     if on_event is not None:
         on_event(AskEvent("answer", answer=answer))
@@ -178,3 +148,201 @@ async def evidence_only(rt: Runtime, question: str, levels: list[Level]) -> Answ
         evidence=chosen,
         searches=[question],
     )
+
+
+# --- with a model: research, then the answer -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    requests: int
+    tokens: int
+    research_requests: int
+    research_tokens: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budget:
+        requests, tokens = settings.ask_request_limit, settings.ask_token_limit
+        reserve = min(settings.ask_answer_tokens, tokens // 2)
+        return cls(requests, tokens, max(1, requests - 1 - settings.ask_answer_retries), tokens - reserve)
+
+
+@dataclass
+class Research:
+    """What the research step hands the answer step: every item its tools showed (first seen
+    first), its notes and searches, its closing remark, and whether the budget stopped it."""
+
+    evidence: dict[int, Evidence] = field(default_factory=dict)
+    notes: list[Note] = field(default_factory=list)
+    searches: list[str] = field(default_factory=list)
+    remark: str | None = None
+    stopped: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+async def research(
+    rt: Runtime,
+    question: str,
+    *,
+    llm: Model,
+    levels: list[Level],
+    usage: RunUsage,
+    budget: Budget,
+    on_event: AskListener | None = None,
+) -> Research:
+    """Let the research agent walk the pyramid within the research budget."""
+    from pydantic_ai.exceptions import AgentRunError, UsageLimitExceeded
+    from pydantic_ai.usage import UsageLimits
+
+    from .agents.base import _usage
+    from .agents.research import RESEARCH_K, RESEARCH_MAX_K, ResearchDeps, build_research_agent
+    from .agents.stream import research_events
+    from .tools import ToolSession
+
+    found = Research()
+
+    def keep(items: list[Evidence]) -> None:
+        for item in items:
+            found.evidence.setdefault(item.id, item)
+
+    # No cross-encoder per search: the gathered evidence is reranked once, against the question.
+    session = ToolSession(
+        rt, levels=levels, max_k=RESEARCH_MAX_K, default_k=RESEARCH_K, rerank=False, on_found=keep
+    )
+    deps = ResearchDeps(levels, budget.research_requests, budget.research_tokens)
+    try:
+        result = await build_research_agent(session).run(
+            question,
+            deps=deps,
+            model=llm,
+            usage=usage,
+            usage_limits=UsageLimits(
+                request_limit=budget.research_requests, total_tokens_limit=budget.research_tokens
+            ),
+            model_settings=_model_settings(rt.settings),
+            event_stream_handler=research_events(on_event) if on_event else None,
+        )
+        found.remark = result.output.strip() or None
+    except UsageLimitExceeded as exc:
+        found.stopped = f"the research reached its budget: {_first_line(exc)}"
+    except AgentRunError as exc:
+        raise ModelError(f"the search agent failed: {_first_line(exc)}") from exc
+    found.notes, found.searches, found.usage = session.notes, session.searches, _usage(usage)
+    if not found.evidence:
+        # The model found nothing or never searched: fall back to a search for the question itself,
+        # so the answer is never written from nothing while the pyramid holds something.
+        items = await search_items(
+            rt, question, levels=levels, k=rt.settings.ask_evidence, labels=session.labels
+        )
+        found.evidence = {item.id: item for item in items}
+    return found
+
+
+async def answer_with_model(
+    rt: Runtime,
+    question: str,
+    *,
+    model: str | Model,
+    levels: list[Level],
+    on_event: AskListener | None = None,
+) -> Answer:
+    """Research, then write the answer from the reranked evidence (see the module's docstring)."""
+    from pydantic_ai.usage import RunUsage
+
+    from .agents.answer import EvidencePack
+    from .agents.base import _usage, model_label, resolve_model
+    from .citations import check
+
+    settings = rt.settings
+    llm = resolve_model(model)
+    budget = Budget.from_settings(settings)
+    usage = RunUsage()
+    found = await research(
+        rt, question, llm=llm, levels=levels, usage=usage, budget=budget, on_event=on_event
+    )
+    answer = Answer(
+        question=question,
+        text="",
+        model=model_label(model),
+        levels=levels,
+        notes=found.notes,
+        searches=found.searches,
+        research=found.remark,
+        partial=found.stopped is not None,
+        stopped=found.stopped,
+    )
+    noted = {i for n in found.notes for i in n.item_ids}
+    # Pages only when asked: a page an expand showed informs the research, but the answer is written
+    # from the levels of the run (that is the pyramid's saving), unless the agent noted the page.
+    gathered = [e for e in found.evidence.values() if e.level in levels or e.id in noted]
+    ranked = await rank(rt, question, gathered, first=noted)
+    pack = EvidencePack(
+        notes=found.notes,
+        items=select(ranked, limit=settings.ask_evidence, chars=settings.ask_evidence_chars),
+    )
+    answer.evidence = pack.items
+    if not pack.items:
+        answer.text = NOTHING_FOUND
+    else:
+        answer.text = await write_answer(question, pack, llm, usage, budget, settings, on_event)
+        answer.citations = check(answer.text, pack.items).citations
+    answer.usage = _usage(usage)
+    answer.answer_usage = Usage(
+        requests=answer.usage.requests - found.usage.requests,
+        input_tokens=answer.usage.input_tokens - found.usage.input_tokens,
+        output_tokens=answer.usage.output_tokens - found.usage.output_tokens,
+    )
+    return answer
+
+
+async def write_answer(
+    question: str,
+    pack: EvidencePack,
+    llm: Model,
+    usage: RunUsage,
+    budget: Budget,
+    settings: Settings,
+    on_event: AskListener | None = None,
+) -> str:
+    """The answer step: the answer agent writes from ``pack`` within what is left of the budget."""
+    from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior, UsageLimitExceeded
+    from pydantic_ai.usage import UsageLimits
+
+    from .agents.answer import AnswerDeps, build_answer_agent, evidence_history
+    from .agents.stream import answer_events
+
+    deps = AnswerDeps(pack)
+    try:
+        result = await build_answer_agent().run(
+            None,
+            message_history=evidence_history(question, pack),
+            deps=deps,
+            model=llm,
+            usage=usage,
+            usage_limits=UsageLimits(request_limit=budget.requests, total_tokens_limit=budget.tokens),
+            retries={"output": settings.ask_answer_retries},
+            model_settings=_model_settings(settings),
+            event_stream_handler=answer_events(on_event) if on_event else None,
+        )
+    except UsageLimitExceeded as exc:
+        raise ModelError(
+            f"the answer ran out of budget ({_first_line(exc)}); raise ask_token_limit or ask_request_limit"
+        ) from exc
+    except UnexpectedModelBehavior as exc:
+        if deps.rejected:
+            raise ModelError(
+                "the model kept citing sources that are not in the evidence: " + "; ".join(deps.rejected)
+            ) from exc
+        raise ModelError(f"the answer step failed: {_first_line(exc)}") from exc
+    except AgentRunError as exc:
+        raise ModelError(f"the answer step failed: {_first_line(exc)}") from exc
+    return result.output.strip()
+
+
+def _model_settings(settings: Settings) -> Any:
+    return {"request_timeout": settings.request_timeout, "max_retries": settings.retries}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

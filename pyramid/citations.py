@@ -11,12 +11,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from .evidence import format_pages
+from .models import LEVELS, QUOTE_CHARS, Citation, Evidence
 
-from .config import LEVELS, Level
-from .evidence import Evidence, format_pages
-
-QUOTE_CHARS = 300
+__all__ = ["QUOTE_CHARS", "Citation", "CitationCheck", "check"]
 
 # A bracketed group that is not a markdown link "[text](url)".
 _BRACKET = re.compile(r"\[([^\[\]\n]{1,400})\](?!\()")
@@ -25,18 +23,6 @@ _RANGE = re.compile(r"(\d+)\s*(?:[-–—]\s*(\d+))?")
 _LEVEL_ITEM = re.compile(rf"^(?P<level>{'|'.join(LEVELS)})\s+#?(?P<id>\d+)$", re.IGNORECASE)
 _FILE_LIKE = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}(#\S*)?$")
 MAX_PAGES_IN_RANGE = 500
-
-
-class Citation(BaseModel):
-    """One source an answer cites, resolved to the evidence item that backs it."""
-
-    cite: str = Field(description="the citation as written in the answer, e.g. [handbook.md, p. 2]")
-    document: str | None = Field(None, description="the file as cited; None for a recollection")
-    source: str | None = Field(None, description="the document's full source path")
-    pages: list[int] = Field(default_factory=list)
-    item_id: int = Field(description="the evidence item that backs the citation")
-    level: Level
-    quote: str = Field(description="what that item says (shortened)")
 
 
 @dataclass

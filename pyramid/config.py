@@ -15,12 +15,9 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
+from .models import ASK_LEVELS, Level
+from .models import LEVELS as LEVELS  # defined in models; imported from here by older code
 
-Level = Literal["page", "insight", "concept", "abstract", "recollection"]
-LEVELS: tuple[Level, ...] = ("page", "insight", "concept", "abstract", "recollection")
-# What `ask` searches unless told otherwise: the distilled levels; pages only when asked, because the
-# pyramid exists so that an answer does not have to read whole pages.
-ASK_LEVELS: tuple[Level, ...] = ("insight", "concept", "abstract", "recollection")
 SearchMode = Literal["hybrid", "bm25", "vector"]
 Fusion = Literal["rrf", "weighted"]
 

@@ -1,21 +1,20 @@
 """Evidence: items of the pyramid as agents see them (what an item says, where it stands, and the exact
 citation that names it), and the walk from one item to its neighbours in the pyramid (``expand``).
 
-The search agent, ``Pyramid.toolset()`` and the MCP server all hand out these values, so every agent
-cites the same way: ``[file, p. N]``. No pydantic_ai import here: the API and the no-model path use it.
+The value types (``Evidence``, ``Expansion``) live in ``pyramid.models``; the tools (``pyramid.tools``)
+hand them out, so every agent cites the same way: ``[file, p. N]``. No pydantic_ai import here: the
+API and the no-model path use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
-
-from .config import Level
 from .errors import NotFoundError
-from .sqlfiles import query
+from .models import DocumentRef, Evidence, Expansion, Level
+from .store import retrieval
 from .text import sentences
 
 if TYPE_CHECKING:
@@ -34,99 +33,6 @@ REDUNDANT = 0.8
 # Text of one item in a tool result: a page is cut here (it can still be cited, and the answer step
 # gets more of it within its own budget); insights and concepts are far shorter.
 TOOL_TEXT_CHARS = 1500
-
-
-class Evidence(BaseModel):
-    """One item of the pyramid, ready to cite."""
-
-    id: int = Field(description="item id (give it to expand, or to note)")
-    level: Level
-    text: str
-    title: str | None = Field(None, description="a concept's name")
-    document: str | None = Field(
-        None, description="the file as cited (None for a cross-document recollection)"
-    )
-    document_title: str | None = None
-    source: str | None = Field(None, description="the document's full source path")
-    document_id: int | None = None
-    pages: list[int] = Field(default_factory=list)
-    cite: str = Field(description="the citation that names this item, e.g. [handbook.md, p. 2]")
-    stale: bool = Field(False, description="a recollection whose sources changed since it was made")
-    score: float | None = Field(None, description="search or rerank score, where it came from a search")
-    truncated: bool = Field(False, description="the text was shortened for this listing")
-
-    def clipped(self, chars: int) -> Evidence:
-        """The same item with its text cut to ``chars`` characters (at a word boundary)."""
-        if len(self.text) <= chars:
-            return self
-        cut = self.text[:chars].rsplit(" ", 1)[0] if " " in self.text[:chars] else self.text[:chars]
-        return self.model_copy(update={"text": cut.rstrip() + " …", "truncated": True})
-
-    def brief(self, chars: int | None = None) -> dict[str, Any]:
-        """What a model reads (tool results, the answer's evidence): id, level, citation, text, and a
-        title, stale or truncated mark only when set. The source path, ids and scores stay out: they
-        cost tokens on every item and tell a model nothing it can cite."""
-        item = self if chars is None else self.clipped(chars)
-        return {name: value for name in BRIEF_FIELDS if (value := getattr(item, name)) not in (None, False)}
-
-
-class DocumentRef(BaseModel):
-    """A whole document an item was built from (a recollection's audit trail)."""
-
-    id: int | None = Field(None, description="None when the document is gone")
-    document: str = Field(description="the file as cited")
-    title: str | None = None
-    source: str | None = None
-    cite: str
-
-
-class Expansion(BaseModel):
-    """An item and its neighbours in the pyramid: the pages it rests on, the insights and concepts it
-    is built from or feeds, its document's abstract, and for a recollection its sources."""
-
-    item: Evidence
-    pages: list[Evidence] = Field(default_factory=list, description="the page(s) the item rests on")
-    insights: list[Evidence] = Field(
-        default_factory=list, description="a concept's insights; a page's insights"
-    )
-    concepts: list[Evidence] = Field(
-        default_factory=list, description="concepts built on it (or an abstract's)"
-    )
-    abstract: list[Evidence] = Field(default_factory=list, description="its document's abstract")
-    sources: list[Evidence] = Field(
-        default_factory=list, description="the items a recollection was built from"
-    )
-    documents: list[DocumentRef] = Field(
-        default_factory=list, description="documents a recollection cites whole"
-    )
-    recollections: list[Evidence] = Field(default_factory=list, description="recollections built on the item")
-
-    def neighbours(self) -> list[Evidence]:
-        return [
-            *self.pages,
-            *self.insights,
-            *self.concepts,
-            *self.abstract,
-            *self.sources,
-            *self.recollections,
-        ]
-
-    def brief(self, chars: int | None = None) -> dict[str, Any]:
-        """What a model reads: every item brief (texts cut to ``chars``), empty kinds left out."""
-        out: dict[str, Any] = {"item": self.item.brief(chars)}
-        for name in NEIGHBOUR_KINDS:
-            items = getattr(self, name)
-            if items:
-                out[name] = [e.brief(chars) for e in items]
-        if self.documents:
-            out["documents"] = [
-                d.model_dump(include={"document", "title", "cite"}, exclude_none=True) for d in self.documents
-            ]
-        return out
-
-
-BRIEF_FIELDS = ("id", "level", "cite", "title", "text", "stale", "truncated")
-NEIGHBOUR_KINDS = ("pages", "insights", "concepts", "abstract", "sources", "recollections")
 
 
 # --- citations: labels and page lists ----------------------------------------------------------------
@@ -185,57 +91,49 @@ class Labels:
         self._taken[label] = source
         return label
 
-    def items(self) -> Iterable[tuple[str, str]]:
-        """(label, source) pairs given so far."""
-        return ((label, source) for source, label in self._by_source.items())
-
 
 # --- reading items ---------------------------------------------------------------------------------------
 
 
-def _evidence(row: Sequence[Any], labels: Labels, score: float | None = None) -> Evidence:
-    item_id, level, text, title, pages, stale, doc_id, source, path, doc_title = row[:10]
-    pages = list(pages or [])
-    label = labels(source, path) if source is not None else None
+def _evidence(row: dict[str, Any], labels: Labels, score: float | None = None) -> Evidence:
+    """An item row (id, level, text, title, pages, stale, document_id, source, path, document_title)
+    as evidence, its document named by ``labels``."""
+    pages = list(row["pages"] or [])
+    source = row["source"]
+    label = labels(source, row["path"] or source) if source is not None else None
     return Evidence(
-        id=item_id,
-        level=level,
-        text=text,
-        title=title,
+        id=row["id"],
+        level=row["level"],
+        text=row["text"],
+        title=row["title"],
         document=label,
-        document_title=doc_title,
+        document_title=row["document_title"],
         source=source,
-        document_id=doc_id,
+        document_id=row["document_id"],
         pages=pages,
-        cite=cite(label, pages, item_id=item_id, level=level),
-        stale=stale,
+        cite=cite(label, pages, item_id=row["id"], level=row["level"]),
+        stale=row["stale"],
         score=score,
     )
 
 
-async def load(conn: AsyncConnection, ids: Sequence[int], labels: Labels) -> dict[int, Evidence]:
+def from_hit(hit: Hit, labels: Labels) -> Evidence:
+    """A search hit as evidence: the hit row carries everything a citation needs, so nothing is
+    read again. Scored by the rerank score when reranked, else the fused score."""
+    return _evidence(hit.model_dump(), labels, score=hit.rerank if hit.rerank is not None else hit.fused)
+
+
+async def load(conn: AsyncConnection[Any], ids: Sequence[int], labels: Labels) -> dict[int, Evidence]:
     """The items ``ids`` as evidence, by id (ids that do not exist are left out)."""
     if not ids:
         return {}
-    cur = await conn.execute(query("ask.items"), {"ids": list(ids)})
-    return {row[0]: _evidence(row, labels) for row in await cur.fetchall()}
-
-
-async def from_hits(conn: AsyncConnection, hits: Sequence[Hit], labels: Labels) -> list[Evidence]:
-    """Search hits as evidence, in rank order, scored by rerank score when reranked, else fused."""
-    found = await load(conn, [h.id for h in hits], labels)
-    out = []
-    for hit in hits:
-        item = found.get(hit.id)
-        if item is not None:  # deleted between the search and this read
-            out.append(item.model_copy(update={"score": hit.rerank if hit.rerank is not None else hit.fused}))
-    return out
+    return {row["id"]: _evidence(row, labels) for row in await retrieval.items(conn, ids)}
 
 
 Relation = Literal["source", "derived", "abstract"]
 
 
-async def expand(conn: AsyncConnection, item_id: int, labels: Labels) -> Expansion:
+async def expand(conn: AsyncConnection[Any], item_id: int, labels: Labels) -> Expansion:
     """Walk the pyramid one step from ``item_id``: an insight's page(s), concept(s) and abstract; a
     concept's insights; an abstract's concepts; a page's insights; a recollection's sources."""
     found = await load(conn, [item_id], labels)
@@ -243,17 +141,22 @@ async def expand(conn: AsyncConnection, item_id: int, labels: Labels) -> Expansi
         raise NotFoundError(f"no item with id {item_id}")
     item = found[item_id]
     result = Expansion(item=item)
-    cur = await conn.execute(query("ask.related"), {"id": item_id, "per_kind": EXPAND_PER_KIND})
     seen = {item_id}
-    for row in await cur.fetchall():
-        relation: Relation = row[0]
-        neighbour = _evidence(row[1:], labels)
+    for row in await retrieval.related(conn, item_id, per_kind=EXPAND_PER_KIND):
+        relation: Relation = row["relation"]
+        neighbour = _evidence(row, labels)
         if neighbour.id in seen:
             continue
         seen.add(neighbour.id)
         _place(result, relation, neighbour)
-    cur = await conn.execute(query("ask.source_documents"), {"id": item_id})
-    for doc_id, source, path, title, ref in await cur.fetchall():
+    for row in await retrieval.source_documents(conn, item_id):
+        doc_id, source, path, title, ref = (
+            row["id"],
+            row["source"],
+            row["path"],
+            row["title"],
+            row["source_ref"],
+        )
         if source is None:  # the document is gone; its trail survives in source_ref
             result.documents.append(DocumentRef(document=ref or "(deleted)", cite=f"[{ref or 'deleted'}]"))
             continue
@@ -280,12 +183,6 @@ def _place(result: Expansion, relation: Relation, neighbour: Evidence) -> None:
         }[neighbour.level].append(neighbour)
 
 
-async def similarity(conn: AsyncConnection, ids: Sequence[int], embedding: Any) -> dict[int, float]:
-    """Cosine similarity of stored items to a query embedding (items without an embedding score 0)."""
-    cur = await conn.execute(query("ask.similarity"), {"ids": list(ids), "embedding": embedding})
-    return {item_id: float(score or 0.0) for item_id, score in await cur.fetchall()}
-
-
 # --- what the tools and the answer step use ----------------------------------------------------------
 
 
@@ -302,8 +199,7 @@ async def search_items(
     from .search import search
 
     hits = await search(rt, text, levels=levels, k=k, rerank=rerank)
-    async with rt.db.connection() as conn:
-        return await from_hits(conn, hits, labels)
+    return [from_hit(hit, labels) for hit in hits]
 
 
 async def expand_item(rt: Runtime, item_id: int, labels: Labels) -> Expansion:
@@ -335,7 +231,7 @@ async def rank(rt: Runtime, question: str, items: Sequence[Evidence], *, first: 
     else:
         embedding = (await rt.embedder.aencode_queries([question]))[0]
         async with rt.db.connection() as conn:
-            scores = await similarity(conn, [e.id for e in items], embedding)
+            scores = await retrieval.similarity(conn, [e.id for e in items], embedding)
     scored = [e.model_copy(update={"score": scores.get(e.id, 0.0)}) for e in items]
     scored.sort(key=lambda e: (e.id not in first, -(e.score or 0.0)))
     return scored

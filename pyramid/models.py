@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .config import Level
+Level = Literal["page", "insight", "concept", "abstract", "recollection"]
+LEVELS: tuple[Level, ...] = ("page", "insight", "concept", "abstract", "recollection")
+# What `ask` searches unless told otherwise: the distilled levels; pages only when asked, because the
+# pyramid exists so that an answer does not have to read whole pages.
+ASK_LEVELS: tuple[Level, ...] = ("insight", "concept", "abstract", "recollection")
 
 DocumentStatus = Literal["pending", "converted", "distilled", "ready", "failed"]
 # "distilled": stored before with pages only (--no-distill), unchanged since, distilled now.
@@ -200,3 +204,151 @@ class Stats(BaseModel):
     @property
     def usage(self) -> Usage:
         return Usage.sum(step.usage for step in self.steps)
+
+
+# --- what agents read and cite: evidence, citations, answers ---------------------------------------
+
+
+class Evidence(BaseModel):
+    """One item of the pyramid, ready to cite."""
+
+    id: int = Field(description="item id (give it to expand, or to note)")
+    level: Level
+    text: str
+    title: str | None = Field(None, description="a concept's name")
+    document: str | None = Field(
+        None, description="the file as cited (None for a cross-document recollection)"
+    )
+    document_title: str | None = None
+    source: str | None = Field(None, description="the document's full source path")
+    document_id: int | None = None
+    pages: list[int] = Field(default_factory=list)
+    cite: str = Field(description="the citation that names this item, e.g. [handbook.md, p. 2]")
+    stale: bool = Field(False, description="a recollection whose sources changed since it was made")
+    score: float | None = Field(None, description="search or rerank score, where it came from a search")
+    truncated: bool = Field(False, description="the text was shortened for this listing")
+
+    def clipped(self, chars: int) -> Evidence:
+        """The same item with its text cut to ``chars`` characters (at a word boundary)."""
+        if len(self.text) <= chars:
+            return self
+        cut = self.text[:chars].rsplit(" ", 1)[0] if " " in self.text[:chars] else self.text[:chars]
+        return self.model_copy(update={"text": cut.rstrip() + " …", "truncated": True})
+
+    def brief(self, chars: int | None = None) -> dict[str, Any]:
+        """What a model reads (tool results, the answer's evidence): id, level, citation, text, and a
+        title, stale or truncated mark only when set. The source path, ids and scores stay out: they
+        cost tokens on every item and tell a model nothing it can cite."""
+        item = self if chars is None else self.clipped(chars)
+        return {name: value for name in BRIEF_FIELDS if (value := getattr(item, name)) not in (None, False)}
+
+
+class DocumentRef(BaseModel):
+    """A whole document an item was built from (a recollection's audit trail)."""
+
+    id: int | None = Field(None, description="None when the document is gone")
+    document: str = Field(description="the file as cited")
+    title: str | None = None
+    source: str | None = None
+    cite: str
+
+
+class Expansion(BaseModel):
+    """An item and its neighbours in the pyramid: the pages it rests on, the insights and concepts it
+    is built from or feeds, its document's abstract, and for a recollection its sources."""
+
+    item: Evidence
+    pages: list[Evidence] = Field(default_factory=list, description="the page(s) the item rests on")
+    insights: list[Evidence] = Field(
+        default_factory=list, description="a concept's insights; a page's insights"
+    )
+    concepts: list[Evidence] = Field(
+        default_factory=list, description="concepts built on it (or an abstract's)"
+    )
+    abstract: list[Evidence] = Field(default_factory=list, description="its document's abstract")
+    sources: list[Evidence] = Field(
+        default_factory=list, description="the items a recollection was built from"
+    )
+    documents: list[DocumentRef] = Field(
+        default_factory=list, description="documents a recollection cites whole"
+    )
+    recollections: list[Evidence] = Field(default_factory=list, description="recollections built on the item")
+
+    def neighbours(self) -> list[Evidence]:
+        return [
+            *self.pages,
+            *self.insights,
+            *self.concepts,
+            *self.abstract,
+            *self.sources,
+            *self.recollections,
+        ]
+
+    def brief(self, chars: int | None = None) -> dict[str, Any]:
+        """What a model reads: every item brief (texts cut to ``chars``), empty kinds left out."""
+        out: dict[str, Any] = {"item": self.item.brief(chars)}
+        for name in NEIGHBOUR_KINDS:
+            items = getattr(self, name)
+            if items:
+                out[name] = [e.brief(chars) for e in items]
+        if self.documents:
+            out["documents"] = [
+                d.model_dump(include={"document", "title", "cite"}, exclude_none=True) for d in self.documents
+            ]
+        return out
+
+
+BRIEF_FIELDS = ("id", "level", "cite", "title", "text", "stale", "truncated")
+NEIGHBOUR_KINDS = ("pages", "insights", "concepts", "abstract", "sources", "recollections")
+
+
+QUOTE_CHARS = 300  # what a Citation quotes of the item behind it
+
+
+class Citation(BaseModel):
+    """One source an answer cites, resolved to the evidence item that backs it."""
+
+    cite: str = Field(description="the citation as written in the answer, e.g. [handbook.md, p. 2]")
+    document: str | None = Field(None, description="the file as cited; None for a recollection")
+    source: str | None = Field(None, description="the document's full source path")
+    pages: list[int] = Field(default_factory=list)
+    item_id: int = Field(description="the evidence item that backs the citation")
+    level: Level
+    quote: str = Field(description="what that item says (shortened)")
+
+
+class Note(BaseModel):
+    """A fact the search agent kept while researching, with the items it rests on."""
+
+    text: str
+    item_ids: list[int]
+
+
+class Answer(BaseModel):
+    """The reply to a question, the sources it cites, and what it cost."""
+
+    question: str
+    text: str = Field(description="the answer with citations [file, p. N]; without a model, a notice")
+    citations: list[Citation] = Field(
+        default_factory=list, description="every source the text cites, resolved"
+    )
+    usage: Usage = Field(default_factory=Usage, description="model requests and tokens, research and answer")
+    answer_usage: Usage = Field(default_factory=Usage, description="the answer step alone")
+    elapsed: float = Field(0.0, description="seconds")
+    model: str | None = Field(None, description="the model that answered; None: no LLM, evidence only")
+    levels: list[Level] = Field(default_factory=list, description="levels searched")
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="what the answer was written from, best first"
+    )
+    notes: list[Note] = Field(default_factory=list, description="facts the search agent kept")
+    searches: list[str] = Field(default_factory=list, description="search terms the agent used")
+    research: str | None = Field(None, description="the search agent's closing remark")
+    partial: bool = Field(
+        False, description="the research stopped at the budget; the answer uses what it found"
+    )
+    stopped: str | None = Field(None, description="why the research stopped early")
+
+    @property
+    def answered(self) -> bool:
+        """Whether a model wrote the text (False: no LLM, the evidence is the result)."""
+        return self.model is not None

@@ -1,4 +1,5 @@
-"""Cross-encoder reranking (sentence-transformers ``CrossEncoder``), by model name or local path.
+"""Cross-encoder reranking (sentence-transformers ``CrossEncoder``), by model name or local path: which
+reranker a search uses (``resolve_reranker``), loading it, and scoring with it.
 
 The model is loaded once per process and device (CUDA when available) and run off the event loop.
 No reranker weights ship on PyPI: a name is fetched from the model hub by sentence-transformers,
@@ -19,8 +20,27 @@ if TYPE_CHECKING:
 
     from .search import Hit
 
+# A real, small cross-encoder; used when rerank is asked for without naming one (needs the hub or
+# a local copy under this name).
+DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L6-v2"
+
 _LOADED: dict[tuple[str, str], CrossEncoder] = {}
 _LOCK = threading.Lock()
+
+
+def resolve_reranker(rerank: bool | str | None, configured: str | None) -> str | None:
+    """The cross-encoder to use: a name given here, else the configured one when rerank is True or
+    not said (None), else nothing (False)."""
+    if rerank is False:
+        return None
+    if isinstance(rerank, str):
+        name = rerank.strip()
+        if not name:
+            return configured or DEFAULT_RERANKER
+        return name
+    if rerank is True:
+        return configured or DEFAULT_RERANKER
+    return configured
 
 
 def load_cross_encoder(name: str, *, device: str | None = None) -> CrossEncoder:

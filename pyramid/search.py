@@ -1,8 +1,8 @@
 """Hybrid search: BM25 and vector legs per level, fused, optionally reranked by a cross-encoder.
 
-The ranking itself is the SQL function ``pyramid_search`` (``pyramid/sql/002_search.sql``), so a psql
-user and this module get the same answer; here the query is checked, embedded, handed over as bound
-parameters, and the rows become ``Hit`` values.
+The ranking itself is the SQL function ``pyramid_search`` (``pyramid/sql/functions/search.sql``), so a
+psql user and this module get the same answer; here the query is checked, embedded, handed over as
+named arguments (``pyramid.store.retrieval``), and the rows become ``Hit`` values.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import BaseModel, Field
 
-from .config import LEVELS, Fusion, Level, SearchMode
+from .config import Fusion, SearchMode
 from .errors import SearchError
-from .sqlfiles import query as sql
+from .models import LEVELS, Level
+from .rerank import resolve_reranker
 
 if TYPE_CHECKING:
     from .db import Database
@@ -39,7 +40,12 @@ class SearchOptions(TypedDict, total=False):
 
 
 class Hit(BaseModel):
-    """One search result: an item of some level, where it comes from, and how it scored."""
+    """One search result: an item of some level, where it comes from, and how it scored.
+
+    A hit is what a ranking returns (the scores of each leg, for ``pyramid search`` and its JSON);
+    ``Evidence`` is the same item as an agent cites it, named by a session's label table, which a
+    hit cannot know. ``Evidence.from_hit`` turns one into the other without reading the item again.
+    """
 
     rank: int = Field(description="1-based position in the result")
     id: int = Field(description="item id")
@@ -48,6 +54,7 @@ class Hit(BaseModel):
     title: str | None = Field(None, description="the item's own title (a concept's name)")
     document_id: int | None = Field(None, description="None for cross-document recollections")
     source: str | None = Field(None, description="the document's source path")
+    path: str | None = Field(None, description="the file the document came from (a feed item: the feed)")
     document_title: str | None = None
     pages: list[int] = Field(default_factory=list)
     stale: bool = False
@@ -164,6 +171,8 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
 
     import psycopg
 
+    from .store import retrieval
+
     levels = list(params["levels"] or LEVELS)
     if parallel < 2 or len(levels) < 2:
         groups = [params["levels"]]
@@ -171,10 +180,9 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
         groups = [[level] for level in levels]
     limit = asyncio.Semaphore(max(1, parallel))
 
-    async def one(chosen: list[str] | None) -> list[tuple[Any, ...]]:
+    async def one(chosen: list[str] | None) -> list[dict[str, Any]]:
         async with limit, db.connection() as conn:
-            cur = await conn.execute(sql("search.run"), {**params, "levels": chosen})
-            return await cur.fetchall()
+            return await retrieval.search(conn, {**params, "levels": chosen})
 
     try:
         results = await asyncio.gather(*(one(group) for group in groups))
@@ -182,74 +190,44 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
         raise SearchError(str(exc.diag.message_primary or exc)) from None
     if len(results) == 1:
         return [_hit(row) for row in results[0]]
-    # (rank, item_id, level, fused, bm25, bm25_rank, similarity, …): the SQL function's final order.
+    # The SQL function's final order: fused score, then similarity (rows without one last), then id.
     rows = sorted(
-        (row for rows in results for row in rows), key=lambda r: (-r[3], r[6] is None, -(r[6] or 0.0), r[1])
+        (row for rows in results for row in rows),
+        key=lambda r: (-r["fused"], r["similarity"] is None, -(r["similarity"] or 0.0), r["id"]),
     )[: params["k"]]
-    return [_hit((rank, *row[1:])) for rank, row in enumerate(rows, start=1)]
+    return [_hit({**row, "rank": rank}) for rank, row in enumerate(rows, start=1)]
 
 
-def _hit(row: Sequence[Any]) -> Hit:
-    (
-        rank,
-        item_id,
-        level,
-        fused,
-        bm25,
-        bm25_rank,
-        similarity,
-        vector_rank,
-        text,
-        title,
-        pages,
-        stale,
-        doc_id,
-        source,
-        doc_title,
-    ) = row
+def _hit(row: dict[str, Any]) -> Hit:
     return Hit(
-        rank=rank,
-        id=item_id,
-        level=level,
-        text=text,
-        title=title,
-        document_id=doc_id,
-        source=source,
-        document_title=doc_title,
-        pages=list(pages or []),
-        stale=stale,
-        fused=fused,
-        bm25=bm25,
-        bm25_rank=bm25_rank,
-        vector=similarity,
-        vector_rank=vector_rank,
+        **{name: row[name] for name in _HIT_COLUMNS},
+        pages=list(row["pages"] or []),
+        vector=row["similarity"],
     )
 
 
-# A real, small cross-encoder; used when rerank is asked for without naming one (needs the hub or
-# a local copy under this name).
-DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L6-v2"
-
-
-def resolve_reranker(rerank: bool | str | None, configured: str | None) -> str | None:
-    """The cross-encoder to use: a name given here, else the configured one when rerank is True or
-    not said (None), else nothing (False)."""
-    if rerank is False:
-        return None
-    if isinstance(rerank, str):
-        name = rerank.strip()
-        if not name:
-            return configured or DEFAULT_RERANKER
-        return name
-    if rerank is True:
-        return configured or DEFAULT_RERANKER
-    return configured
+_HIT_COLUMNS = (
+    "rank",
+    "id",
+    "level",
+    "text",
+    "title",
+    "document_id",
+    "source",
+    "path",
+    "document_title",
+    "stale",
+    "fused",
+    "bm25",
+    "bm25_rank",
+    "vector_rank",
+)
 
 
 async def compact(db: Database, *, k1: float = 1.2, b: float = 0.75) -> tuple[int, list[str]]:
     """Fold BM25 statistics deltas into the compacted tables (safe at any time, from any process);
     returns the delta rows folded and the levels whose stored impacts were recomputed."""
+    from .store import retrieval
+
     async with db.connection() as conn:
-        cur = await conn.execute(sql("search.compact"), {"k1": k1, "b": b})
-        folded, reimpacted = await cur.fetchone()  # type: ignore[misc]
-    return int(folded), list(reimpacted or [])
+        return await retrieval.compact(conn, k1=k1, b=b)

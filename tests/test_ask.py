@@ -211,7 +211,7 @@ def test_levels_limit_what_the_agent_may_search_and_pages_come_only_when_asked(k
     model, seen = scripted(call("search", query="pilot", levels=["page"]), text("done"), cite_evidence("x"))
     kp.ask(QUESTION, model=model, levels=["insight"])
     retry = seen[1][-1]
-    assert "this run does not search page; levels you may search: insight" in str(retry.parts[0].content)
+    assert "does not search page; levels you may search: insight" in str(retry.parts[0].content)
 
     model, seen = scripted(
         call("search", query="pilot start date", levels=["page"]), text("done"), cite_evidence("x")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pyramid.citations import check
-from pyramid.evidence import Evidence, Labels, cite, format_pages
+from pyramid.evidence import Labels, cite, format_pages
+from pyramid.models import Evidence
 
 
 def ev(

@@ -82,11 +82,11 @@ def test_ask_with_a_model_prints_the_answer_sources_and_usage(
     """In process, with the model string resolved to a scripted FunctionModel."""
     from typer.testing import CliRunner
 
-    from pyramid.agents import search_agent
+    from pyramid.agents import base
     from pyramid.cli import app
 
     model, seen = _scripted_session()
-    monkeypatch.setattr(search_agent, "resolve_model", lambda spec: model)
+    monkeypatch.setattr(base, "resolve_model", lambda spec: model)
     args = ["--dsn", dsn, "ask", QUESTION, "--model", "scripted:model"] + (["--json"] if as_json else [])
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

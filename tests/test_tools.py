@@ -22,9 +22,28 @@ from pyramid.errors import NotFoundError
 START = "Lucia Berg confirmed that the Holm Orchards pilot starts on 14 April"
 
 
+# Two stored files with one name: a citation must say which one, the same way in every call.
+WALRUS = "The walrus quota for the Svalbard cooperative is forty tonnes a season."
+NARWHAL = "The narwhal census of the Svalbard cooperative counted two hundred animals."
+
+
 @pytest.fixture(scope="module")
 def ids(kp: Any) -> dict[str, int]:
     return ingest_examples(kp)
+
+
+@pytest.fixture(scope="module")
+def twins(kp: Any, ids: Any) -> dict[str, int]:
+    """``q1/report.pdf`` and ``q2/report.pdf``, one insight each; returns which item is which."""
+    from search_helpers import store_document
+
+    walrus = store_document(kp, "/data/q1/report.pdf", [("insight", WALRUS)], embed=True)["0"]
+    narwhal = store_document(kp, "/data/q2/report.pdf", [("insight", NARWHAL)], embed=True)["0"]
+    return {"walrus": walrus, "narwhal": narwhal}
+
+
+def _label(cite: str) -> str:
+    return cite.strip("[]").rsplit(", p", 1)[0]
 
 
 def test_expand_walks_every_level(kp: Any, ids: dict[str, int]) -> None:
@@ -120,6 +139,60 @@ def test_the_toolset_offers_search_and_expand_and_sends_mistakes_back(kp: Any, i
     retries = [r.model_response_str() for r in tool_returns(seen[-1]) if r.outcome == "retried"]
     assert len(retries) == 3 and '"input":"chapter"' in retries[0]  # refused by the tool's schema (a Literal)
     assert "k must be between 1 and 50" in retries[1] and "no item with id 987654321" in retries[2]
+
+
+def test_one_toolset_names_a_file_the_same_way_in_every_call(kp: Any, twins: dict[str, int]) -> None:
+    from pydantic_ai import Agent
+
+    def first(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        return call("search", query="narwhal census Svalbard", levels=["insight"], k=1)
+
+    def second(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        return call("search", query="walrus quota Svalbard", levels=["insight"], k=1)
+
+    def third(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        return call("expand", item_id=twins["narwhal"])
+
+    model, seen = scripted(first, second, third, text("ok"))
+    found: list[int] = []
+    tools = kp.toolset(on_found=lambda items: found.extend(item.id for item in items))
+    assert Agent(model, toolsets=[tools]).run_sync("q").output == "ok"
+    [narwhal], [walrus] = (r.content for r in tool_returns(seen[-1], "search"))
+    assert (narwhal["id"], walrus["id"]) == (twins["narwhal"], twins["walrus"])
+    # The first file seen gets the short name; the other one a longer one, and keeps its own.
+    assert _label(narwhal["cite"]) == "report.pdf"
+    assert _label(walrus["cite"]) == "q1/report.pdf"
+    [expanded] = (r.content for r in tool_returns(seen[-1], "expand"))
+    assert expanded["item"]["cite"] == narwhal["cite"]
+    assert found[:2] == [twins["narwhal"], twins["walrus"]]  # on_found saw every item shown
+    # A new toolset is a new session: its own table.
+    assert kp.tool_session().labels is not kp.tool_session().labels
+
+
+@pytest.mark.anyio
+async def test_one_mcp_session_names_a_file_the_same_way_in_every_call(
+    dsn: str, twins: dict[str, int]
+) -> None:
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    server = StdioServerParameters(
+        command=sys.executable, args=["-m", "pyramid", "mcp"], env=env, cwd=str(ROOT)
+    )
+    async with (
+        stdio_client(server, errlog=sys.stderr) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        cites = {}
+        for name, query in (("narwhal", "narwhal census Svalbard"), ("walrus", "walrus quota Svalbard")):
+            result = await session.call_tool("search", {"query": query, "levels": ["insight"], "k": 1})
+            [hit] = result.structured_content["result"]
+            assert hit["id"] == twins[name]
+            cites[name] = hit["cite"]
+    assert _label(cites["narwhal"]) == "report.pdf"
+    assert _label(cites["walrus"]) == "q1/report.pdf"
 
 
 @pytest.mark.anyio

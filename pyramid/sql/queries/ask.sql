@@ -1,9 +1,9 @@
 -- Named queries of `ask`, the agent tools and the MCP server: items as evidence, and the walk from
 -- one item to its neighbours in the pyramid. Every row that describes an item has the same columns:
--- id, level, text, title, pages, stale, document_id, source, path, document title.
+-- id, level, text, title, pages, stale, document_id, source, path, document_title (read by name).
 
 -- name: items
-SELECT i.id, i.level, i.text, i.title, i.pages, i.stale, i.document_id, d.source, d.path, d.title
+SELECT i.id, i.level, i.text, i.title, i.pages, i.stale, i.document_id, d.source, d.path, d.title AS document_title
 FROM items i
 LEFT JOIN documents d ON d.id = i.document_id
 WHERE i.id = ANY(%(ids)s)
@@ -28,7 +28,8 @@ ranked AS (
     SELECT l.relation, i.*, row_number() OVER (PARTITION BY l.relation, i.level ORDER BY i.ordinal, i.id) AS n
     FROM linked l JOIN items i ON i.id = l.item_id
 )
-SELECT r.relation, r.id, r.level, r.text, r.title, r.pages, r.stale, r.document_id, d.source, d.path, d.title
+SELECT r.relation, r.id, r.level, r.text, r.title, r.pages, r.stale, r.document_id, d.source, d.path,
+       d.title AS document_title
 FROM ranked r
 LEFT JOIN documents d ON d.id = r.document_id
 WHERE r.n <= %(per_kind)s
@@ -36,11 +37,11 @@ ORDER BY r.relation, r.level, r.ordinal, r.id
 
 -- name: source_documents
 -- Whole documents an item (a recollection) was built from; source_ref keeps the name of one that is gone.
-SELECT s.source_document_id, d.source, d.path, d.title, s.source_ref
+SELECT s.source_document_id AS id, d.source, d.path, d.title, s.source_ref
 FROM item_sources s
 LEFT JOIN documents d ON d.id = s.source_document_id
 WHERE s.item_id = %(id)s AND s.source_item_id IS NULL
 ORDER BY s.id
 
 -- name: similarity
-SELECT id, 1 - (embedding <=> %(embedding)s::vector) FROM items WHERE id = ANY(%(ids)s)
+SELECT id, 1 - (embedding <=> %(embedding)s::vector) AS similarity FROM items WHERE id = ANY(%(ids)s)

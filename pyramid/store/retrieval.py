@@ -1,0 +1,56 @@
+"""The reads of retrieval: hybrid search (``pyramid_search``), items as evidence, the walk from one
+item to its neighbours, and the similarity of stored items to a query. The SQL is in
+``sql/queries/search.sql`` and ``sql/queries/ask.sql``; every row comes back as a dict by column name,
+so a column added to a query breaks nothing that reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..sqlfiles import query
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+Row = dict[str, Any]
+
+
+async def _rows(conn: AsyncConnection[Any], sql: str, params: dict[str, Any]) -> list[Row]:
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+async def search(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[Row]:
+    """``pyramid_search`` joined to items and documents, best first: scores and ranks of each leg,
+    the item, and its document's source, path and title."""
+    return await _rows(conn, query("search.run"), params)
+
+
+async def compact(conn: AsyncConnection[Any], *, k1: float, b: float) -> tuple[int, list[str]]:
+    [row] = await _rows(conn, query("search.compact"), {"k1": k1, "b": b})
+    return int(row["folded"]), list(row["reimpacted"] or [])
+
+
+async def items(conn: AsyncConnection[Any], ids: Sequence[int]) -> list[Row]:
+    """The items ``ids`` with their documents (ids that do not exist are left out)."""
+    return await _rows(conn, query("ask.items"), {"ids": list(ids)})
+
+
+async def related(conn: AsyncConnection[Any], item_id: int, *, per_kind: int) -> list[Row]:
+    """The neighbours of one item, each with its ``relation`` (source, derived, abstract)."""
+    return await _rows(conn, query("ask.related"), {"id": item_id, "per_kind": per_kind})
+
+
+async def source_documents(conn: AsyncConnection[Any], item_id: int) -> list[Row]:
+    """Whole documents an item was built from; ``source_ref`` names one that is gone."""
+    return await _rows(conn, query("ask.source_documents"), {"id": item_id})
+
+
+async def similarity(conn: AsyncConnection[Any], ids: Sequence[int], embedding: Any) -> dict[int, float]:
+    """Cosine similarity of stored items to a query embedding (items without one score 0)."""
+    rows = await _rows(conn, query("ask.similarity"), {"ids": list(ids), "embedding": embedding})
+    return {row["id"]: float(row["similarity"] or 0.0) for row in rows}
