@@ -511,7 +511,7 @@ def _settings(settings: Settings | None, **flags: Any) -> Settings:
 
 
 async def _open_runtime(settings: Settings, progress: ProgressCallback | None, check_model: bool) -> Runtime:
-    from .db import Database, start_embedded
+    from .store.database import Database, start_embedded
     from .embed import Embedder
 
     def say(message: str) -> None:

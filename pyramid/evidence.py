@@ -61,9 +61,10 @@ def cite(label: str | None, pages: Sequence[int], *, item_id: int, level: Level)
 
 
 class Labels:
-    """The name each document is cited by: its file name, or, when two documents of one run share a
-    file name, as much of the path as tells them apart. A label never changes once given, so a
-    citation the model saw in an early tool result stays valid for the whole run."""
+    """The name each document is cited by: its file name, or, when two documents of one tool session
+    (one ``ask``, one toolset, one MCP session) share a file name, as much of the path as tells them
+    apart. A label never changes once given, so a citation the model saw in an early tool result
+    stays valid for the whole session."""
 
     def __init__(self) -> None:
         self._by_source: dict[str, str] = {}

@@ -18,7 +18,7 @@ from .models import LEVELS, Level
 from .rerank import resolve_reranker
 
 if TYPE_CHECKING:
-    from .db import Database
+    from .store.database import Database
     from .runtime import Runtime
 
 MODES: tuple[SearchMode, ...] = ("hybrid", "bm25", "vector")
@@ -76,7 +76,7 @@ def _levels(levels: Sequence[str] | str | None) -> list[Level] | None:
         if name not in LEVELS:
             raise SearchError(f"unknown level {name!r} (levels: {', '.join(LEVELS)})")
         if name not in chosen:
-            chosen.append(name)  # type: ignore[arg-type]
+            chosen.append(name)
     if not chosen:
         raise SearchError("no level to search: name at least one, or none for every level")
     return chosen
