@@ -511,8 +511,8 @@ def _settings(settings: Settings | None, **flags: Any) -> Settings:
 
 
 async def _open_runtime(settings: Settings, progress: ProgressCallback | None, check_model: bool) -> Runtime:
-    from .store.database import Database, start_embedded
     from .embed import Embedder
+    from .store.database import Database, start_embedded
 
     def say(message: str) -> None:
         if progress is not None:

@@ -18,8 +18,8 @@ from .models import LEVELS, Level
 from .rerank import resolve_reranker
 
 if TYPE_CHECKING:
-    from .store.database import Database
     from .runtime import Runtime
+    from .store.database import Database
 
 MODES: tuple[SearchMode, ...] = ("hybrid", "bm25", "vector")
 FUSIONS: tuple[Fusion, ...] = ("rrf", "weighted")
