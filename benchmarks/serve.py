@@ -221,13 +221,14 @@ def main() -> None:
     clients = [int(n) for n in args.clients.split(",")]
 
     from pyramid import Pyramid
-    from pyramid.db import stop_embedded
+    from pyramid.store.database import stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="kp-bench-serve-") as tmp:
         dsn, data_dir = fresh_database(Path(tmp))
         server = None
         try:
-            with Pyramid.open(dsn=dsn, model=None) as kp:
+            # The same encoder priority as `pyramid serve` (encoder_nice 0), so both sides encode alike.
+            with Pyramid.open(dsn=dsn, model=None, encoder_nice=0) as kp:
                 report = kp.ingest([ROOT / "examples" / "docs"])
                 assert report.ok, report.summary()
                 items = sum(kp.stats().items.values())

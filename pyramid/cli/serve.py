@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,11 +51,15 @@ def register(app: typer.Typer) -> None:
         options = global_options()
 
         def open_pyramid():  # type: ignore[no-untyped-def]
+            # A server encodes queries, one at a time and latency-bound: the encoder runs at the
+            # event loop's priority (encoder_nice 0), unless PYRAMID_ENCODER_NICE says otherwise.
+            # Niced on a loaded machine, a search waited seconds for its query vector.
+            nice = {} if "PYRAMID_ENCODER_NICE" in os.environ else {"encoder_nice": 0}
             return Pyramid.aopen(
                 data_dir=options.data_dir,
                 dsn=options.dsn,
                 embedding_model=options.embedding_model,
-                **options.extra,
+                **{**nice, **options.extra},
             )
 
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
