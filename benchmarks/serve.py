@@ -172,6 +172,26 @@ def delayed_model(pieces: int, delay: float) -> Any:
     return FunctionModel(stream_function=stream)
 
 
+def serve_in_thread(kp: Any, port: int, model: Any = None) -> Callable[[], None]:
+    import uvicorn
+
+    from pyramid.serve import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(kp, model=model), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return stop
+
+
 def stream_run(kp: Any, pieces: int, delay: float, runs: int) -> dict[str, Any]:
     import httpx
     import uvicorn
@@ -217,6 +237,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per run")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--stream-runs", type=int, default=3)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve from a uvicorn thread over the benchmark's own Pyramid instead of a `pyramid serve` process",
+    )
     args = parser.parse_args()
     clients = [int(n) for n in args.clients.split(",")]
 
@@ -234,11 +259,16 @@ def main() -> None:
                 items = sum(kp.stats().items.values())
                 print(f"examples/docs: {len(report.results)} documents, {items} items", flush=True)
                 port = free_port()
-                server = start_server(dsn, port, data_dir)
-                rows = asyncio.run(search_runs(kp, port, clients, args.requests))
-                server.terminate()
-                server.wait(timeout=30)
-                server = None
+                if args.in_process:
+                    stop = serve_in_thread(kp, port)
+                    rows = asyncio.run(search_runs(kp, port, clients, args.requests))
+                    stop()
+                else:
+                    server = start_server(dsn, port, data_dir)
+                    rows = asyncio.run(search_runs(kp, port, clients, args.requests))
+                    server.terminate()
+                    server.wait(timeout=30)
+                    server = None
                 streaming = stream_run(kp, pieces=20, delay=0.05, runs=args.stream_runs)
                 print(
                     f"streamed ask: first text after {streaming['first_text_ms']} ms, "
@@ -254,6 +284,7 @@ def main() -> None:
         "corpus": "examples/docs",
         "items": items,
         "requests_per_run": args.requests,
+        "server": "uvicorn thread in the same process" if args.in_process else "a `pyramid serve` process",
         "search": rows,
         "stream": streaming,
     }

@@ -435,6 +435,7 @@ def test_the_terminal_streamer_shows_steps_then_writes_the_text_as_it_comes(monk
 
     from rich.console import Console
 
+    import pyramid.store  # noqa: F401  (on main, `import pyramid.ask` first is a circular import)
     from pyramid.ask import AskEvent
     from pyramid.cli import ask as cli_ask
 
