@@ -20,6 +20,10 @@ from .models import LEVELS as LEVELS  # defined in models; imported from here by
 
 SearchMode = Literal["hybrid", "bm25", "vector"]
 Fusion = Literal["rrf", "weighted"]
+# How structured output is asked of a model: PydanticAI's ToolOutput, NativeOutput (response_format
+# with a JSON schema) or PromptedOutput (the schema in the prompt); auto picks by provider.
+OutputMode = Literal["auto", "tool", "native", "prompted"]
+OUTPUT_MODES: tuple[OutputMode, ...] = ("auto", "tool", "native", "prompted")
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 CONFIG_FILE_ENV = "PYRAMID_CONFIG"
@@ -88,7 +92,24 @@ class Settings(BaseSettings):
     # --- LLM -----------------------------------------------------------------------------
     model: str | None = Field(None, description="PydanticAI model string; none → extractive distiller")
     concurrency: int = Field(8, ge=1, le=512, description="documents distilled at once")
-    request_timeout: float = Field(120.0, gt=0)
+    request_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="seconds per model request; a timed-out request is retried with twice as long",
+    )
+    output_mode: OutputMode = Field(
+        "auto",
+        description="how structured output is asked: tool, native (JSON schema), prompted; auto picks by "
+        "provider and falls back once when the model rejects the request shape",
+    )
+    # Per-step output caps: a small model that rambles is cut off instead of filling its context.
+    insights_max_tokens: int = Field(1024, ge=64, le=200_000, description="output tokens per insight window")
+    concepts_max_tokens: int = Field(1536, ge=64, le=200_000, description="output tokens per concept call")
+    abstract_max_tokens: int = Field(768, ge=64, le=200_000, description="output tokens of the abstract call")
+    recollections_max_tokens: int = Field(
+        1536, ge=64, le=200_000, description="output tokens per recollection call"
+    )
+    answer_max_tokens: int = Field(1024, ge=64, le=200_000, description="output tokens per ask model request")
     retries: int = Field(4, ge=0, le=20)
     retry_backoff: float = Field(
         1.0, ge=0, le=300, description="first wait before retrying a failed LLM call (s)"

@@ -485,8 +485,14 @@ class Ingest:
             format=doc.format,
             page_count=len(doc.pages),
             paged=doc.paged,
-            # Distilled documents wait for the corpus step (recollections), which marks them ready.
-            status="distilled" if self.distiller is not None else distilled.status,
+            # Distilled documents wait for the corpus step (recollections), which marks them ready;
+            # a partial one stays partial (not a done state: the next run distills it again).
+            status="partial"
+            if distilled.status == "partial"
+            else "distilled"
+            if self.distiller is not None
+            else distilled.status,
+            error="; ".join(distilled.failures) or None,
             distiller=distilled.distiller or None,
             usage=distilled.usage,
             meta=dict(doc.meta),
@@ -519,7 +525,13 @@ class Ingest:
         ):
             outcome = "distilled"  # pages stored by a --no-distill run, the file unchanged since
         return FileResult(
-            source=doc.source, outcome=outcome, title=doc.title, pages=len(doc.pages), usage=distilled.usage
+            source=doc.source,
+            outcome=outcome,
+            title=doc.title,
+            pages=len(doc.pages),
+            usage=distilled.usage,
+            partial=distilled.status == "partial",
+            reason="; ".join(distilled.failures) or None,
         )
 
     # -- bookkeeping ----------------------------------------------------------------------------

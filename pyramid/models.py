@@ -14,7 +14,9 @@ LEVELS: tuple[Level, ...] = ("page", "insight", "concept", "abstract", "recollec
 # pyramid exists so that an answer does not have to read whole pages.
 ASK_LEVELS: tuple[Level, ...] = ("insight", "concept", "abstract", "recollection")
 
-DocumentStatus = Literal["pending", "converted", "distilled", "ready", "failed"]
+# partial: stored with what worked after some model calls failed (see the error); re-distilled by
+# the next run, which pays only for the calls that failed.
+DocumentStatus = Literal["pending", "converted", "distilled", "ready", "partial", "failed"]
 # "distilled": stored before with pages only (--no-distill), unchanged since, distilled now.
 Outcome = Literal["added", "updated", "distilled", "unchanged", "failed", "removed"]
 
@@ -94,6 +96,7 @@ class FileResult(BaseModel):
     pages: int = 0
     reason: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    partial: bool = Field(False, description="stored with what worked; ``reason`` says what failed")
 
 
 def _result_json(result: FileResult) -> dict[str, object]:
@@ -145,8 +148,13 @@ class IngestReport(BaseModel):
         return self._with("removed")
 
     @property
+    def partial(self) -> list[FileResult]:
+        return [r for r in self.results if r.partial]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed
+        """No document failed or was stored partial (the exit code: 0 when ok, else 1)."""
+        return not self.failed and not self.partial
 
     def counts(self) -> dict[str, int]:
         keys: tuple[Outcome, ...] = ("added", "updated", "distilled", "unchanged", "removed", "failed")

@@ -81,6 +81,7 @@ class Scripted:
     on_concepts: Callable[[list[tuple[int, str]]], dict[str, Any]] | None = None
     fail: Callable[[str, str], BaseException | None] | None = None  # (agent, prompt) → error to raise
     delay: float = 0.0
+    complete: bool = True  # fill in the edit lists a window script leaves out
     calls: list[Call] = field(default_factory=list)
 
     def model(self, name: str = "scripted") -> FunctionModel:
@@ -128,7 +129,9 @@ class Scripted:
         if agent == "insights":
             pages = [(int(n), kind == "first", text) for n, kind, text in _PAGE.findall(prompt)]
             shown = [int(n) for n in _NUMBERED.findall(block(prompt, "insights"))]
-            return self.on_window(Window(pages, shown, retry))
+            answer = self.on_window(Window(pages, shown, retry))
+            # Scripts name only the edits they make; a real model must send all three lists.
+            return {"add": [], "revise": [], "delete": [], **answer} if self.complete else answer
         if agent == "concepts":
             numbers = [int(n) for n in _NUMBERED.findall(block(prompt, "insights"))]
             if self.on_concepts is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted import INPUT_TOKENS, OUTPUT_TOKENS, Scripted, Window, http_error
+from scripted import INPUT_TOKENS, OUTPUT_TOKENS, Scripted, Window, default_window, http_error
 
 from pyramid import Pyramid
 from pyramid.errors import NotFoundError
@@ -72,7 +72,7 @@ def test_revisions_and_deletions_are_applied(kp: Pyramid, tmp_path: Path) -> Non
             return {
                 "add": [
                     {"text": "Alpha Corp makes bicycles.", "pages": [1]},
-                    {"text": "A wrong fact.", "pages": [1]},
+                    {"text": "The factory opened in 1850.", "pages": [1]},
                 ]
             }
         if pages == [1, 2]:
@@ -121,7 +121,7 @@ def test_invalid_references_are_sent_back_and_never_stored(kp: Pyramid, tmp_path
     assert [i.text for i in insights] == ["Page 1 fact.", "Beta Ltd sells the bicycles.", "Page 3 fact."]
 
 
-def test_a_failing_model_fails_only_its_document_and_keeps_the_old_version(
+def test_a_failing_model_costs_its_document_the_llm_levels_not_the_document(
     kp: Pyramid, tmp_path: Path
 ) -> None:
     folder = tmp_path / "batch"
@@ -134,7 +134,6 @@ def test_a_failing_model_fails_only_its_document_and_keeps_the_old_version(
     )
     first = kp.ingest([folder], model=Scripted().model(), concurrency=3)
     assert first.ok and len(first.added) == 5
-    before = kp.document(str(bad))
     # The poisoned document changes and its model now answers 503 every time.
     bad.write_text(sections("Poison Inc sells glue now. It reopened in 2020." + FILLER, title="Poison"))
     for path in good:
@@ -145,15 +144,90 @@ def test_a_failing_model_fails_only_its_document_and_keeps_the_old_version(
 
     brain = Scripted(fail=fail)
     report = kp.ingest([folder], model=brain.model(), concurrency=3)
-    assert [r.source for r in report.failed] == [str(bad.resolve())]
-    assert "503" in (report.failed[0].reason or "")
-    assert len(report.updated) == 4
+    assert not report.ok and report.failed == []  # exit code 1, but nothing is lost
+    assert [r.source for r in report.partial] == [str(bad.resolve())]
+    reason = report.partial[0].reason or ""
+    assert "503" in reason and "extractive" in reason
+    assert len(report.updated) == 5
     retried = [c for c in brain.calls if "Poison" in c.prompt]
-    assert len(retried) == kp.settings.retries + 1  # the first window, tried 1 + retries times
+    assert len(retried) == 2 * (kp.settings.retries + 1)  # both windows, each 1 + retries times
     after = kp.document(str(bad))
-    assert after.document.status == "failed"
-    assert [i.id for i in after.insights] == [i.id for i in before.insights]  # old version kept
-    assert [p.text for p in after.pages] == [p.text for p in before.pages]
+    assert after.document.status == "partial" and "503" in (after.document.error or "")
+    assert "Poison Inc sells glue now." in after.pages[0].text  # the new version, searchable
+    assert after.insights and all(i.distiller == "extractive" for i in after.insights)
+    # A later run with a model that works distills it again and it is complete.
+    healed = kp.ingest([folder], model=Scripted().model())
+    assert healed.ok, healed.partial
+    assert [r.outcome for r in healed.results if r.source == str(bad.resolve())] == ["updated"]
+    done = kp.document(str(bad))
+    assert done.document.status == "ready" and done.document.error is None
+    assert all(i.distiller == "function:scripted" for i in done.insights)
+
+
+def test_a_failed_window_is_recorded_and_only_it_runs_again(kp: Pyramid, tmp_path: Path) -> None:
+    path = write(tmp_path / "window", "window.md", THREE)
+
+    def fail(agent: str, prompt: str) -> BaseException | None:
+        # The window that reads page 3 for the first time fails; the others work.
+        return http_error(503) if agent == "insights" and "Window 3 of 4." in prompt else None
+
+    report = kp.ingest([path], model=Scripted(fail=fail).model())
+    assert [r.source for r in report.partial] == [str(path.resolve())]
+    assert "insight window 3 of 4" in (report.partial[0].reason or "")
+    view = kp.document(str(path))
+    assert view.document.status == "partial"
+    # Page 3 is read once only, by the last window, which tells the model it is a first reading.
+    assert [i.pages for i in view.insights] == [[1], [2], [3]]
+    assert view.concepts and view.abstract  # the steps after the windows went on
+    again = Scripted()
+    healed = kp.ingest([path], model=again.model())
+    assert healed.ok, healed.partial
+    windows = again.windows()
+    # The windows that worked come from the cache; the failed one, and the one after it (whose
+    # prompt shows the insights the failed window now wrote), run.
+    assert len(windows) == 2 and "Window 3 of 4." in windows[0].prompt
+    assert kp.document(str(path)).document.status == "ready"
+
+
+def test_empty_output_is_invalid_and_a_document_without_insights_is_not_ready(
+    kp: Pyramid, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "empty", "empty.md", THREE)
+    # `{}` is what a weak model sends as "no changes" when every field has a default.
+    brain = Scripted(on_window=lambda w: {}, complete=False)
+    report = kp.ingest([path], model=brain.model())
+    retries = [c.retry for c in brain.windows() if c.retry]
+    assert retries and "Field required" in retries[0]
+    assert [r.source for r in report.partial] == [str(path.resolve())]
+    assert kp.document(str(path)).document.status == "partial"
+
+
+def test_identical_insights_of_the_two_readings_are_one(kp: Pyramid, tmp_path: Path) -> None:
+    path = write(tmp_path / "twice", "twice.md", THREE)
+
+    def window(w: Window) -> dict[str, Any]:
+        # Every reading of a page writes its first sentence again, as small models do.
+        return {"add": [{"text": text.split(".")[0].strip() + ".", "pages": [p]} for p, _, text in w.pages]}
+
+    report = kp.ingest([path], model=Scripted(on_window=window).model())
+    assert report.ok, report.partial
+    texts = [i.text for i in kp.document(str(path)).insights]
+    assert len(texts) == len(set(texts)) == 3
+
+
+def test_an_insight_that_shares_no_word_with_its_pages_is_sent_back(kp: Pyramid, tmp_path: Path) -> None:
+    path = write(tmp_path / "copied", "copied.md", THREE)
+
+    def window(w: Window) -> dict[str, Any]:
+        if w.retry is None and w.pages[0][0] == 1:
+            return {"add": [{"text": "Marie Curie won the prize.", "pages": [1]}]}  # a copied example
+        return default_window(w)
+
+    brain = Scripted(on_window=window)
+    report = kp.ingest([path], model=brain.model())
+    assert report.ok, report.partial
+    assert any("shares no word" in (c.retry or "") for c in brain.windows())
+    assert "Marie Curie won the prize." not in [i.text for i in kp.document(str(path)).insights]
 
 
 def test_usage_is_counted_per_document_and_step(kp: Pyramid, tmp_path: Path) -> None:
@@ -242,11 +316,12 @@ def test_recollections_connect_documents_and_stale_ones_are_refreshed(fresh_dsn:
                             "text": "Sea and river animals, revised.",
                             "concepts": numbers[:2],
                         }
-                    ]
+                    ],
+                    "add": [],
                 }
             if retry is None:  # first try: rests on one document only, which is refused
-                return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:1]}]}
-            return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:2]}]}
+                return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:1]}], "revise": []}
+            return {"add": [{"text": "Sea and river animals.", "concepts": numbers[:2]}], "revise": []}
 
     folder = tmp_path / "animals"
     otter = write(

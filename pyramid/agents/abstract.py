@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent
 
+from ..config import OutputMode
 from .base import CONCEPTS, DOCUMENT, INSIGHTS, build_agent, frame, send_back
 from .concepts import numbered
+from .insights import STRICT
 
 
 class Abstract(BaseModel):
+    model_config = STRICT
+
     text: str = Field(description="one paragraph")
     concepts: list[int] = Field(description="numbers of the concepts the abstract draws on")
 
@@ -40,8 +44,8 @@ def check_abstract(deps: AbstractDeps, abstract: Abstract) -> Abstract:
     return abstract
 
 
-def build_abstract_agent() -> Agent[AbstractDeps, Abstract]:
-    return build_agent("abstract", Abstract, AbstractDeps, check_abstract)
+def build_abstract_agent(mode: OutputMode = "tool") -> Agent[AbstractDeps, Abstract]:
+    return build_agent("abstract", Abstract, AbstractDeps, check_abstract, mode)
 
 
 def abstract_prompt(

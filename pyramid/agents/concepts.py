@@ -8,26 +8,36 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent
 
+from ..config import OutputMode
 from .base import CONCEPTS, DOCUMENT, INSIGHTS, build_agent, frame, send_back
+from .insights import STRICT
 
 
 class Concept(BaseModel):
+    model_config = STRICT
+
     name: str = Field(description="2-6 words")
     description: str = Field(description="one or two plain sentences")
     insights: list[int] = Field(description="numbers of the insights it connects")
 
 
 class ConceptList(BaseModel):
+    model_config = STRICT
+
     concepts: list[Concept]
 
 
 class MergedConcept(BaseModel):
+    model_config = STRICT
+
     name: str
     description: str
     merges: list[int] = Field(description="numbers of the concepts this one stands for")
 
 
 class MergedConcepts(BaseModel):
+    model_config = STRICT
+
     concepts: list[MergedConcept]
 
 
@@ -73,12 +83,12 @@ def check_merge(deps: NumbersDeps, merged: MergedConcepts) -> MergedConcepts:
     return merged
 
 
-def build_concept_agent() -> Agent[NumbersDeps, ConceptList]:
-    return build_agent("concepts", ConceptList, NumbersDeps, check_concepts)
+def build_concept_agent(mode: OutputMode = "tool") -> Agent[NumbersDeps, ConceptList]:
+    return build_agent("concepts", ConceptList, NumbersDeps, check_concepts, mode)
 
 
-def build_merge_agent() -> Agent[NumbersDeps, MergedConcepts]:
-    return build_agent("merge_concepts", MergedConcepts, NumbersDeps, check_merge)
+def build_merge_agent(mode: OutputMode = "tool") -> Agent[NumbersDeps, MergedConcepts]:
+    return build_agent("merge_concepts", MergedConcepts, NumbersDeps, check_merge, mode)
 
 
 def numbered(rows: Sequence[tuple[int, str]]) -> str:

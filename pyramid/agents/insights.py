@@ -2,38 +2,58 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_ai import Agent
 
+from ..config import OutputMode
 from .base import DOCUMENT, INSIGHTS, PAGE, build_agent, frame, send_back
 
 MAX_WORDS = 45
+# Every field required and no unknown key: a schema that llama.cpp's grammar converter, vLLM's guided
+# decoding and OpenAI strict mode all accept, and under which an empty `{}` is invalid output, not
+# "no changes".
+STRICT = ConfigDict(extra="forbid")
 
 
 class NewInsight(BaseModel):
+    model_config = STRICT
+
     text: str = Field(description="one short subject-verb-object sentence")
     pages: list[int] = Field(description="the page number(s) it comes from")
 
 
 class InsightRevision(BaseModel):
+    model_config = STRICT
+
     number: int = Field(description="the number of the insight to replace")
     text: str
     pages: list[int]
 
 
 class WindowEdits(BaseModel):
-    add: list[NewInsight] = Field(default_factory=list)
-    revise: list[InsightRevision] = Field(default_factory=list)
-    delete: list[int] = Field(default_factory=list, description="numbers of insights to delete")
+    model_config = STRICT
+
+    add: list[NewInsight] = Field(description="new insights ([] when none)")
+    revise: list[InsightRevision] = Field(description="revised insights ([] when none)")
+    delete: list[int] = Field(description="numbers of insights to delete ([] when none)")
 
 
 @dataclass(frozen=True)
 class WindowDeps:
     pages: tuple[int, ...]  # the page numbers of the window
     shown: frozenset[int]  # the insight numbers shown to the model: the only ones it may change
+    # The words of the window's pages (lower case): an insight sharing none of its content words
+    # with them was not read there (small models copy examples or invent).
+    words: frozenset[str] = frozenset()
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of 4+ letters or any number: what an insight must share with its pages."""
+    return {w for w in re.findall(r"[^\W_]+", text.lower()) if len(w) >= 4 or w.isdigit()}
 
 
 def check_edits(deps: WindowDeps, edits: WindowEdits) -> WindowEdits:
@@ -58,6 +78,8 @@ def check_edits(deps: WindowDeps, edits: WindowEdits) -> WindowEdits:
             problems.append(f"the {label} {text[:40]!r}… is longer than {MAX_WORDS} words: split it")
         if not pages:
             problems.append(f"the {label} {text[:40]!r} names no page")
+        elif deps.words and not content_words(text) & deps.words:
+            problems.append(f"the {label} {text[:40]!r} shares no word with the pages; write what they say")
         outside = sorted(set(pages) - set(deps.pages))
         if outside:
             problems.append(
@@ -67,8 +89,8 @@ def check_edits(deps: WindowDeps, edits: WindowEdits) -> WindowEdits:
     return edits
 
 
-def build_insight_agent() -> Agent[WindowDeps, WindowEdits]:
-    return build_agent("insights", WindowEdits, WindowDeps, check_edits)
+def build_insight_agent(mode: OutputMode = "tool") -> Agent[WindowDeps, WindowEdits]:
+    return build_agent("insights", WindowEdits, WindowDeps, check_edits, mode)
 
 
 def window_prompt(

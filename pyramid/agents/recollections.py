@@ -9,23 +9,31 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent
 
+from ..config import OutputMode
 from .base import CONCEPTS, DOCUMENT, RECOLLECTIONS, build_agent, frame, send_back
+from .insights import STRICT
 
 
 class NewRecollection(BaseModel):
+    model_config = STRICT
+
     text: str
     concepts: list[int] = Field(description="numbers of the concepts it rests on (two documents or more)")
 
 
 class RecollectionRevision(BaseModel):
+    model_config = STRICT
+
     number: int = Field(description="the number of the recollection to replace")
     text: str
     concepts: list[int]
 
 
 class RecollectionEdits(BaseModel):
-    add: list[NewRecollection] = Field(default_factory=list)
-    revise: list[RecollectionRevision] = Field(default_factory=list)
+    model_config = STRICT
+
+    add: list[NewRecollection] = Field(description="new recollections ([] when none)")
+    revise: list[RecollectionRevision] = Field(description="revised recollections ([] when none)")
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,8 @@ def check_recollections(deps: RecollectionDeps, edits: RecollectionEdits) -> Rec
     return edits
 
 
-def build_recollection_agent() -> Agent[RecollectionDeps, RecollectionEdits]:
-    return build_agent("recollections", RecollectionEdits, RecollectionDeps, check_recollections)
+def build_recollection_agent(mode: OutputMode = "tool") -> Agent[RecollectionDeps, RecollectionEdits]:
+    return build_agent("recollections", RecollectionEdits, RecollectionDeps, check_recollections, mode)
 
 
 def recollection_prompt(

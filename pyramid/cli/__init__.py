@@ -18,6 +18,7 @@ from . import ask as ask_commands
 from . import db as db_commands
 from . import distill as distill_commands
 from . import docs as doc_commands
+from . import doctor as doctor_commands
 from . import ingest as ingest_commands
 from . import search as search_commands
 from . import serve as serve_commands
@@ -63,6 +64,7 @@ db_commands.register(app)
 search_commands.register(app)
 ask_commands.register(app)
 serve_commands.register(app)
+doctor_commands.register(app)
 
 
 def _raise_errors() -> bool:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 STATUS_STYLE = {
     "ready": "green",
     "failed": "red",
+    "partial": "magenta",
     "pending": "yellow",
     "converted": "cyan",
     "distilled": "blue",

@@ -134,6 +134,15 @@ def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
         for result in report.failed:
             failures.add_row(display_path(result.source), result.reason or "")
         out.print(failures)
+    if report.partial:
+        partial = Table(
+            title="Partial (stored with what worked; the next run retries)", header_style="bold yellow"
+        )
+        partial.add_column("file")
+        partial.add_column("what failed")
+        for result in report.partial:
+            partial.add_row(display_path(result.source), result.reason or "")
+        out.print(partial)
     if report.dry_run:
         out.print("[yellow]Dry run: nothing was written.[/yellow]")
 
@@ -188,6 +197,16 @@ ConcurrencyOption = Annotated[
         show_default=False,
     ),
 ]
+OutputModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output-mode",
+        help="How structured output is asked of the model: auto (default: JSON schema for "
+        "OpenAI-compatible Chat Completions servers, tools elsewhere; falls back once when the model "
+        "rejects it), tool, native (JSON schema), prompted (schema in the prompt).",
+        show_default=False,
+    ),
+]
 
 
 DistillOption = Annotated[
@@ -199,9 +218,11 @@ DistillOption = Annotated[
 ]
 
 
-def _run(title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bool) -> None:
+def _run(
+    title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bool, output_mode: str | None = None
+) -> None:
     started = time.perf_counter()
-    with IngestProgress(enabled=interactive()) as progress, open_pyramid() as kp:
+    with IngestProgress(enabled=interactive()) as progress, open_pyramid(output_mode=output_mode) as kp:
         kp.set_progress(progress)
         report = call(kp)
     report.elapsed = time.perf_counter() - started
@@ -225,6 +246,7 @@ def register(app: typer.Typer) -> None:
         wait: WaitOption = None,
         model: ModelOption = None,
         concurrency: ConcurrencyOption = None,
+        output_mode: OutputModeOption = None,
         distill: DistillOption = True,
         json_output: JsonOption = False,
     ) -> None:
@@ -251,6 +273,7 @@ def register(app: typer.Typer) -> None:
                 distill=distill,
             ),
             json_output=json_output,
+            output_mode=output_mode,
         )
 
     @command(app, "sync")
@@ -270,6 +293,7 @@ def register(app: typer.Typer) -> None:
         wait: WaitOption = None,
         model: ModelOption = None,
         concurrency: ConcurrencyOption = None,
+        output_mode: OutputModeOption = None,
         distill: DistillOption = True,
         json_output: JsonOption = False,
     ) -> None:
@@ -293,4 +317,5 @@ def register(app: typer.Typer) -> None:
                 distill=distill,
             ),
             json_output=json_output,
+            output_mode=output_mode,
         )

@@ -64,6 +64,9 @@ class Distilled:
     usage: Usage = field(default_factory=Usage)
     status: DocumentStatus = "ready"
     embed_text: dict[str, str] = field(default_factory=dict)
+    # What failed on the way ("partial" status): windows whose model calls failed, steps done by
+    # the extractive method instead. The document is stored with what worked.
+    failures: list[str] = field(default_factory=list)
 
 
 class Distiller(Protocol):

@@ -6,19 +6,22 @@ concurrently: at most ``concurrency`` of them hold a slot, and a document holds 
 talks to the model, so embedding its items and writing them never keeps the model idle.
 
 Every call goes through ``OutputCache`` (a resumed run does not pay twice) and ``run_agent``
-(timeouts, 429/5xx and invalid output retried with backoff). A document whose calls still fail
-raises ``DistillationError`` with the tokens it spent; the pipeline marks it failed and keeps its
-old version.
+(timeouts, 429/5xx and invalid output retried with backoff). A weak model costs quality, never the
+document: a window whose call still fails is recorded (``Distilled.failures``) and the others go on;
+a failed concept or abstract step is done by the extractive method instead (its items labelled
+"extractive"); a document with no usable window at all is distilled extractively. Either way the
+document is stored ``partial`` with its pages, and a later run re-distills it, paying only for the
+calls that failed (the good ones are cached).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import DistillationError, ModelError
+from ..errors import ModelError
 from ..models import Usage
 from ..store import NewItem
 from .base import Distilled, PreparedDocument, UsageMeter, carry_over, record_usage
@@ -32,10 +35,17 @@ if TYPE_CHECKING:
     from pydantic_ai import Agent
     from pydantic_ai.models import Model
 
-    from ..config import Settings
+    from ..agents.base import OutputModes
+    from ..config import OutputMode, Settings
     from ..runtime import Runtime
 
 T = TypeVar("T", bound="BaseModel")
+T2 = TypeVar("T2")
+EXTRACTIVE = "extractive"
+
+
+class _NoUsableWindow(Exception):
+    """Every window of a document failed: it is distilled the extractive way."""
 
 
 @dataclass
@@ -43,6 +53,7 @@ class ConceptDraft:
     name: str
     description: str
     insights: list[int]  # insight ordinals (1-based positions in the final insight list)
+    distiller: str | None = None  # who made it when not the model (the extractive fallback)
 
 
 @dataclass
@@ -69,8 +80,15 @@ class LLMDistiller:
         # before any file is read.
         self._model: Model | None = self._resolve() if resolve else None
         self._slots: asyncio.Semaphore | None = None
-        self._agents: _Agents | None = None
+        self._agents: dict[str, _Agents] = {}
+        self._modes: OutputModes | None = None
         self._used: dict[str, set[str]] = {}
+        self._max_tokens = {
+            "insights": settings.insights_max_tokens,
+            "concepts": settings.concepts_max_tokens,
+            "abstract": settings.abstract_max_tokens,
+            "recollections": settings.recollections_max_tokens,
+        }
 
     def _resolve(self) -> Model:
         from ..agents.base import resolve_model
@@ -83,22 +101,31 @@ class LLMDistiller:
             self._model = self._resolve()
         return self._model
 
-    @property
-    def agents(self) -> _Agents:
-        if self._agents is None:
+    def agent(self, role: str, mode: OutputMode = "tool") -> Agent[Any, Any]:
+        """The agent ``role`` (a field of ``_Agents``) asking for its output in ``mode``."""
+        agents = self._agents.get(mode)
+        if agents is None:
             from ..agents.abstract import build_abstract_agent
             from ..agents.concepts import build_concept_agent, build_merge_agent
             from ..agents.insights import build_insight_agent
             from ..agents.recollections import build_recollection_agent
 
-            self._agents = _Agents(
-                build_insight_agent(),
-                build_concept_agent(),
-                build_merge_agent(),
-                build_abstract_agent(),
-                build_recollection_agent(),
+            agents = self._agents[mode] = _Agents(
+                build_insight_agent(mode),
+                build_concept_agent(mode),
+                build_merge_agent(mode),
+                build_abstract_agent(mode),
+                build_recollection_agent(mode),
             )
-        return self._agents
+        return getattr(agents, role)  # type: ignore[no-any-return]
+
+    def modes(self, rt: Runtime) -> OutputModes:
+        """The output mode of this run (settings.output_mode; auto falls back once, on stderr)."""
+        if self._modes is None:
+            from ..agents.base import OutputModes
+
+            self._modes = OutputModes(self.settings.output_mode, self.model, rt.say)
+        return self._modes
 
     # -- estimates ------------------------------------------------------------------------------
     def estimate(self, pages: Sequence[str], *, title: str = "") -> Usage:
@@ -114,34 +141,101 @@ class LLMDistiller:
         meter = UsageMeter(self.name)
         cache = OutputCache(rt, doc.source, self.name)
         await cache.load()
+        self.modes(rt)
+        failures: list[str] = []
         try:
             plan = await self._plan(rt, doc)
             async with self._slots:
-                book = await self._read(doc, plan, cache, meter)
+                book = await self._read(doc, plan, cache, meter, failures)
                 insights = book.alive()
+                if not insights and failures:
+                    raise _NoUsableWindow()
                 texts = [(n, entry.text, min(entry.pages)) for n, entry in enumerate(insights, start=1)]
-                concepts = await self._concepts(doc, texts, cache, meter)
-                abstract = await self._abstract(doc, texts, concepts, cache, meter) if concepts else None
-        except ModelError as exc:
+                concepts = await self._step("concepts", failures, self._concepts(doc, texts, cache, meter))
+                abstract = (
+                    await self._step("abstract", failures, self._abstract(doc, texts, concepts, cache, meter))
+                    if concepts
+                    else None
+                )
+        except _NoUsableWindow:
             await cache.flush()  # what succeeded stays cached: the next run resumes from there
             await record_usage(rt, doc.source, meter, failed=True)
-            raise DistillationError(str(exc), usage=meter.total) from exc
+            return await self._extractive_document(rt, doc, meter, failures)
         await cache.flush()
-        items = self._items(insights, concepts, abstract)
+        abstract_by = self.name
+        if concepts is None or (concepts and abstract is None):
+            abstract_by = EXTRACTIVE if abstract is None else self.name
+            concepts, abstract = await self._extractive_steps(rt, insights, concepts, abstract)
+        items = self._items(insights, concepts, abstract, abstract_by=abstract_by)
         await carry_over(rt, doc, items)
-        await record_usage(rt, doc.source, meter)
+        await record_usage(rt, doc.source, meter, failed=bool(failures))
         self._used[doc.source] = cache.used
         # No embedding here: the pipeline's writer embeds the items, so this task is free for the
         # next document at once (waiting here for the encoder left the model idle).
         embed_text = {i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"}
+        if not insights:  # every window answered, none found anything: not a pyramid
+            failures.append("the model wrote no insight for any window")
         return Distilled(
-            items=items, distiller=self.name, usage=meter.total, status="ready", embed_text=embed_text
+            items=items,
+            distiller=self.name,
+            usage=meter.total,
+            status="partial" if failures else "ready",
+            embed_text=embed_text,
+            failures=failures,
         )
+
+    async def _step(self, step: str, failures: list[str], work: Awaitable[T2]) -> T2 | None:
+        """``work``, or None (recorded in ``failures``) when its model calls failed."""
+        try:
+            return await work
+        except ModelError as exc:
+            failures.append(f"{step}: {exc} (done by the extractive method instead)")
+            return None
+
+    async def _extractive_steps(
+        self,
+        rt: Runtime,
+        insights: list[Any],
+        concepts: list[ConceptDraft] | None,
+        abstract: tuple[str, list[int]] | None,
+    ) -> tuple[list[ConceptDraft], tuple[str, list[int]] | None]:
+        """The concepts (when their step failed) and the abstract of the model's insights, made
+        the extractive way (clusters of the insights' embeddings, central sentences)."""
+        from .fallback import extractive_abstract, extractive_concepts
+
+        vectors = await rt.embedder.aencode_documents([entry.text for entry in insights])
+        if concepts is None:
+            concepts = [
+                ConceptDraft(name, description, members, distiller=EXTRACTIVE)
+                for name, description, members in extractive_concepts(
+                    [entry.text for entry in insights], vectors, self.settings
+                )
+            ]
+        if abstract is None and concepts:
+            text, picked = extractive_abstract(
+                [entry.text for entry in insights], vectors, self.settings.abstract_words
+            )
+            used = sorted({n for n, c in enumerate(concepts, start=1) if set(c.insights) & set(picked)})
+            abstract = (text, used)
+        return concepts, abstract
+
+    async def _extractive_document(
+        self, rt: Runtime, doc: PreparedDocument, meter: UsageMeter, failures: list[str]
+    ) -> Distilled:
+        """No window gave a usable answer: the document is distilled the extractive way rather
+        than lost, and stored ``partial`` so that a later run tries the model again."""
+        from .extractive import ExtractiveDistiller
+
+        distilled = await ExtractiveDistiller(self.settings).distill(rt, doc)
+        distilled.usage = meter.total
+        distilled.status = "partial"
+        distilled.failures = [*failures, "no window gave usable insights: distilled by the extractive method"]
+        return distilled
 
     async def call(
         self,
         step: str,
-        agent: Agent[Any, T],
+        role: str,
         user: str,
         deps: Any,
         *,
@@ -150,14 +244,18 @@ class LLMDistiller:
         what: str,
         position: int | None = None,
         pages_key: str | None = None,
-    ) -> T:
-        """One model call, answered from the cache when the same call was made before."""
+    ) -> Any:
+        """One model call of the agent ``role``, answered from the cache when the same call was
+        made before (in whatever output mode)."""
+        from ..agents.base import plain_output_type
+
+        agent = self.agent(role)
+        output_type: Any = plain_output_type(agent.output_type)
         # The source is part of the key: each cached row belongs to one document, so that keeping
         # only a stored version's outputs never touches another document's (a copy of the same file
         # elsewhere pays for its own calls).
-        key = digest(cache.source, step, self.name, agent.name, str(agent.output_type), user)
+        key = digest(cache.source, step, self.name, agent.name, str(output_type), user)
         hit = await cache.get(key)
-        output_type: Any = agent.output_type
         if hit is not None:
             meter.hit(step)
             return output_type.model_validate(hit)  # type: ignore[no-any-return]
@@ -171,7 +269,15 @@ class LLMDistiller:
         from ..agents.base import run_agent
 
         output = await run_agent(
-            agent, user, deps=deps, model=self.model, policy=self.policy, spent=add, what=what
+            lambda mode: self.agent(role, mode),
+            user,
+            deps=deps,
+            model=self.model,
+            policy=self.policy,
+            spent=add,
+            what=what,
+            max_tokens=self._max_tokens.get(step),
+            modes=self._modes,
         )
         cache.put(key, step, output, spent, position=position, pages_key=pages_key)
         return output
@@ -181,7 +287,8 @@ class LLMDistiller:
         (see ``pyramid.distill.incremental``), when the stored version was made by this model."""
         from .. import store
 
-        if doc.stored is None:
+        # A partial document is read again in full: the windows that worked come from the cache.
+        if doc.stored is None or doc.stored.status == "partial":
             return full_plan(len(doc.pages))
         async with rt.db.connection() as conn:
             old_pages = await store.stored_pages(conn, doc.stored.id)
@@ -195,9 +302,16 @@ class LLMDistiller:
         )
 
     async def _read(
-        self, doc: PreparedDocument, plan: WindowPlan, cache: OutputCache, meter: UsageMeter
+        self,
+        doc: PreparedDocument,
+        plan: WindowPlan,
+        cache: OutputCache,
+        meter: UsageMeter,
+        failures: list[str],
     ) -> InsightBook:
-        from ..agents.insights import WindowDeps, window_prompt
+        """Every window of the plan in order. A window whose call fails is recorded in
+        ``failures`` and leaves the book as it was; the next window goes on from there."""
+        from ..agents.insights import WindowDeps, content_words, window_prompt
 
         texts = [page.text for page in doc.pages]
         book = plan.book
@@ -211,18 +325,26 @@ class LLMDistiller:
                 position=position,
                 windows=plan.total,
             )
-            deps = WindowDeps(pages=pages, shown=frozenset(entry.number for entry in shown))
-            edits = await self.call(
-                "insights",
-                self.agents.insights,
-                user,
-                deps,
-                cache=cache,
-                meter=meter,
-                what=f"insight window {position} of {plan.total} (pages {', '.join(map(str, pages))})",
-                position=position,
-                pages_key=digest(self.name, [texts[p - 1] for p in pages]),
+            deps = WindowDeps(
+                pages=pages,
+                shown=frozenset(entry.number for entry in shown),
+                words=frozenset(w for p in pages for w in content_words(texts[p - 1])),
             )
+            try:
+                edits = await self.call(
+                    "insights",
+                    "insights",
+                    user,
+                    deps,
+                    cache=cache,
+                    meter=meter,
+                    what=f"insight window {position} of {plan.total} (pages {', '.join(map(str, pages))})",
+                    position=position,
+                    pages_key=digest(self.name, [texts[p - 1] for p in pages]),
+                )
+            except ModelError as exc:
+                failures.append(str(exc))
+                continue
             book.apply(position, edits)
             seen.update(pages)
         return book
@@ -248,7 +370,7 @@ class LLMDistiller:
             local = [(n, text) for n, (_, text) in enumerate(batch, start=1)]
             found = await self.call(
                 "concepts",
-                self.agents.concepts,
+                "concepts",
                 concepts_prompt(doc.title, local, part=part, parts=len(batches)),
                 NumbersDeps(frozenset(range(1, len(batch) + 1))),
                 cache=cache,
@@ -275,7 +397,7 @@ class LLMDistiller:
                 rows = [(n, c.name, c.description) for n, c in enumerate(chunk, start=1)]
                 result = await self.call(
                     "concepts",
-                    self.agents.merge,
+                    "merge",
                     merge_prompt(doc.title, rows),
                     NumbersDeps(frozenset(range(1, len(chunk) + 1))),
                     cache=cache,
@@ -306,7 +428,7 @@ class LLMDistiller:
         words = self.settings.abstract_words
         result = await self.call(
             "abstract",
-            self.agents.abstract,
+            "abstract",
             abstract_prompt(doc.title, rows, shown, max_words=words),
             AbstractDeps(frozenset(range(1, len(concepts) + 1)), words),
             cache=cache,
@@ -316,7 +438,12 @@ class LLMDistiller:
         return result.text.strip(), list(result.concepts)
 
     def _items(
-        self, insights: list[Any], concepts: list[ConceptDraft], abstract: tuple[str, list[int]] | None
+        self,
+        insights: list[Any],
+        concepts: list[ConceptDraft],
+        abstract: tuple[str, list[int]] | None,
+        *,
+        abstract_by: str,
     ) -> list[NewItem]:
         items: list[NewItem] = []
         for ordinal, entry in enumerate(insights, start=1):
@@ -344,7 +471,7 @@ class LLMDistiller:
                     text=concept.description,
                     ordinal=number,
                     pages=pages_of(concept.insights),
-                    distiller=self.name,
+                    distiller=concept.distiller or self.name,
                     sources=[f"insight:{o}" for o in concept.insights],
                 )
             )
@@ -357,7 +484,7 @@ class LLMDistiller:
                     text=text,
                     ordinal=1,
                     pages=sorted({p for n in used for p in pages_of(concepts[n - 1].insights)}),
-                    distiller=self.name,
+                    distiller=abstract_by,
                     sources=[f"concept:{n}" for n in used],
                 )
             )
@@ -367,6 +494,8 @@ class LLMDistiller:
     async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage:
         from ..sqlfiles import query
         from .llm_recollect import refresh_recollections
+
+        self.modes(rt)
 
         async with rt.db.connection() as conn:
             cur = await conn.execute(query("distill.sources_of"), {"ids": list(document_ids)})

@@ -94,7 +94,7 @@ async def _batch(
     )
     edits = await distiller.call(
         "recollections",
-        distiller.agents.recollections,
+        "recollections",
         user,
         deps,
         cache=cache,

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+def _normal(text: str) -> str:
+    """Text compared for identity: case, spacing and the final full stop do not count."""
+    return " ".join(text.lower().split()).rstrip(".")
+
+
 def plan_windows(page_count: int) -> list[tuple[int, ...]]:
     """The windows that read every page twice, in order: [1], [1, 2], [2, 3], …, [n-1, n], [n].
 
@@ -80,11 +85,20 @@ class InsightBook:
                 entry.pages = sorted(set(revision.pages))
                 entry.revised_in = window
         for j, added in enumerate(edits.add, start=1):
+            text = added.text.strip()
+            # The second reading of a page often writes an insight of the first again: one insight
+            # that names both readings' pages, not two.
+            same = self._same_text(text)
+            if same is not None:
+                same.pages = sorted(set(same.pages) | set(added.pages))
+                continue
             number = self.next_number
             self.next_number += 1
-            self.entries[number] = BookInsight(
-                number, f"{window}.{j}", added.text.strip(), sorted(set(added.pages))
-            )
+            self.entries[number] = BookInsight(number, f"{window}.{j}", text, sorted(set(added.pages)))
+
+    def _same_text(self, text: str) -> BookInsight | None:
+        key = _normal(text)
+        return next((e for e in self.entries.values() if _normal(e.text) == key), None)
 
     def alive(self) -> list[BookInsight]:
         """The final insights in reading order: by first page, then by when they were written."""
