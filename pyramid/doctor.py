@@ -130,7 +130,11 @@ async def _structured(model: Model, settings: Settings, policy: Any) -> Check:
             tried.append(f"{mode}: {exc}")
             continue
         took = time.perf_counter() - started
-        found = "; ".join(a.text for a in edits.add) or "no insight"
+        seconds = max(seconds, took)
+        if not edits.add:  # valid, but a document distilled like this would have no insight
+            tried.append(f"{mode}: valid output without any insight from a page that states two facts")
+            continue
+        found = "; ".join(a.text for a in edits.add)
         return Check("structured", True, took, f"{len(edits.add)} insight(s): {found}", mode, tried)
     return Check("structured", False, seconds, tried[-1] if tried else "no mode to try", None, tried)
 
