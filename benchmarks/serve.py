@@ -212,12 +212,15 @@ def stream_run(kp: Any, pieces: int, delay: float, runs: int) -> dict[str, Any]:
             seen_text = None
             body = {"question": "When does the Holm Orchards pilot start?", "stream": True}
             with httpx.stream("POST", f"http://127.0.0.1:{port}/api/ask", json=body, timeout=120) as reply:
+                last = ""
                 for line in reply.iter_lines():
-                    if line == "event: text" and seen_text is None:
+                    if line.strip() == "event: text" and seen_text is None:
                         seen_text = time.perf_counter() - started
-                    if line == "event: answer":
+                    if line.strip() == "event: answer":
                         whole.append(time.perf_counter() - started)
-            assert seen_text is not None
+                    last = line or last
+            if seen_text is None:
+                raise SystemExit(f"the streamed ask sent no text; its last line: {last[:500]}")
             first.append(seen_text)
     finally:
         server.should_exit = True
