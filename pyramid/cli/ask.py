@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.padding import Padding
 
 from .common import (
     JsonOption,
@@ -53,20 +54,19 @@ def print_answer(answer: Answer, *, streamed: bool = False) -> None:
                 "[red]Not backed by the evidence: " + escape("; ".join(problems)) + "[/red]", soft_wrap=True
             )
     elif not answer.answered:
-        out.print(escape(answer.text), soft_wrap=True)
+        out.print(escape(answer.text))
         for n, item in enumerate(answer.evidence, 1):
             out.print(
                 f"[bold]{n}.[/bold] {escape(item.cite)} [cyan]{item.level}[/cyan] [dim]item {item.id}[/dim]"
             )
-            out.print("   " + escape(_quote(item.text)), soft_wrap=True)
+            out.print(Padding(escape(_quote(item.text)), (0, 0, 0, 3)))
         out.print(f"[dim]Usage: no LLM, 0 tokens · {answer.elapsed:.1f} s[/dim]")
         return
     else:
-        out.print(escape(answer.text), soft_wrap=True)
+        out.print(escape(answer.text))
     if answer.partial:
         out.print(
             f"[yellow]Partial: {escape(answer.stopped or 'the research stopped early')}[/yellow]",
-            soft_wrap=True,
         )
     if answer.citations:
         out.rule("[bold]Sources[/bold]")
@@ -74,12 +74,10 @@ def print_answer(answer: Answer, *, streamed: bool = False) -> None:
             out.print(
                 f"{escape(citation.cite)} [cyan]{citation.level}[/cyan] [dim]item {citation.item_id}[/dim]: "
                 + escape(_quote(citation.quote)),
-                soft_wrap=True,
             )
     out.print(
         f"[dim]Usage: {_usage(answer.usage)} (answer step: {_usage(answer.answer_usage)}) · "
         f"{answer.elapsed:.1f} s · {escape(answer.model or '')}[/dim]",
-        soft_wrap=True,
     )
 
 

@@ -280,5 +280,11 @@ def display_path(source: str) -> str:
     return source
 
 
+def shorten(text: str, width: int) -> str:
+    """A path that fits ``width`` columns, cut from the left ("…/reports/q3.pdf"): Rich would fold
+    a word longer than the line in the middle."""
+    return text if len(text) <= width else "…" + text[-(max(width, 2) - 1) :]
+
+
 def interactive() -> bool:
     return err.is_terminal and not os.environ.get("CI")

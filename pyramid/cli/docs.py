@@ -6,10 +6,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from .common import JsonOption, command, display_path, open_pyramid, out, print_json, with_global_options
+from .common import (
+    JsonOption,
+    command,
+    display_path,
+    open_pyramid,
+    out,
+    print_json,
+    shorten,
+    with_global_options,
+)
 
 if TYPE_CHECKING:
     from ..models import DocumentView, ItemView
@@ -24,6 +34,21 @@ STATUS_STYLE = {
 }
 
 
+def common_root(sources: list[str]) -> tuple[str, dict[str, str]]:
+    """The folder every source lies below ("" when none is shared), and each source relative to it."""
+    import os
+
+    try:
+        root = os.path.commonpath([os.path.dirname(source) for source in sources]) if sources else ""
+    except ValueError:  # relative and absolute paths mixed
+        root = ""
+    if root == os.sep:
+        root = ""
+    if not root:
+        return "", {source: display_path(source) for source in sources}
+    return root, {source: source[len(root) + 1 :] for source in sources}
+
+
 def _pages(pages: list[int]) -> str:
     if not pages:
         return ""
@@ -36,7 +61,7 @@ def _print_items(title: str, items: list[ItemView], *, numbered: bool = True) ->
     out.rule(f"[bold]{title}[/bold] ({len(items)})")
     for item in items:
         head = f"{item.ordinal}. " if numbered else ""
-        name = f"[bold]{item.title}[/bold]: " if item.title else ""
+        name = f"[bold]{escape(item.title)}[/bold]: " if item.title else ""
         tags = []
         if item.pages:
             tags.append(_pages(item.pages))
@@ -45,15 +70,16 @@ def _print_items(title: str, items: list[ItemView], *, numbered: bool = True) ->
         if item.distiller:
             tags.append(item.distiller)
         suffix = f" [dim]({'; '.join(tags)})[/dim]" if tags else ""
-        out.print(f"{head}{name}{item.text}{suffix}", soft_wrap=True)
+        out.print(f"{head}{name}{escape(item.text)}{suffix}")
 
 
 def print_document(view: DocumentView, *, pages: bool) -> None:
     doc = view.document
+    path = escape(shorten(display_path(doc.source), out.width - 6))  # inside the panel's border
     status = f"[{STATUS_STYLE.get(doc.status, 'white')}]{doc.status}[/]"
     header = (
-        f"[bold]{doc.title or display_path(doc.source)}[/bold]\n"
-        f"{display_path(doc.source)} · {doc.format} · {doc.pages} page(s) · {status}"
+        f"[bold]{escape(doc.title or '') or path}[/bold]\n"
+        f"{path} · {doc.format} · {doc.pages} page(s) · {status}"
         + (f" · distiller: {doc.distiller}" if doc.distiller else "")
         + (f"\n[red]error: {doc.error}[/red]" if doc.error else "")
     )
@@ -105,24 +131,41 @@ def register(app: typer.Typer) -> None:
             out.print("No documents yet. Add some with `pyramid ingest PATH`.")
             return
         table = Table(show_header=True, header_style="bold", show_lines=False)
-        for column in ("id", "source", "title", "format", "pages", "status", "distiller", "ingested"):
+        # Sources relative to the folder they share (full paths with --json); cells wrap at words,
+        # and a word too long for its column is cut with "…", never folded mid-word. Narrow
+        # terminals drop the columns a reader needs least, so the others keep room.
+        root, shown = common_root([doc.source for doc in docs])
+        if root:
+            out.print(f"[dim]Sources below {escape(shorten(display_path(root) + '/', out.width - 14))}[/dim]")
+        width = out.width
+        columns = ["id", "source", "title"]
+        columns += ["format"] if width >= 100 else []
+        columns += ["pages", "status"]
+        columns += ["distiller"] if width >= 100 else []
+        columns += ["ingested"] if width >= 80 else []
+        for column in columns:
             table.add_column(
-                column, overflow="fold", justify="right" if column in ("id", "pages") else "left"
+                column,
+                overflow="ellipsis",
+                justify="right" if column in ("id", "pages") else "left",
+                no_wrap=column not in ("source", "title", "status"),
+                ratio=1 if column in ("source", "title") else None,
             )
         for doc in docs:
             status_text = f"[{STATUS_STYLE.get(doc.status, 'white')}]{doc.status}[/]"
             if doc.error:
-                status_text += f"\n[red]{doc.error}[/red]"
-            table.add_row(
-                str(doc.id),
-                display_path(doc.source),
-                doc.title,
-                doc.format,
-                str(doc.pages),
-                status_text,
-                doc.distiller or "",
-                doc.ingested_at.strftime("%Y-%m-%d %H:%M"),
-            )
+                status_text += f"\n[red]{escape(doc.error)}[/red]"
+            cells = {
+                "id": str(doc.id),
+                "source": escape(shown[doc.source]),
+                "title": escape(doc.title or ""),
+                "format": doc.format,
+                "pages": str(doc.pages),
+                "status": status_text,
+                "distiller": doc.distiller or "",
+                "ingested": doc.ingested_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            table.add_row(*(cells[column] for column in columns))
         out.print(table)
         counts: dict[str, int] = {}
         for doc in docs:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.padding import Padding
 
 from .common import (
     JsonOption,
@@ -15,6 +16,7 @@ from .common import (
     open_pyramid,
     out,
     print_json,
+    shorten,
     split_levels,
     with_global_options,
 )
@@ -49,7 +51,7 @@ def print_hits(hits: list[Hit]) -> None:
         out.print("No results.")
         return
     for hit in hits:
-        where = display_path(hit.source) if hit.source else "(cross-document)"
+        where = shorten(display_path(hit.source), out.width - 4) if hit.source else "(cross-document)"
         if hit.document_title:
             where = f"{hit.document_title} · {where}"
         if hit.pages:
@@ -67,12 +69,13 @@ def print_hits(hits: list[Hit]) -> None:
         stale = " [red]stale[/red]" if hit.stale else ""
         out.print(
             f"[bold]{hit.rank}.[/bold] [cyan]{hit.level}[/cyan] {escape(where)}{stale} [dim]item {hit.id}[/dim]",
-            soft_wrap=True,
         )
         text = hit.text if len(hit.text) <= TEXT_CHARS else hit.text[:TEXT_CHARS].rstrip() + " …"
         if hit.title:
             text = f"{hit.title}: {text}"
-        out.print("   " + escape(text).replace("\n", "\n   "), soft_wrap=True)
+        # Wrapped by Rich at word boundaries with a hanging indent (soft wrap left the terminal to
+        # break words: "rob" / "ot").
+        out.print(Padding(escape(text), (0, 0, 0, 3)))
         out.print(f"   [dim]{' · '.join(scores)}[/dim]")
 
 
