@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, out, print_json
+from .common import JsonOption, command, out, print_json
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("doctor")
+    @command(app, "doctor")
     def doctor(
         model: Annotated[
             str | None,
