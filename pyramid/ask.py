@@ -24,6 +24,7 @@ from .distill import EXTRACTIVE_NAMES
 from .errors import ModelError, SearchError
 from .evidence import Labels, rank, search_items, select
 from .models import QUOTE_CHARS, Answer, Citation, Evidence, Level, Note, Usage
+from .store import retrieval
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
@@ -40,6 +41,10 @@ NO_MODEL_TEXT = (
     "evidence for the question across levels, best first, each with its citation."
 )
 NOTHING_FOUND = "Nothing in the pyramid matches the question."
+NOTHING_RELEVANT = (
+    "Nothing relevant was found: the best evidence is only loosely related to the question (similarity "
+    "{best:.2f}, below ask_min_score {threshold:.2f})."
+)
 
 
 AskEventKind = Literal["tool_call", "tool_result", "text", "reset", "answer"]
@@ -139,6 +144,9 @@ async def evidence_only(rt: Runtime, question: str, levels: list[Level]) -> Answ
             searched.append("page")
     if not items:
         text = f"{NO_MODEL_TEXT} {NOTHING_FOUND}"
+    items, relevance = await _by_relevance(rt, question, items)
+    if relevance is not None and relevance < settings.ask_min_score:
+        text += " " + NOTHING_RELEVANT.format(best=relevance, threshold=settings.ask_min_score)
     chosen = select(items, limit=settings.ask_evidence, chars=settings.ask_evidence_chars)
     return Answer(
         question=question,
@@ -147,7 +155,29 @@ async def evidence_only(rt: Runtime, question: str, levels: list[Level]) -> Answ
         levels=searched,
         evidence=chosen,
         searches=[question],
+        relevance=relevance,
     )
+
+
+async def _by_relevance(
+    rt: Runtime, question: str, items: list[Evidence]
+) -> tuple[list[Evidence], float | None]:
+    """The items in the order to show them, and the highest cosine similarity of one of them to the
+    question: unlike fused or rerank scores it is comparable across questions, so a low one means
+    nothing relevant was found (calibrated by benchmarks/ask_threshold.py).
+
+    Fused scores are scaled within each level, so the top concept, abstract and recollection all tie
+    with the top insight and used to come before it; adding the similarity to the question orders
+    the levels against each other and keeps the hybrid order within a level. A reranker's scores
+    are comparable across levels already: its order stays."""
+    if not items:
+        return items, None
+    embedding = (await rt.embedder.aencode_queries([question]))[0]
+    async with rt.db.connection() as conn:
+        cosine = await retrieval.similarity(conn, [item.id for item in items], embedding)
+    if not rt.settings.reranker:
+        items = sorted(items, key=lambda item: -((item.score or 0.0) + cosine.get(item.id, 0.0)))
+    return items, max(cosine.values(), default=0.0)
 
 
 # --- with a model: research, then the answer -------------------------------------------------------

@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     ask_evidence_chars: int = Field(
         12_000, ge=500, le=1_000_000, description="their text, in characters, at most"
     )
+    ask_min_score: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="no-model ask: below this cosine of the best evidence to the question, say nothing relevant was found",
+    )
 
     # --- distillation (both distillers) ----------------------------------------------------
     abstract_words: int = Field(120, ge=20, le=2000, description="upper bound on an abstract's length")

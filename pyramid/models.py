@@ -355,6 +355,9 @@ class Answer(BaseModel):
         False, description="the research stopped at the budget; the answer uses what it found"
     )
     stopped: str | None = Field(None, description="why the research stopped early")
+    relevance: float | None = Field(
+        None, description="without a model: the cosine similarity of the best evidence to the question"
+    )
 
     @property
     def answered(self) -> bool:

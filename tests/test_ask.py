@@ -235,6 +235,24 @@ def test_without_a_model_ask_returns_the_best_evidence_with_citations(kp: Any, i
     assert recollection.evidence[0].cite == f"[recollection {recollection.evidence[0].id}]"
 
 
+def test_without_a_model_the_evidence_is_ordered_across_levels_and_irrelevance_is_said(
+    kp: Any, ids: dict[str, int]
+) -> None:
+    from pyramid.ask import NOTHING_RELEVANT
+
+    answer = kp.ask(QUESTION)
+    # The best insight leads, not the top concept, abstract and recollection whose fused scores
+    # (scaled within each level) tie with it.
+    assert answer.evidence[0].text.startswith(START)
+    assert answer.relevance is not None and answer.relevance >= kp.settings.ask_min_score
+    assert "Nothing relevant" not in answer.text
+    unrelated = kp.ask("What is the capital of Australia?")
+    assert unrelated.relevance is not None and unrelated.relevance < kp.settings.ask_min_score
+    note = NOTHING_RELEVANT.format(best=unrelated.relevance, threshold=kp.settings.ask_min_score)
+    assert unrelated.text.endswith(note)
+    assert unrelated.evidence  # still listed, for whoever wants to look
+
+
 def test_an_empty_question_is_refused(kp: Any) -> None:
     with pytest.raises(SearchError, match="needs a question"):
         kp.ask("   ")

@@ -37,6 +37,14 @@ def test_ask_without_a_model_prints_evidence_with_citations(dsn: str, ids: Any) 
     assert "starts on 14 April" in done.stdout and lines[-1].startswith("Usage: no LLM, 0 tokens")
 
 
+def test_ask_without_a_model_says_when_nothing_is_relevant(dsn: str, ids: Any) -> None:
+    done = run_cli("ask", "What is the capital of Australia?", dsn=dsn)
+    assert done.returncode == 0, done.stderr
+    assert "Nothing relevant was found" in " ".join(done.stdout.split())
+    done = run_cli("ask", QUESTION, dsn=dsn)
+    assert "Nothing relevant" not in done.stdout
+
+
 def test_ask_json_without_a_model(dsn: str, ids: Any) -> None:
     done = run_cli("ask", QUESTION, "--json", "--levels", "insight", dsn=dsn)
     assert done.returncode == 0, done.stderr

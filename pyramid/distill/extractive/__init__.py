@@ -113,7 +113,7 @@ def _concepts(insights: list[_Insight], vectors: np.ndarray, settings: Settings)
     concepts = []
     for group, name in zip(members, names, strict=True):
         central = centrality(vectors, group)[:3]
-        description = " ".join(insights[i].text for i in sorted(central))
+        description = _once(insights[i] for i in sorted(central))
         concepts.append(_Concept(", ".join(name) or insights[central[0]].text[:60], description, group))
     return concepts
 
