@@ -524,6 +524,9 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
         device=settings.embedding_device,
         batch_size=settings.embedding_batch_size,
         nice=settings.encoder_nice,
+        backend=settings.embedding_backend,
+        precision=settings.embedding_precision,
+        cache_dir=settings.encoder_cache,
     )
     db = Database(url, pool_size=settings.pool_size, on_message=say)
     try:
@@ -532,7 +535,12 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
             embedding_dim=lambda: embedder.dimension,
             text_search_config=settings.text_search_config,
             check_model=check_model,
+            encoder={"backend": embedder.backend, "precision": embedder.precision},
         )
+        if check_model:
+            from .encoder_check import check_encoder
+
+            await check_encoder(db, embedder, say)
     except BaseException:
         await db.close()
         raise

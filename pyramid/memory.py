@@ -72,6 +72,16 @@ async def stats(rt: Runtime) -> Stats:
             doc.steps.append(StepUsage(step=step, usage=_usage(req, inp, outp), cached=int(cached)))
             doc.failed = doc.failed or bool(failed)
         result.per_document = list(by_source.values())
+        cur = await conn.execute(query("maintenance.embedding_probes"))
+        probes = await cur.fetchone()
+    build = rt.db.build
+    assert build is not None
+    result.encoder = {
+        "model": build.embedding_model,
+        "database": {"backend": build.embedding_backend, "precision": build.embedding_precision},
+        "this_run": {"backend": rt.embedder.backend, "precision": rt.embedder.precision},
+        "probes": dict(probes[0]) if probes else {},
+    }
     return result
 
 

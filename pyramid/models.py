@@ -208,6 +208,11 @@ class Stats(BaseModel):
     documents: dict[str, int] = Field(default_factory=dict, description="documents per status")
     steps: list[StepUsage] = Field(default_factory=list, description="usage per step and model")
     per_document: list[DocumentUsage] = Field(default_factory=list)
+    encoder: dict[str, Any] = Field(
+        default_factory=dict,
+        description="model; backend/precision the database was built with and this process encodes "
+        "with; recorded probes of other encoders",
+    )
 
     @property
     def usage(self) -> Usage:

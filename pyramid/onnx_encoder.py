@@ -43,7 +43,8 @@ class OnnxEncoder:
         self.pad_id = int(self.manifest["pad_id"])
         self.tokenizer = tokenizer
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The file is already the optimised graph (pyramid.onnx_export._optimize): load it as is.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3  # the int8 graph's "unused initializer" warnings are noise

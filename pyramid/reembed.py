@@ -52,7 +52,14 @@ async def reembed(rt: Runtime) -> int:
             rt.emit(ProgressEvent("done", files_done=done))
         for _, definition in indexes:
             await conn.execute(definition)
-        await db.write_meta(conn, embedding_model=rt.embedder.name, embedding_dim=dim)
+        await db.write_meta(
+            conn,
+            embedding_model=rt.embedder.name,
+            embedding_dim=dim,
+            embedding_backend=rt.embedder.backend,
+            embedding_precision=rt.embedder.precision,
+            embedding_probes={},  # every vector is this encoder's now: earlier probes no longer apply
+        )
     db.build = await _reload_build(rt)
     return done
 

@@ -20,6 +20,8 @@ HEAVY = [
     "fastapi",
     "starlette",
     "uvicorn",
+    "onnxruntime",
+    "tokenizers",
 ]
 
 
@@ -36,6 +38,7 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 def test_help_lists_every_command() -> None:
     done = run_cli("--help")
     assert done.returncode == 0, done.stderr
+    assert "--embedding-backend" in done.stdout
     for command in ("ingest", "ls", "show", "db", "reembed", "remember", "stats", "serve"):
         assert command in done.stdout
 

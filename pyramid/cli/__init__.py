@@ -22,7 +22,15 @@ from . import doctor as doctor_commands
 from . import ingest as ingest_commands
 from . import search as search_commands
 from . import serve as serve_commands
-from .common import DataDirOption, DsnOption, EmbeddingModelOption, Group, err, reset_global_options
+from .common import (
+    DataDirOption,
+    DsnOption,
+    EmbeddingBackendOption,
+    EmbeddingModelOption,
+    Group,
+    err,
+    reset_global_options,
+)
 
 app = typer.Typer(
     name="pyramid",
@@ -48,6 +56,7 @@ def _root(
     data_dir: DataDirOption = None,
     dsn: DsnOption = None,
     embedding_model: EmbeddingModelOption = None,
+    embedding_backend: EmbeddingBackendOption = None,
     version: bool = typer.Option(
         False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
     ),
@@ -55,6 +64,7 @@ def _root(
     """Turn a folder of documents into a knowledge pyramid in PostgreSQL and search it."""
     options = reset_global_options()
     options.data_dir, options.dsn, options.embedding_model = data_dir, dsn, embedding_model
+    options.embedding_backend = embedding_backend
 
 
 ingest_commands.register(app)

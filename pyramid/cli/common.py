@@ -136,6 +136,7 @@ class GlobalOptions:
     data_dir: Path | None = None
     dsn: str | None = None
     embedding_model: str | None = None
+    embedding_backend: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -168,6 +169,18 @@ EmbeddingModelOption = Annotated[
         metavar="MODEL",
         envvar="PYRAMID_EMBEDDING_MODEL",
         help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2).",
+        rich_help_panel=GLOBAL_HELP,
+        show_default=False,
+    ),
+]
+EmbeddingBackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding-backend",
+        metavar="auto|torch|onnx",
+        envvar="PYRAMID_EMBEDDING_BACKEND",
+        help="Encoder: onnx (int8 ONNX Runtime, CPU), torch (sentence-transformers); auto (default): "
+        "torch on CUDA, onnx elsewhere.",
         rich_help_panel=GLOBAL_HELP,
         show_default=False,
     ),
@@ -208,6 +221,12 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         inspect.Parameter(
             "embedding_model", inspect.Parameter.KEYWORD_ONLY, annotation=EmbeddingModelOption, default=None
         ),
+        inspect.Parameter(
+            "embedding_backend",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=EmbeddingBackendOption,
+            default=None,
+        ),
     ]
 
     @functools.wraps(fn)
@@ -216,12 +235,14 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         data_dir: Path | None = None,
         dsn: str | None = None,
         embedding_model: str | None = None,
+        embedding_backend: str | None = None,
         **kwargs: Any,
     ) -> Any:
         options = global_options()
         options.data_dir = data_dir or options.data_dir
         options.dsn = dsn or options.dsn
         options.embedding_model = embedding_model or options.embedding_model
+        options.embedding_backend = embedding_backend or options.embedding_backend
         return fn(*args, **kwargs)
 
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -245,6 +266,7 @@ def open_pyramid(*, check_model: bool = True, quiet: bool = False, **settings: A
         data_dir=options.data_dir,
         dsn=options.dsn,
         embedding_model=options.embedding_model,
+        embedding_backend=options.embedding_backend,
         progress=notice,
         check_model=check_model,
         **{**options.extra, **settings},

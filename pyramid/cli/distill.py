@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +19,17 @@ def _usage_cells(usage: Usage) -> list[str]:
     return [f"{usage.requests:,}", f"{usage.input_tokens:,}", f"{usage.output_tokens:,}"]
 
 
+def _encoder_line(encoder: dict[str, Any]) -> str:
+    built, now = encoder["database"], encoder["this_run"]
+    line = f"Encoder: {encoder['model']}, built with {built['backend']} {built['precision']}"
+    if now != built:
+        probe = encoder["probes"].get(f"{now['backend']}/{now['precision']}")
+        line += f"; this run encodes with {now['backend']} {now['precision']}"
+        if probe:
+            line += f" (probe: mean cosine {probe['mean']:.4f} over {probe['items']} items)"
+    return line + "."
+
+
 def print_stats(stats: Stats, *, per_document: bool) -> None:
     levels = Table(title="Items per level", show_header=True, header_style="bold")
     for column in ("level", "items", "made by"):
@@ -32,6 +43,8 @@ def print_stats(stats: Stats, *, per_document: bool) -> None:
     out.print(levels)
     if stats.documents:
         out.print("Documents: " + ", ".join(f"{n} {status}" for status, n in sorted(stats.documents.items())))
+    if stats.encoder:
+        out.print(_encoder_line(stats.encoder))
     if not stats.steps:
         out.print("No LLM tokens spent yet (the extractive distiller needs none).")
         return

@@ -118,6 +118,9 @@ class BuildInfo:
     embedding_dim: int
     text_search_config: str
     schema_version: int
+    # Databases made before these were recorded were all encoded by sentence-transformers in fp32.
+    embedding_backend: str = "torch"
+    embedding_precision: str = "fp32"
 
 
 def _mismatch(build: BuildInfo, configured: str) -> str:
@@ -159,8 +162,10 @@ class Database:
         embedding_dim: Callable[[], int],
         text_search_config: str,
         check_model: bool = True,
+        encoder: dict[str, str] | None = None,
     ) -> BuildInfo:
-        """Apply pending migrations, record or check the build info, open the pool."""
+        """Apply pending migrations, record or check the build info, open the pool. ``encoder``
+        (backend, precision) is recorded with the model when the database is created."""
         import psycopg
         from pgvector.psycopg import register_vector_async
         from psycopg_pool import AsyncConnectionPool
@@ -172,7 +177,9 @@ class Database:
         except psycopg.ProgrammingError as exc:  # a malformed URL or conninfo: a typo in --dsn
             raise DatabaseError(f"not a usable PostgreSQL URL: {' '.join(str(exc).split())}") from exc
         try:
-            self.build = await self._migrate(conn, embedding_model, embedding_dim, text_search_config)
+            self.build = await self._migrate(
+                conn, embedding_model, embedding_dim, text_search_config, encoder or {}
+            )
         finally:
             await conn.close()
         if check_model and self.build.embedding_model != embedding_model:
@@ -192,7 +199,12 @@ class Database:
         return self.build
 
     async def _migrate(
-        self, conn: AsyncConnection, model: str, dim: Callable[[], int], ts_config: str
+        self,
+        conn: AsyncConnection,
+        model: str,
+        dim: Callable[[], int],
+        ts_config: str,
+        encoder: dict[str, str],
     ) -> BuildInfo:
         import psycopg
 
@@ -233,6 +245,7 @@ class Database:
                                 embedding_dim=dimension,
                                 text_search_config=ts_config,
                                 created_by=f"knowledge-pyramid {__version__}",
+                                **{f"embedding_{key}": value for key, value in encoder.items()},
                             )
                 except psycopg.Error as exc:
                     raise DatabaseError(
@@ -289,6 +302,8 @@ class Database:
             embedding_dim=int(meta["embedding_dim"]),
             text_search_config=meta.get("text_search_config", "english"),
             schema_version=int(version),
+            embedding_backend=meta.get("embedding_backend", "torch"),
+            embedding_precision=meta.get("embedding_precision", "fp32"),
         )
 
     @asynccontextmanager

@@ -12,3 +12,13 @@ SELECT id, text FROM items WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
 
 -- name: set_embedding
 UPDATE items SET embedding = %(embedding)s WHERE id = %(id)s
+
+-- name: probe_items
+-- A fixed, spread-out sample for the encoder probe: the same items every time. Pages and insights
+-- only: their embedding is of their text (a concept's is of "title: text").
+SELECT text, embedding FROM items
+WHERE embedding IS NOT NULL AND level IN ('page', 'insight')
+ORDER BY md5(id::text) LIMIT %(limit)s
+
+-- name: embedding_probes
+SELECT value FROM pyramid_meta WHERE key = 'embedding_probes'
