@@ -15,8 +15,8 @@ from .errors import EmbeddingMismatchError
 from .sqlfiles import query
 
 if TYPE_CHECKING:
-    from .db import Database
     from .embed import Embedder
+    from .store.database import Database
 
 PROBE_ITEMS = 32
 MIN_COSINE = 0.99  # the mean over the probe set; the lowest one is reported beside it
