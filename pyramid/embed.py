@@ -276,6 +276,16 @@ class Embedder:
     async def aencode_documents(self, texts: Sequence[str]) -> np.ndarray:
         return await self._run(self.encode_documents, texts)
 
+    async def aencode_documents_timed(self, texts: Sequence[str]) -> tuple[np.ndarray, float]:
+        """Vectors and the seconds the encoder itself spent on them (not loading, not queueing)."""
+
+        def timed() -> tuple[np.ndarray, float]:
+            before = self.seconds_encoding
+            vectors = self.encode_documents(texts)
+            return vectors, self.seconds_encoding - before
+
+        return await self._run(timed)
+
     async def aencode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return await self._run(self.encode_queries, texts)
 

@@ -112,6 +112,18 @@ class Ingest:
         finally:
             self._leave(stage)
 
+    def _count_encoded(self, pages: int, seconds: float) -> None:
+        """The encoder stage's own throughput on pages, and which encoder it was."""
+        encoder = self.report.encoder
+        if not encoder:
+            embedder = self.rt.embedder
+            encoder.update(backend=embedder.backend, precision=embedder.precision, pages=0, seconds=0.0)
+        encoder["pages"] += pages
+        encoder["seconds"] += seconds
+        encoder["pages_per_s"] = (
+            round(encoder["pages"] / encoder["seconds"], 1) if encoder["seconds"] else None
+        )
+
     def _clocked(self, stage: str, fn: Callable[..., T]) -> Callable[..., T]:
         """``fn`` timed on the worker thread itself, so time spent queued for a worker is not counted."""
 
@@ -412,7 +424,10 @@ class Ingest:
         fresh = [item for prepared in batch for item in prepared.pages if item.existing_id is None]
         try:
             async with self._timed("embed"):
-                vectors = await self.rt.embedder.aencode_documents([item.text for item in fresh])
+                vectors, seconds = await self.rt.embedder.aencode_documents_timed(
+                    [item.text for item in fresh]
+                )
+            self._count_encoded(len(fresh), seconds)
         except BaseException as exc:
             for prepared in batch:
                 assert prepared.pages_ready is not None

@@ -123,6 +123,10 @@ class IngestReport(BaseModel):
         "(hash, convert, embed, distill, write); stages overlap one another, so they can sum to more "
         "than elapsed",
     )
+    encoder: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the encoder of this run (backend, precision) and its pages/s on the pages it embedded",
+    )
 
     def _with(self, outcome: Outcome) -> list[FileResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -172,6 +176,7 @@ class IngestReport(BaseModel):
             "distiller": self.distiller,
             "price": self.price,
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
+            "encoder": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.encoder.items()},
             "results": [_result_json(r) for r in self.results],
         }
 

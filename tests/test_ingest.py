@@ -271,6 +271,10 @@ def test_cli_ingest_ls_show(dsn: str, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr  # some failed, the rest stored
     summary = json.loads(done.stdout)
     assert summary["counts"]["added"] == 1 and summary["counts"]["failed"] == 1
+    # The suite runs the torch encoder (conftest); the run says so, with its pages/s.
+    encoder = summary["encoder"]
+    assert (encoder["backend"], encoder["precision"], encoder["pages"]) == ("torch", "fp32", 1)
+    assert encoder["pages_per_s"] > 0
     assert summary["results"][0]["reason"] is None or "bad.pdf" in json.dumps(summary)
     assert "Traceback" not in done.stderr
     listed = json.loads(run_cli("ls", "--json", dsn=dsn).stdout)
