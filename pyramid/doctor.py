@@ -165,7 +165,7 @@ async def _tool_call(model: Model, settings: Settings) -> Check:
                 "max_tokens": settings.answer_max_tokens,
                 "request_timeout": settings.request_timeout,
                 "max_retries": 0,
-            },  # type: ignore[typeddict-unknown-key]
+            },
         )
     except (AgentRunError, TimeoutError) as exc:
         return Check("tool call", False, time.perf_counter() - started, _first_line(exc))
@@ -194,7 +194,7 @@ async def _cited_answer(model: Model, settings: Settings) -> Check:
                 "max_tokens": settings.answer_max_tokens,
                 "request_timeout": settings.request_timeout,
                 "max_retries": 0,
-            },  # type: ignore[typeddict-unknown-key]
+            },
         )
     except (AgentRunError, TimeoutError) as exc:
         return Check("cited answer", False, time.perf_counter() - started, _first_line(exc))

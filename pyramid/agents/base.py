@@ -299,7 +299,7 @@ async def run_agent(
         current = agent if isinstance(agent, Agent) else agent(mode)
         usage = RunUsage()
         # Retrying is ours (with backoff and Retry-After), not also the provider SDK's.
-        settings: dict[str, Any] = {"request_timeout": timeout, "max_retries": 0}
+        settings: Any = {"request_timeout": timeout, "max_retries": 0}
         if max_tokens is not None:
             settings["max_tokens"] = max_tokens
         try:
@@ -309,7 +309,7 @@ async def run_agent(
                 model=model,
                 usage=usage,
                 retries={"output": policy.output_retries},
-                model_settings=settings,  # type: ignore[arg-type]
+                model_settings=settings,
             )
         except (AgentRunError, TimeoutError) as exc:  # model trouble; a bug in our code propagates as is
             spent(_usage(usage))

@@ -117,7 +117,7 @@ class LLMDistiller:
                 build_abstract_agent(mode),
                 build_recollection_agent(mode),
             )
-        return getattr(agents, role)  # type: ignore[no-any-return]
+        return getattr(agents, role)
 
     def modes(self, rt: Runtime) -> OutputModes:
         """The output mode of this run (settings.output_mode; auto falls back once, on stderr)."""
@@ -258,7 +258,7 @@ class LLMDistiller:
         hit = await cache.get(key)
         if hit is not None:
             meter.hit(step)
-            return output_type.model_validate(hit)  # type: ignore[no-any-return]
+            return output_type.model_validate(hit)
         spent = Usage()
 
         def add(usage: Usage) -> None:
@@ -422,8 +422,8 @@ class LLMDistiller:
         from ..agents.abstract import AbstractDeps, abstract_prompt
 
         cap = self.settings.abstract_insights
-        insights = [(n, text) for n, text, *_ in insights]
-        shown = insights if len(insights) <= cap else [insights[i * len(insights) // cap] for i in range(cap)]
+        pairs = [(n, text) for n, text, *_ in insights]
+        shown = pairs if len(pairs) <= cap else [pairs[i * len(pairs) // cap] for i in range(cap)]
         rows = [(n, c.name, c.description) for n, c in enumerate(concepts, start=1)]
         words = self.settings.abstract_words
         result = await self.call(
