@@ -22,7 +22,7 @@ from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
-    import click
+    from typer import _click as click  # typer vendors its own click
 
 if TYPE_CHECKING:
     from ..api import Pyramid
