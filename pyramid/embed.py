@@ -257,7 +257,9 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
         started = time.perf_counter()
-        if isinstance(model, _onnx_encoder_class()):
+        from .onnx_encoder import OnnxEncoder  # light: ONNX Runtime is imported when one is built
+
+        if isinstance(model, OnnxEncoder):
             # all-MiniLM has no query/document prompts: both encode alike, as in sentence-transformers.
             vectors = model.encode(texts, batch_size=self.batch_size)
         else:
@@ -306,12 +308,6 @@ class Embedder:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-
-
-def _onnx_encoder_class() -> type:
-    from .onnx_encoder import OnnxEncoder
-
-    return OnnxEncoder
 
 
 def _background_priority(nice: int) -> None:
