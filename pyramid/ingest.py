@@ -425,7 +425,7 @@ class Ingest:
         try:
             async with self._timed("embed"):
                 vectors, seconds = await self.rt.embedder.aencode_documents_timed(
-                    [item.text for item in fresh]
+                    [item.embedded_text for item in fresh]
                 )
             self._count_encoded(len(fresh), seconds)
         except BaseException as exc:
@@ -490,7 +490,7 @@ class Ingest:
         doc = prepared.converted
         await prepared.wait_pages()
         async with self._timed("embed"):
-            await embed_new(self.rt.embedder.aencode_documents, distilled.items, text_of=distilled.embed_text)
+            await embed_new(self.rt.embedder.aencode_documents, distilled.items)
         record = DocumentRecord(
             source=doc.source,
             path=str(job.path),

@@ -24,7 +24,7 @@ async def remember(rt: Runtime, text: str, *, sources: Sequence[str | int] = ())
     text = text.strip()
     if not text:
         raise ConfigError("a recollection needs some text")
-    vector = (await rt.embedder.aencode_documents([text]))[0]
+    vector = (await rt.embedder.aencode_documents([store.embedded_text("recollection", None, text)]))[0]
     async with rt.db.connection() as conn, conn.transaction():
         ids = [await store.resolve_document(conn, ref) for ref in sources]
         cur = await conn.execute(query("distill.document_sources"), {"ids": ids})

@@ -1,7 +1,8 @@
 """Re-embed every item with another embedding model: the fix the embedding-mismatch error names.
 
-Runs in one transaction: the vector column is retyped to the new dimension, every item's text is
-encoded again, the vector indexes are rebuilt with their own definitions, and the new model is
+Runs in one transaction: the vector column is retyped to the new dimension, every item is encoded
+again from the text the store embeds it as (:func:`pyramid.store.embedded_text`: the same text a
+fresh ingest embeds), the vector indexes are rebuilt with their own definitions, and the new model is
 recorded. A crash leaves the old embeddings and the old model in place.
 """
 
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 from .runtime import ProgressEvent, Runtime
 from .sqlfiles import query
+from .store import embedded_text
 
 BATCH = 256
 
 
 async def reembed(rt: Runtime) -> int:
     from psycopg import sql
+    from psycopg.rows import dict_row
 
     db = rt.db
     dim = await _dimension(rt)
@@ -34,21 +37,20 @@ async def reembed(rt: Runtime) -> int:
         done = 0
         last_id = 0
         while True:
-            cur = await conn.execute(query("maintenance.items_after"), {"after": last_id, "limit": BATCH})
-            rows = await cur.fetchall()
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query("maintenance.items_after"), {"after": last_id, "limit": BATCH})
+                rows = await cur.fetchall()
             if not rows:
                 break
-            vectors = await rt.embedder.aencode_documents([text for _, text in rows])
+            texts = [embedded_text(row["level"], row["title"], row["text"]) for row in rows]
+            vectors = await rt.embedder.aencode_documents(texts)
             async with conn.cursor() as upd:
                 await upd.executemany(
                     query("maintenance.set_embedding"),
-                    [
-                        {"id": item_id, "embedding": vec}
-                        for (item_id, _), vec in zip(rows, vectors, strict=True)
-                    ],
+                    [{"id": row["id"], "embedding": vec} for row, vec in zip(rows, vectors, strict=True)],
                 )
             done += len(rows)
-            last_id = rows[-1][0]
+            last_id = rows[-1]["id"]
             rt.emit(ProgressEvent("done", files_done=done))
         for _, definition in indexes:
             await conn.execute(definition)

@@ -261,3 +261,45 @@ def test_concurrent_opens_share_one_embedded_server(tmp_path: Path) -> None:
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     assert len({r.stdout.strip() for r in runs}) == 1
     run_cli("db", "stop", "--data-dir", str(data_dir))
+
+
+def test_reembed_with_the_same_model_gives_a_fresh_ingests_concept_vectors(fresh_dsn: str) -> None:
+    """Bug: ingest embeds a concept as ``name: description``, reembed embedded only the description,
+    so after a re-embed with the same model concept search answered differently."""
+    import numpy as np
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    handbook = Path(__file__).parent.parent / "examples" / "docs" / "handbook.md"
+
+    def concept_vectors() -> dict[int, np.ndarray]:
+        with psycopg.connect(fresh_dsn) as conn:
+            register_vector(conn)
+            rows = conn.execute(
+                "SELECT id, embedding FROM items WHERE level = 'concept' ORDER BY id"
+            ).fetchall()
+        return {item_id: np.asarray(vec.to_numpy(), dtype=np.float64) for item_id, vec in rows}
+
+    with Pyramid.open(dsn=fresh_dsn) as kp:
+        kp.ingest([handbook])
+        fresh = concept_vectors()
+        assert len(fresh) >= 2
+        query = (
+            next(h.title for h in kp.search("handbook", levels=["concept"], k=1, mode="bm25") if h.title)
+            or ""
+        )
+        searches = [("hybrid", query), ("vector", query), ("vector", "how do I ask for time off")]
+
+        def results() -> list[list[tuple[int, int]]]:
+            return [
+                [(h.rank, h.id) for h in kp.search(q, levels=["concept"], k=10, mode=m)] for m, q in searches
+            ]
+
+        before = results()
+        assert kp.reembed() > 0
+        after = concept_vectors()
+        assert after.keys() == fresh.keys()
+        for item_id, vec in fresh.items():
+            cosine = float(vec @ after[item_id] / (np.linalg.norm(vec) * np.linalg.norm(after[item_id])))
+            assert cosine >= 0.9999, (item_id, cosine)
+        assert results() == before

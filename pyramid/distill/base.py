@@ -56,14 +56,13 @@ class PreparedDocument:
 @dataclass
 class Distilled:
     """A document's levels above pages. Items that have no vector yet are embedded by the
-    pipeline's writer, after the distiller has let go of its LLM slot (``embed_text`` gives the text
-    to embed where it is not the item's text, e.g. a concept's name with its description)."""
+    pipeline's writer, after the distiller has let go of its LLM slot (with the text the store
+    says an item is embedded as: :func:`pyramid.store.embedded_text`)."""
 
     items: list[NewItem]
     distiller: str
     usage: Usage = field(default_factory=Usage)
     status: DocumentStatus = "ready"
-    embed_text: dict[str, str] = field(default_factory=dict)
     # What failed on the way ("partial" status): windows whose model calls failed, steps done by
     # the extractive method instead. The document is stored with what worked.
     failures: list[str] = field(default_factory=list)
@@ -225,19 +224,14 @@ class EmbedBatcher:
 
 
 async def embed_new(
-    encode: Callable[[Sequence[str]], Awaitable[np.ndarray]],
-    items: Sequence[NewItem],
-    *,
-    text_of: dict[str, str] | None = None,
+    encode: Callable[[Sequence[str]], Awaitable[np.ndarray]], items: Sequence[NewItem]
 ) -> None:
-    """Embed, in one batch, every item that is neither kept nor embedded yet. ``text_of`` gives the
-    text to embed for an item key when it differs from the item's text (a concept is embedded with
-    its name)."""
+    """Embed, in one batch, every item that is neither kept nor embedded yet, each as the text the
+    store embeds it as (a concept with its name)."""
     todo = [item for item in items if item.existing_id is None and item.embedding is None]
     if not todo:
         return
-    texts = [(text_of or {}).get(item.key, item.text) for item in todo]
-    vectors = await encode(texts)
+    vectors = await encode([item.embedded_text for item in todo])
     for item, vector in zip(todo, vectors, strict=True):
         item.embedding = vector
 
@@ -287,7 +281,8 @@ async def write_recollections(
     from .. import store
     from ..sqlfiles import query
 
-    vectors = await rt.embedder.aencode_documents([r.text for r in fresh]) if fresh else []
+    texts = [store.embedded_text("recollection", None, r.text.strip()) for r in fresh]
+    vectors = await rt.embedder.aencode_documents(texts) if fresh else []
     async with rt.db.connection() as conn, conn.transaction():
         if remove:
             await conn.execute(query("items.delete_ids"), {"ids": list(remove)})

@@ -172,7 +172,6 @@ class LLMDistiller:
         self._used[doc.source] = cache.used
         # No embedding here: the pipeline's writer embeds the items, so this task is free for the
         # next document at once (waiting here for the encoder left the model idle).
-        embed_text = {i.key: f"{i.title}: {i.text}" for i in items if i.level == "concept"}
         if not insights:  # every window answered, none found anything: not a pyramid
             failures.append("the model wrote no insight for any window")
         return Distilled(
@@ -180,7 +179,6 @@ class LLMDistiller:
             distiller=self.name,
             usage=meter.total,
             status="partial" if failures else "ready",
-            embed_text=embed_text,
             failures=failures,
         )
 

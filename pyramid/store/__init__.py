@@ -41,6 +41,15 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def embedded_text(level: str, title: str | None, text: str) -> str:
+    """The text of an item that its vector is computed from: a concept is embedded with its name
+    (``name: description``), every other item as its text. Ingest, both distillers and ``reembed``
+    all embed through this, so a re-embed with the same model gives the vectors a fresh ingest does."""
+    if level == "concept" and title:
+        return f"{title}: {text}"
+    return text
+
+
 @dataclass
 class NewItem:
     """An item to write. ``key`` names it within one write batch so that other items of the same
@@ -63,6 +72,10 @@ class NewItem:
     # Set when the item is already stored unchanged: it is kept (not rewritten) and other items of
     # the batch can still name it by key.
     existing_id: int | None = None
+
+    @property
+    def embedded_text(self) -> str:
+        return embedded_text(self.level, self.title, self.text)
 
 
 @dataclass

@@ -184,8 +184,7 @@ class ExtractiveDistiller:
         items = self._items(insights, vectors, concepts, abstract, picked)
         await carry_over(rt, doc, items)
         # Concepts and the abstract are embedded by the pipeline's writer (see Distilled).
-        embed_text = {f"concept:{n}": f"{c.name}: {c.description}" for n, c in enumerate(concepts, start=1)}
-        return Distilled(items=items, distiller=NAME, usage=Usage(), status="ready", embed_text=embed_text)
+        return Distilled(items=items, distiller=NAME, usage=Usage(), status="ready")
 
     def _segment(self, pages: list[str], title: str) -> list[Candidate]:
         return drop_repeated(segment(pages, subject=title), len(pages))

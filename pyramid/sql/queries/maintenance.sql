@@ -8,7 +8,7 @@ WHERE schemaname = current_schema() AND tablename = 'items' AND indexdef LIKE '%
 SELECT count(*) FROM items
 
 -- name: items_after
-SELECT id, text FROM items WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
+SELECT id, level, title, text FROM items WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
 
 -- name: set_embedding
 UPDATE items SET embedding = %(embedding)s WHERE id = %(id)s
