@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .discover import Discovery, discover
+from .discover import discover
 from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
 from .distill.incremental import align_pages
 from .errors import ConversionError, DistillationError, PyramidError
@@ -81,8 +81,6 @@ class Ingest:
         self.force = force
         self.report = IngestReport(dry_run=dry_run)
         self.files_done = 0
-        self.written: list[int] = []
-        self.discovered: Discovery | None = None
         self._timings_lock = threading.Lock()
         self._busy: dict[str, tuple[int, float]] = {}  # stage → (workers in it, since when)
         self._convert_pool = ThreadPoolExecutor(
@@ -143,7 +141,6 @@ class Ingest:
         started = time.perf_counter()
         try:
             found = await asyncio.to_thread(discover, paths, include=include, exclude=exclude)
-            self.discovered = found
             self.rt.emit(ProgressEvent("start", total=len(found.files) + len(found.problems)))
             for problem in found.problems:
                 self._finish_file_result(
@@ -527,7 +524,6 @@ class Ingest:
                 raise
             return await self._fail_doc(job, doc, f"could not store ({type(exc).__name__}: {exc})")
         checkpoint("document.committed")
-        self.written.append(doc_id)
         self.report.usage += distilled.usage
         outcome: Outcome = "updated" if existed else "added"
         before = prepared.stored

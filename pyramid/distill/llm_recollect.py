@@ -11,7 +11,7 @@ message, and the next run tries again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DistillationError, ModelError
 from ..models import Usage
@@ -49,6 +49,8 @@ async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_i
 async def _batch(
     rt: Runtime, distiller: LLMDistiller, ids: list[int], cache: OutputCache, meter: UsageMeter
 ) -> None:
+    from psycopg.rows import dict_row
+
     from ..agents.recollections import RecollectionDeps, recollection_prompt
 
     async with rt.db.connection() as conn:
@@ -57,16 +59,33 @@ async def _batch(
         cur = await conn.execute(query("distill.abstracts_of_documents"), {"ids": ids})
         abstracts = {doc_id: text for doc_id, text in await cur.fetchall()}
         new = [CorpusConcept.from_row(row[:4] + row[5:]) for row in rows]
+        async with conn.cursor(row_factory=dict_row) as near:
+            await near.execute(
+                query("distill.related_concepts"),
+                {"concepts": [c.id for c in new], "exclude": ids, "limit": RELATED_PER_CONCEPT},
+            )
+            hits = await near.fetchall()
+        nearest: dict[int, list[dict[str, Any]]] = {}
+        for hit in hits:
+            nearest.setdefault(hit["concept_id"], []).append(hit)
         related: dict[int, CorpusConcept] = {}
-        for row in rows:
+        for concept in new:  # the concepts' neighbours in order, until MAX_RELATED are known
             if len(related) >= MAX_RELATED:
                 break
-            cur = await conn.execute(
-                query("distill.related_concepts"),
-                {"embedding": row[4], "exclude": ids, "limit": RELATED_PER_CONCEPT},
-            )
-            for hit in await cur.fetchall():
-                related.setdefault(hit[0], CorpusConcept.from_row(hit))
+            for hit in nearest.get(concept.id, []):
+                related.setdefault(
+                    hit["id"],
+                    CorpusConcept.from_row(
+                        (
+                            hit["id"],
+                            hit["document_id"],
+                            hit["title"],
+                            hit["text"],
+                            hit["document_title"],
+                            hit["source"],
+                        )
+                    ),
+                )
         cur = await conn.execute(
             query("distill.recollections_about"),
             {"concepts": [c.id for c in new] + list(related), "limit": MAX_SHOWN_RECOLLECTIONS},

@@ -56,13 +56,21 @@ ORDER BY i.document_id, i.ordinal
 SELECT document_id, text FROM items WHERE level = 'abstract' AND document_id = ANY(%(ids)s)
 
 -- name: related_concepts
--- The concepts of other documents nearest to one concept (cosine distance on the HNSW index).
-SELECT i.id, i.document_id, i.title, i.text, d.title, d.source
-FROM items i
-JOIN documents d ON d.id = i.document_id
-WHERE i.level = 'concept' AND NOT (i.document_id = ANY(%(exclude)s)) AND i.embedding IS NOT NULL
-ORDER BY i.embedding <=> %(embedding)s
-LIMIT %(limit)s
+-- For each of the given concepts, in the order given, the concepts of other documents nearest to
+-- it (cosine distance on the concept level's HNSW index), nearest first: one query for a batch.
+SELECT c.id AS concept_id, r.id, r.document_id, r.title, r.text, r.document_title, r.source
+FROM unnest(%(concepts)s::bigint[]) WITH ORDINALITY AS q(id, position)
+JOIN items c ON c.id = q.id
+CROSS JOIN LATERAL (
+    SELECT i.id, i.document_id, i.title, i.text, d.title AS document_title, d.source,
+           i.embedding <=> c.embedding AS distance
+    FROM items i
+    JOIN documents d ON d.id = i.document_id
+    WHERE i.level = 'concept' AND NOT (i.document_id = ANY(%(exclude)s)) AND i.embedding IS NOT NULL
+    ORDER BY i.embedding <=> c.embedding
+    LIMIT %(limit)s
+) r
+ORDER BY q.position, r.distance, r.id
 
 -- name: recollections_about
 -- Model-made recollections that rest on any of these concepts, and stale ones waiting for a refresh.
