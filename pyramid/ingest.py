@@ -586,12 +586,10 @@ class Ingest:
         return FileResult(source=doc.source, outcome="failed", title=doc.title, reason=reason)
 
     async def _touch_file_hash(self, state: StoredFileState, file_sha256: str) -> None:
-        from .sqlfiles import query
+        from . import store
 
         async with self.rt.db.connection() as conn:
-            await conn.execute(
-                query("documents.touch_file_hash"), {"id": state.id, "file_sha256": file_sha256}
-            )
+            await store.touch_file_hash(conn, state.id, file_sha256)
 
     async def _remove(self, job: _FileJob, gone: list[StoredFileState]) -> None:
         from . import store

@@ -14,18 +14,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import store
 from .discover import Discovery
 from .faults import checkpoint
 from .models import FileResult
 from .runtime import Runtime
-from .sqlfiles import query
 
 _GONE = (errno.ENOENT, errno.ENOTDIR)
-
-
-def _like_prefix(folder: str) -> str:
-    escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.rstrip("/") + "/%"
 
 
 def _gone(path: str) -> bool:
@@ -56,10 +51,7 @@ async def stale_documents(
     found: dict[int, str] = {}
     async with rt.db.connection() as conn:
         for root in _existing_roots(paths):
-            cur = await conn.execute(
-                query("documents.under_root"), {"root": str(root), "prefix": _like_prefix(str(root))}
-            )
-            for doc_id, source, path in await cur.fetchall():
+            for doc_id, source, path in await store.documents_under(conn, str(root)):
                 if path in seen or any(path.startswith(t) for t in troubled):
                     continue
                 if _gone(path):
@@ -71,7 +63,6 @@ async def prune(
     rt: Runtime, paths: Sequence[str | Path], discovery: Discovery | None, *, dry_run: bool = False
 ) -> list[FileResult]:
     """Remove (or, on a dry run, list) the documents whose files are gone, with all their items."""
-    from . import store
 
     gone = await stale_documents(rt, paths, discovery)
     if not gone:

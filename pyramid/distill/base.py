@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..faults import checkpoint
 from ..models import DocumentStatus, Usage
 from ..store import NewItem, StoredFileState
+from ..store.corpus import CorpusConcept
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,7 +113,7 @@ class UsageMeter:
 async def record_usage(rt: Runtime, source: str | None, meter: UsageMeter, *, failed: bool = False) -> None:
     """Append the meter to the ledger (``pyramid stats`` reads it). Written outside the document's
     transaction on purpose: tokens are spent whether or not the version gets stored."""
-    from ..sqlfiles import query
+    from ..store import llm_outputs
 
     rows = [
         {
@@ -129,8 +130,8 @@ async def record_usage(rt: Runtime, source: str | None, meter: UsageMeter, *, fa
     ]
     if not rows:
         return
-    async with rt.db.connection() as conn, conn.cursor() as cur:
-        await cur.executemany(query("distill.record_usage"), rows)
+    async with rt.db.connection() as conn:
+        await llm_outputs.record_usage(conn, rows)
 
 
 # --- carrying unchanged items over --------------------------------------------------------------------
@@ -237,36 +238,6 @@ async def embed_new(
 
 
 @dataclass
-class CorpusConcept:
-    """A stored concept as the recollection steps see it."""
-
-    id: int
-    document_id: int
-    name: str
-    text: str
-    document: str  # its document's title, or file name
-    source: str
-
-    @classmethod
-    def from_row(cls, row: Sequence[object]) -> CorpusConcept:
-        """From (id, document_id, title, text, document title, source)."""
-        cid, doc_id, name, text, title, source = row
-        return cls(
-            int(cid),
-            int(doc_id),
-            str(name or ""),
-            str(text),
-            str(title or str(source).rsplit("/", 1)[-1]),
-            str(source),
-        )
-
-    @property
-    def ref(self) -> str:
-        """The readable trail kept with a recollection's link (it survives the concept's deletion)."""
-        return f"{self.name} — {self.document} ({self.source})"
-
-
-@dataclass
 class NewRecollection:
     text: str
     concepts: list[CorpusConcept]  # what it rests on (its audit trail)
@@ -279,15 +250,14 @@ async def write_recollections(
     """In one transaction: delete the recollections ``remove`` and store ``fresh`` (embedded here,
     numbered after the existing ones, linked to their concepts with a readable trail)."""
     from .. import store
-    from ..sqlfiles import query
+    from ..store import corpus
 
     texts = [store.embedded_text("recollection", None, r.text.strip()) for r in fresh]
     vectors = await rt.embedder.aencode_documents(texts) if fresh else []
     async with rt.db.connection() as conn, conn.transaction():
         if remove:
-            await conn.execute(query("items.delete_ids"), {"ids": list(remove)})
-        cur = await conn.execute(query("distill.next_recollection_ordinal"))
-        (ordinal,) = await cur.fetchone()  # type: ignore[misc]
+            await corpus.delete_items(conn, remove)
+        ordinal = await corpus.next_recollection_ordinal(conn)
         items = [
             NewItem(
                 key=f"recollection:{n}",

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..sqlfiles import query
+from ..store import llm_outputs
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -46,16 +46,13 @@ class OutputCache:
         if self.source is None:
             return
         async with self.rt.db.connection() as conn:
-            cur = await conn.execute(query("distill.cached_outputs"), {"source": self.source})
-            self.known = {key: output for key, output in await cur.fetchall()}
+            self.known = await llm_outputs.outputs_of(conn, self.source)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         found = self.known.get(key)
         if found is None and self.source is None:
             async with self.rt.db.connection() as conn:
-                cur = await conn.execute(query("distill.cached_output"), {"key": key})
-                row = await cur.fetchone()
-                found = row[0] if row else None
+                found = await llm_outputs.output(conn, key)
         if found is not None:
             self.used.add(key)
         return found
@@ -73,8 +70,6 @@ class OutputCache:
         """Write an output in the background: the next call of the document must not wait for the
         database (measured: awaited here, the model sat idle a quarter of the time on a busy
         machine). ``flush`` waits for the writes."""
-        from psycopg.types.json import Jsonb
-
         self.used.add(key)
         params = {
             "key": key,
@@ -83,14 +78,14 @@ class OutputCache:
             "source": self.source,
             "position": position,
             "pages_key": pages_key,
-            "output": Jsonb(output.model_dump(mode="json")),
-            "usage": Jsonb(usage.model_dump()),
+            "output": output.model_dump(mode="json"),
+            "usage": usage.model_dump(),
         }
         self._writes.append(asyncio.get_running_loop().create_task(self._write(params)))
 
     async def _write(self, params: dict[str, Any]) -> None:
         async with self.rt.db.connection() as conn:
-            await conn.execute(query("distill.cache_output"), params)
+            await llm_outputs.put_output(conn, **params)
 
     async def flush(self) -> None:
         """Wait for the background writes; the first failure is raised."""
@@ -105,6 +100,4 @@ async def forget_unused(rt: Runtime, sources: Sequence[str], keep: Sequence[str]
     if not sources:
         return
     async with rt.db.connection() as conn:
-        await conn.execute(
-            query("distill.forget_unused_outputs"), {"sources": list(sources), "keep": list(keep)}
-        )
+        await llm_outputs.forget_unused(conn, sources, keep)

@@ -490,14 +490,13 @@ class LLMDistiller:
 
     # -- the corpus -----------------------------------------------------------------------------
     async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage:
-        from ..sqlfiles import query
+        from ..store import corpus
         from .llm_recollect import refresh_recollections
 
         self.modes(rt)
 
         async with rt.db.connection() as conn:
-            cur = await conn.execute(query("distill.sources_of"), {"ids": list(document_ids)})
-            sources = [source for _, source in await cur.fetchall()]
+            sources = await corpus.sources_of(conn, document_ids)
         stored = [s for s in sources if s in self._used]
         await forget_unused(rt, stored, sorted({key for s in stored for key in self._used.pop(s)}))
         return await refresh_recollections(rt, self, document_ids)

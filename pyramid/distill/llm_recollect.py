@@ -11,12 +11,13 @@ message, and the next run tries again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import DistillationError, ModelError
 from ..models import Usage
-from ..sqlfiles import query
-from .base import CorpusConcept, NewRecollection, UsageMeter, record_usage, write_recollections
+from ..store import corpus
+from ..store.corpus import CorpusConcept
+from .base import NewRecollection, UsageMeter, record_usage, write_recollections
 from .cache import OutputCache
 
 if TYPE_CHECKING:
@@ -49,48 +50,23 @@ async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_i
 async def _batch(
     rt: Runtime, distiller: LLMDistiller, ids: list[int], cache: OutputCache, meter: UsageMeter
 ) -> None:
-    from psycopg.rows import dict_row
-
     from ..agents.recollections import RecollectionDeps, recollection_prompt
 
     async with rt.db.connection() as conn:
-        cur = await conn.execute(query("distill.concepts_of_documents"), {"ids": ids})
-        rows = await cur.fetchall()
-        cur = await conn.execute(query("distill.abstracts_of_documents"), {"ids": ids})
-        abstracts = {doc_id: text for doc_id, text in await cur.fetchall()}
-        new = [CorpusConcept.from_row(row[:4] + row[5:]) for row in rows]
-        async with conn.cursor(row_factory=dict_row) as near:
-            await near.execute(
-                query("distill.related_concepts"),
-                {"concepts": [c.id for c in new], "exclude": ids, "limit": RELATED_PER_CONCEPT},
-            )
-            hits = await near.fetchall()
-        nearest: dict[int, list[dict[str, Any]]] = {}
-        for hit in hits:
-            nearest.setdefault(hit["concept_id"], []).append(hit)
+        new = [concept for concept, _ in await corpus.concepts(conn, ids)]
+        abstracts = await corpus.abstracts(conn, ids)
+        nearest = await corpus.related_concepts(
+            conn, [c.id for c in new], exclude=ids, per_concept=RELATED_PER_CONCEPT
+        )
         related: dict[int, CorpusConcept] = {}
         for concept in new:  # the concepts' neighbours in order, until MAX_RELATED are known
             if len(related) >= MAX_RELATED:
                 break
             for hit in nearest.get(concept.id, []):
-                related.setdefault(
-                    hit["id"],
-                    CorpusConcept.from_row(
-                        (
-                            hit["id"],
-                            hit["document_id"],
-                            hit["title"],
-                            hit["text"],
-                            hit["document_title"],
-                            hit["source"],
-                        )
-                    ),
-                )
-        cur = await conn.execute(
-            query("distill.recollections_about"),
-            {"concepts": [c.id for c in new] + list(related), "limit": MAX_SHOWN_RECOLLECTIONS},
+                related.setdefault(hit.id, hit)
+        shown = await corpus.recollections_about(
+            conn, [c.id for c in new] + list(related), limit=MAX_SHOWN_RECOLLECTIONS
         )
-        shown = await cur.fetchall()
     numbered = new + list(related.values())
     if len({c.document_id for c in numbered}) < 2:
         return  # nothing to connect yet: a corpus of one document

@@ -293,6 +293,25 @@ class StoredFileState:
     status: str
 
 
+def _like_prefix(folder: str) -> str:
+    escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.rstrip("/") + "/%"
+
+
+async def documents_under(conn: AsyncConnection, root: str) -> list[tuple[int, str, str]]:
+    """(id, source, path) of the documents whose file is ``root`` or lies below that folder."""
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("documents.under_root"), {"root": root, "prefix": _like_prefix(root)})
+        return [(row["id"], row["source"], row["path"]) for row in await cur.fetchall()]
+
+
+async def touch_file_hash(conn: AsyncConnection, document_id: int, file_sha256: str) -> None:
+    """Record the hash of a file whose content is stored unchanged (only its bytes changed)."""
+    await conn.execute(query("documents.touch_file_hash"), {"id": document_id, "file_sha256": file_sha256})
+
+
 async def documents_of_paths(conn: AsyncConnection, paths: Sequence[str]) -> dict[str, list[StoredFileState]]:
     """The documents stored from each of ``paths`` (a feed file holds several): path → states;
     a path with none is absent."""

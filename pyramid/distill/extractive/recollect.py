@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...sqlfiles import query
-from ..base import CorpusConcept, NewRecollection, write_recollections
+from ...store import corpus
+from ...store.corpus import CorpusConcept
+from ..base import NewRecollection, write_recollections
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,13 +93,11 @@ async def refresh_recollections(rt: Runtime) -> int:
     from .cluster import key_phrases
 
     async with rt.db.connection() as conn:
-        cur = await conn.execute(query("distill.all_concepts"))
-        rows = await cur.fetchall()
-        cur = await conn.execute(query("distill.recollections_by"), {"distiller": NAME})
-        existing = await cur.fetchall()
-    concepts = [CorpusConcept.from_row(r[:4] + r[5:]) for r in rows]
+        rows = await corpus.concepts(conn)
+        existing = await corpus.recollections_by(conn, NAME)
+    concepts = [concept for concept, _ in rows]
     # pgvector hands back Vector objects (or arrays, depending on its version)
-    vectors = np.array([getattr(r[4], "to_numpy", lambda v=r[4]: v)() for r in rows], dtype=np.float32)
+    vectors = np.array([getattr(v, "to_numpy", lambda v=v: v)() for _, v in rows], dtype=np.float32)
     vectors = vectors.reshape(len(rows), -1)
     found = groups(concepts, vectors, rt.settings)
     labels = key_phrases([[f"{concepts[i].name}. {concepts[i].text}" for i in g] for g in found])
@@ -107,7 +106,7 @@ async def refresh_recollections(rt: Runtime) -> int:
         wanted.append(
             (describe(group, concepts, label, vectors), sorted(concepts[i].id for i in group), group)
         )
-    old = {(text, tuple(sources)): item_id for item_id, text, stale, sources in existing if not stale}
+    old = {(r["text"], tuple(r["sources"])): r["id"] for r in existing if not r["stale"]}
     keep = {old[(text, tuple(ids))] for text, ids, _ in wanted if (text, tuple(ids)) in old}
     fresh = [(text, ids, group) for text, ids, group in wanted if (text, tuple(ids)) not in old]
     gone = [row[0] for row in existing if row[0] not in keep]

@@ -23,10 +23,10 @@ DELETE FROM llm_outputs
 WHERE source = ANY(%(sources)s) AND NOT (key = ANY(%(keep)s))
 
 -- name: sources_of
-SELECT id, source FROM documents WHERE id = ANY(%(ids)s)
+SELECT source FROM documents WHERE id = ANY(%(ids)s) ORDER BY id
 
 -- name: all_concepts
-SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title, d.source
+SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title AS document_title, d.source
 FROM items i
 JOIN documents d ON d.id = i.document_id
 WHERE i.level = 'concept' AND i.embedding IS NOT NULL
@@ -43,10 +43,10 @@ GROUP BY i.id
 ORDER BY i.ordinal, i.id
 
 -- name: next_recollection_ordinal
-SELECT coalesce(max(ordinal), 0) + 1 FROM items WHERE level = 'recollection'
+SELECT coalesce(max(ordinal), 0) + 1 AS ordinal FROM items WHERE level = 'recollection'
 
 -- name: concepts_of_documents
-SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title, d.source
+SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title AS document_title, d.source
 FROM items i
 JOIN documents d ON d.id = i.document_id
 WHERE i.level = 'concept' AND i.document_id = ANY(%(ids)s)
@@ -83,4 +83,4 @@ ORDER BY r.stale DESC, r.ordinal, r.id
 LIMIT %(limit)s
 
 -- name: document_sources
-SELECT id, source, coalesce(nullif(title, ''), source) FROM documents WHERE id = ANY(%(ids)s)
+SELECT id, source, coalesce(nullif(title, ''), source) AS title FROM documents WHERE id = ANY(%(ids)s)

@@ -1,0 +1,70 @@
+"""Work on the whole items table: re-embedding with another model (vector column retyped, vector
+indexes dropped and rebuilt from their own definitions)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..sqlfiles import query
+from . import embedded_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    from psycopg import AsyncConnection
+
+
+async def drop_embedding_indexes(conn: AsyncConnection) -> list[str]:
+    """Drop the indexes on items.embedding; returns their definitions, to build them again."""
+    from psycopg import sql
+
+    cur = await conn.execute(query("maintenance.embedding_indexes"))
+    indexes = [(name, definition) for name, definition in await cur.fetchall()]
+    for name, _ in indexes:
+        await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    return [definition for _, definition in indexes]
+
+
+async def create_indexes(conn: AsyncConnection, definitions: Sequence[str]) -> None:
+    for definition in definitions:
+        await conn.execute(definition)
+
+
+async def retype_embeddings(conn: AsyncConnection, dim: int) -> None:
+    """Make items.embedding a vector of ``dim`` dimensions, every vector NULL."""
+    from psycopg import sql
+
+    await conn.execute(
+        sql.SQL("ALTER TABLE items ALTER COLUMN embedding TYPE vector({}) USING NULL").format(
+            sql.Literal(dim)
+        )
+    )
+
+
+async def count_items(conn: AsyncConnection) -> int:
+    cur = await conn.execute(query("maintenance.count_items"))
+    (total,) = await cur.fetchone()  # type: ignore[misc]
+    return int(total)
+
+
+async def items_to_embed(conn: AsyncConnection, batch: int) -> AsyncIterator[list[tuple[int, str]]]:
+    """Every item in id order, ``batch`` at a time, as (id, the text it is embedded as)."""
+    from psycopg.rows import dict_row
+
+    last_id = 0
+    while True:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query("maintenance.items_after"), {"after": last_id, "limit": batch})
+            rows: list[dict[str, Any]] = await cur.fetchall()
+        if not rows:
+            return
+        yield [(row["id"], embedded_text(row["level"], row["title"], row["text"])) for row in rows]
+        last_id = rows[-1]["id"]
+
+
+async def set_embeddings(conn: AsyncConnection, ids: Sequence[int], vectors: Sequence[np.ndarray]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            query("maintenance.set_embedding"),
+            [{"id": item_id, "embedding": vec} for item_id, vec in zip(ids, vectors, strict=True)],
+        )
