@@ -109,7 +109,7 @@ async def refresh_recollections(rt: Runtime) -> int:
     old = {(r["text"], tuple(r["sources"])): r["id"] for r in existing if not r["stale"]}
     keep = {old[(text, tuple(ids))] for text, ids, _ in wanted if (text, tuple(ids)) in old}
     fresh = [(text, ids, group) for text, ids, group in wanted if (text, tuple(ids)) not in old]
-    gone = [row[0] for row in existing if row[0] not in keep]
+    gone = [r["id"] for r in existing if r["id"] not in keep]
     made = [NewRecollection(text, [concepts[i] for i in group]) for text, _, group in fresh]
     await write_recollections(rt, NAME, made, remove=gone)
     return len(wanted)
