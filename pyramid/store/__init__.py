@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Level
 from ..errors import NotFoundError
 from ..faults import checkpoint
-from ..models import DocumentInfo, DocumentStatus, ItemView, Usage
+from ..models import DocumentInfo, DocumentStatus, ItemView, Level, Usage
 from ..sqlfiles import query
 
 if TYPE_CHECKING:

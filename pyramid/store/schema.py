@@ -5,7 +5,7 @@ checksum, and with it the function, changes whenever one of these values does.""
 
 from __future__ import annotations
 
-from ..config import LEVELS
+from ..models import LEVELS
 
 # Advisory lock keys: (namespace, key) pairs, the namespace being "pyra" in ASCII. Every lock the
 # project takes, from Python or from SQL, is listed here so that two never share a key by accident.
