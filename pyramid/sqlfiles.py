@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from .store.schema import SQL_CONSTANTS
-
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _FUNCTION = re.compile(r"^([a-z0-9_]+)\.sql$")
 _NAME = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
@@ -43,6 +41,10 @@ class FunctionFile:
 
 def fill(sql: str) -> str:
     """The SQL with the placeholders of :data:`pyramid.store.schema.SQL_CONSTANTS` filled in."""
+    # Imported here: pyramid.store imports this module, so a module-level import would be a cycle
+    # whenever pyramid.sqlfiles is the first of the two to be imported.
+    from .store.schema import SQL_CONSTANTS
+
     for name, value in SQL_CONSTANTS.items():
         sql = sql.replace("{" + name + "}", value)
     return sql
