@@ -262,7 +262,7 @@ class Database:
         import psycopg
 
         cur = await conn.execute("SELECT name, sha256 FROM pyramid_sql_functions")
-        recorded = dict(await cur.fetchall())
+        recorded: dict[str, str] = dict(await cur.fetchall())
         changed = [f for f in functions() if recorded.get(f.name) != f.sha256]
         if not changed:
             return

@@ -62,7 +62,7 @@ async def items_to_embed(conn: AsyncConnection, batch: int) -> AsyncIterator[lis
         last_id = rows[-1]["id"]
 
 
-async def set_embeddings(conn: AsyncConnection, ids: Sequence[int], vectors: Sequence[np.ndarray]) -> None:
+async def set_embeddings(conn: AsyncConnection, ids: Sequence[int], vectors: np.ndarray) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(
             query("maintenance.set_embedding"),
