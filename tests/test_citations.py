@@ -8,6 +8,8 @@ from pyramid.citations import check
 from pyramid.evidence import Labels, cite, format_pages
 from pyramid.models import Evidence
 
+pytestmark = pytest.mark.unit  # no PostgreSQL, no model: the fast layer
+
 
 def ev(
     item_id: int, level: str, document: str | None, pages: list[int], text: str = "Some fact."

@@ -17,6 +17,8 @@ from pyramid.convert.detect import HEAD_BYTES
 from pyramid.errors import ConversionError
 from tests import samples
 
+pytestmark = pytest.mark.unit  # no PostgreSQL, no model: the fast layer
+
 # A leftover tag or comment: "<b>", "</p>", "<br/>", "<!-- … -->", "<?xml", "<![CDATA[".
 TAG = re.compile(r"</?[A-Za-z][\w:-]*(\s[^>]*)?/?>|<!--|<\?xml|<!\[CDATA\[")
 

@@ -9,6 +9,8 @@ import pytest
 
 from pyramid.discover import Discovery, FileProblem, discover
 
+pytestmark = pytest.mark.unit  # no PostgreSQL, no model: the fast layer
+
 
 def tree(root: Path, *names: str) -> None:
     for name in names:

@@ -15,6 +15,8 @@ from pyramid.distill.estimate import estimate_tokens, price_of
 from pyramid.distill.windows import InsightBook, plan_windows
 from pyramid.models import Usage
 
+pytestmark = pytest.mark.unit  # no PostgreSQL, no model: the fast layer
+
 
 def test_windows_read_every_page_twice_in_order() -> None:
     assert plan_windows(0) == []
@@ -27,7 +29,12 @@ def test_windows_read_every_page_twice_in_order() -> None:
 
 def test_the_book_applies_deletions_revisions_additions() -> None:
     book = InsightBook()
-    book.apply(1, WindowEdits(add=[NewInsight(text="A.", pages=[1]), NewInsight(text="B.", pages=[1])]))
+    book.apply(
+        1,
+        WindowEdits(
+            add=[NewInsight(text="A.", pages=[1]), NewInsight(text="B.", pages=[1])], revise=[], delete=[]
+        ),
+    )
     book.apply(
         2,
         WindowEdits(
@@ -47,11 +54,15 @@ def test_the_book_applies_deletions_revisions_additions() -> None:
 def test_invalid_window_answers_are_sent_back_with_every_problem() -> None:
     deps = WindowDeps(pages=(2, 3), shown=frozenset({4, 5}))
     good = WindowEdits(
-        add=[NewInsight(text="X is Y.", pages=[3])], revise=[InsightRevision(number=4, text="Z.", pages=[2])]
+        add=[NewInsight(text="X is Y.", pages=[3])],
+        revise=[InsightRevision(number=4, text="Z.", pages=[2])],
+        delete=[],
     )
     assert check_edits(deps, good) is good
     bad = WindowEdits(
-        add=[NewInsight(text="Outside.", pages=[1]), NewInsight(text="", pages=[])], delete=[9, 5, 5]
+        add=[NewInsight(text="Outside.", pages=[1]), NewInsight(text="", pages=[])],
+        revise=[],
+        delete=[9, 5, 5],
     )
     with pytest.raises(ModelRetry) as info:
         check_edits(deps, bad)
