@@ -31,7 +31,14 @@ def test_sync_adds_updates_and_removes(fresh_dsn: str, tmp_path: Path) -> None:
         (docs / "sub" / "c.txt").unlink()
         (docs / "d.md").write_text("# D\n\nThe harbor has a new crane.")
         second = kp.sync([docs])
-        assert second.counts() == {"added": 1, "updated": 1, "distilled": 0, "unchanged": 1, "removed": 1, "failed": 0}
+        assert second.counts() == {
+            "added": 1,
+            "updated": 1,
+            "distilled": 0,
+            "unchanged": 1,
+            "removed": 1,
+            "failed": 0,
+        }
         removed = second.removed[0]
         assert removed.source.endswith("sub/c.txt") and removed.reason
         assert sorted(Path(d.source).name for d in kp.documents()) == ["a.md", "b.md", "d.md"]
