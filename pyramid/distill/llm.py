@@ -148,7 +148,11 @@ class LLMDistiller:
             async with self._slots:
                 book = await self._read(doc, plan, cache, meter, failures)
                 insights = book.alive()
-                if not insights and failures:
+                if not insights:
+                    # Every window failed, or every one answered with nothing: no pyramid either way
+                    # (a weak model's valid-but-empty edits must not store a document without insights).
+                    if not failures:
+                        failures.append("the model wrote no insight for any window")
                     raise _NoUsableWindow()
                 texts = [(n, entry.text, min(entry.pages)) for n, entry in enumerate(insights, start=1)]
                 concepts = await self._step("concepts", failures, self._concepts(doc, texts, cache, meter))
@@ -172,8 +176,6 @@ class LLMDistiller:
         self._used[doc.source] = cache.used
         # No embedding here: the pipeline's writer embeds the items, so this task is free for the
         # next document at once (waiting here for the encoder left the model idle).
-        if not insights:  # every window answered, none found anything: not a pyramid
-            failures.append("the model wrote no insight for any window")
         return Distilled(
             items=items,
             distiller=self.name,
