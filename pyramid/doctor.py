@@ -161,11 +161,7 @@ async def _tool_call(model: Model, settings: Settings) -> Check:
         result = await agent.run(
             "Where does Alpha Corp make bicycles?",
             model=model,
-            model_settings={
-                "max_tokens": settings.answer_max_tokens,
-                "request_timeout": settings.request_timeout,
-                "max_retries": 0,
-            },
+            model_settings=_probe_settings(settings),
         )
     except (AgentRunError, TimeoutError) as exc:
         return Check("tool call", False, time.perf_counter() - started, _first_line(exc))
@@ -175,6 +171,16 @@ async def _tool_call(model: Model, settings: Settings) -> Check:
         return Check("tool call", True, took, f"called search({calls[0]!r})")
     text = str(result.output).strip().replace("\n", " ")[:120]
     return Check("tool call", False, took, f"no tool call; the model wrote: {text!r}")
+
+
+def _probe_settings(settings: Settings) -> dict[str, Any]:
+    """One try, the answer step's token cap and the configured deadline: a probe measures the model,
+    it does not retry it."""
+    return {
+        "max_tokens": settings.answer_max_tokens,
+        "request_timeout": settings.request_timeout,
+        "max_retries": 0,
+    }
 
 
 async def _cited_answer(model: Model, settings: Settings) -> Check:
@@ -190,11 +196,7 @@ async def _cited_answer(model: Model, settings: Settings) -> Check:
         result = await agent.run(
             f"Evidence:\n[notes.md, p. 1] {PAGE}\n\nQuestion: Where does Alpha Corp make bicycles?",
             model=model,
-            model_settings={
-                "max_tokens": settings.answer_max_tokens,
-                "request_timeout": settings.request_timeout,
-                "max_retries": 0,
-            },
+            model_settings=_probe_settings(settings),
         )
     except (AgentRunError, TimeoutError) as exc:
         return Check("cited answer", False, time.perf_counter() - started, _first_line(exc))
