@@ -83,7 +83,7 @@ def scripted_model() -> Any:
 
 def cited_pages(kp: Any, answer: Any) -> list[Any]:
     """The raw pages the answer cites, as evidence items (each once)."""
-    from pyramid.evidence import Labels, load
+    from pyramid.search.evidence import Labels, load
 
     wanted: dict[int, set[int]] = {}
     for citation in answer.citations:

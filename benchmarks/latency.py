@@ -332,10 +332,10 @@ def summary(name: str, times: list[float]) -> dict[str, float]:
 def library(
     url: str, texts: list[str], vectors: Any, params: Callable[..., dict[str, Any]]
 ) -> dict[str, Any]:
-    """The same searches as the library runs them (``pyramid.search._run``: through the pool, rows
+    """The same searches as the library runs them (``pyramid.search.hybrid._run``: through the pool, rows
     turned into hits), one SQL call for all levels versus the levels on parallel connections."""
     from pyramid import Pyramid
-    from pyramid.search import _run
+    from pyramid.search.hybrid import _run
 
     out: dict[str, Any] = {}
     with Pyramid.open(dsn=url) as kp:

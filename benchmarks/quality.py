@@ -52,7 +52,7 @@ def metrics(ranked: list[str], relevant: set[str]) -> tuple[float, float]:
 
 def ours(articles: dict[str, str], data_dir: Path) -> tuple[dict[str, Callable[[str], list[str]]], Any, str]:
     from pyramid import Pyramid
-    from pyramid.search import compact
+    from pyramid.search.hybrid import compact
     from pyramid.store import DocumentRecord, NewItem, replace_document
     from pyramid.store.database import _ensure_database, start_embedded
 

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
     from .ask import AskListener
     from .models import Answer, Evidence, Expansion
-    from .search import Hit, SearchOptions
+    from .search.hybrid import Hit, SearchOptions
+    from .search.tools import ToolSession
     from .store.database import BuildInfo
-    from .tools import ToolSession
 
 
 P = ParamSpec("P")
@@ -123,7 +123,7 @@ class Pyramid:
 
     def __init__(self, rt: Runtime, portal: Portal) -> None:
         # Use Pyramid.open() / Pyramid.aopen(); the constructor only wires finished parts together.
-        from .evidence import Labels
+        from .search.evidence import Labels
 
         self._rt = rt
         self._portal = portal
@@ -363,7 +363,7 @@ class Pyramid:
         ``mode`` (hybrid | bm25 | vector), ``documents`` (globs over document sources), ``rerank``
         (True: the configured or default cross-encoder; a model name or path; False), ``fusion``
         (weighted | rrf)."""
-        from .search import search
+        from .search.hybrid import search
 
         return await search(self._rt, query, **options)
 
@@ -399,7 +399,7 @@ class Pyramid:
         tool returns it. ``levels`` default to ``settings.ask_levels`` (all but pages). Every call
         on this ``Pyramid`` names documents from one label table, like one tool session."""
         from .ask import levels_of
-        from .evidence import search_items
+        from .search.evidence import search_items
 
         chosen = levels_of(levels, self._rt.settings.ask_levels)
         return await search_items(
@@ -413,7 +413,7 @@ class Pyramid:
         """One item and its neighbours in the pyramid: an insight's page(s), concepts and document
         abstract; a concept's insights; an abstract's concepts; a page's insights; a recollection's
         sources. Raises NotFoundError for an unknown id."""
-        from .evidence import expand_item
+        from .search.evidence import expand_item
 
         return await expand_item(self._rt, int(item_id), self._labels)
 
@@ -430,7 +430,7 @@ class Pyramid:
         naming the same file. ``levels``: what ``search`` may search (default every level; without
         ``levels`` in the call it searches ``settings.ask_levels`` among them); ``max_k`` (50) bounds
         ``k``; ``on_found`` sees every item a call shows."""
-        from .tools import MAX_K, ToolSession
+        from .search.tools import MAX_K, ToolSession
 
         allowed = list(levels) if levels else list(LEVELS)
         default = [level for level in self._rt.settings.ask_levels if level in allowed] or allowed
@@ -453,7 +453,7 @@ class Pyramid:
         """A PydanticAI toolset with the read-only tools ``search`` and ``expand`` over this pyramid,
         for any PydanticAI agent: ``Agent(model, toolsets=[kp.toolset()])``. Each toolset is one
         session (see ``tool_session`` for the options)."""
-        from .tools import toolset
+        from .search.tools import toolset
 
         return toolset(self.tool_session(levels=levels, max_k=max_k, on_found=on_found))
 
@@ -461,7 +461,7 @@ class Pyramid:
         """Serve ``search`` and ``expand`` over MCP on stdin/stdout until the client hangs up (what
         ``pyramid mcp`` runs), as one tool session. Blocks; call it from a thread without a running
         event loop."""
-        from .tools import mcp_server
+        from .search.tools import mcp_server
 
         mcp_server(self.tool_session()).run("stdio")
 

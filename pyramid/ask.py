@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .distill import EXTRACTIVE_NAMES
 from .errors import ModelError, SearchError
-from .evidence import Labels, rank, search_items, select
 from .models import QUOTE_CHARS, Answer, Citation, Evidence, Level, Note, Usage
+from .search.evidence import Labels, rank, search_items, select
 from .store import retrieval
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def citation_of(item: Evidence) -> Citation:
 
 
 def levels_of(levels: Sequence[str] | str | None, default: Sequence[Level]) -> list[Level]:
-    from .search import _levels
+    from .search.hybrid import _levels
 
     if isinstance(levels, str):
         levels = [part.strip() for part in levels.split(",") if part.strip()]
@@ -227,7 +227,7 @@ async def research(
     from .agents.base import _usage
     from .agents.research import RESEARCH_K, RESEARCH_MAX_K, ResearchDeps, build_research_agent
     from .agents.stream import research_events
-    from .tools import ToolSession
+    from .search.tools import ToolSession
 
     found = Research()
 
@@ -281,7 +281,7 @@ async def answer_with_model(
 
     from .agents.answer import EvidencePack
     from .agents.base import _usage, model_label, resolve_model
-    from .citations import check
+    from .search.citations import check
 
     settings = rt.settings
     llm = resolve_model(model)

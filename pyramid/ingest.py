@@ -156,7 +156,7 @@ class Ingest:
             if self.distiller is not None and not self.dry_run:
                 await self._corpus_step()
             if not self.dry_run:
-                from .search import compact
+                from .search.hybrid import compact
 
                 # Keep the BM25 delta tables short: every search sums the deltas it reads.
                 checkpoint("compact")

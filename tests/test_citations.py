@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyramid.citations import check
-from pyramid.evidence import Labels, cite, format_pages
 from pyramid.models import Evidence
+from pyramid.search.citations import check
+from pyramid.search.evidence import Labels, cite, format_pages
 
 pytestmark = pytest.mark.unit  # no PostgreSQL, no model: the fast layer
 

@@ -7,7 +7,7 @@ import pytest
 
 from pyramid.convert import split
 from pyramid.distill.extractive.segment import normalize, segment
-from pyramid.evidence import _sentences as evidence_sentences
+from pyramid.search.evidence import _sentences as evidence_sentences
 from pyramid.text import blocks, list_items, sentences
 
 pytestmark = pytest.mark.unit

@@ -19,8 +19,8 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from .. import citations
 from ..models import Evidence, Note
+from ..search import citations
 from .base import prompt
 
 EVIDENCE_TOOL = "evidence"

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from pydantic_ai import Agent, RunContext
 
-from ..tools import toolset
+from ..search.tools import toolset
 from .base import prompt
 
 if TYPE_CHECKING:
     from ..models import Level
-    from ..tools import ToolSession
+    from ..search.tools import ToolSession
 
 # The research agent's own k limit and default: its results are reranked and cut at the end anyway.
 RESEARCH_MAX_K = 30

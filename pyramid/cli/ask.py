@@ -45,7 +45,7 @@ def print_answer(answer: Answer, *, streamed: bool = False) -> None:
     """The answer, its sources and usage; ``streamed``: the text is on the screen already, so only
     what follows it (and any citation that did not resolve, marked)."""
     if streamed and answer.answered:
-        from ..citations import check
+        from ..search.citations import check
 
         out.print()
         problems = check(answer.text, answer.evidence).problems

@@ -22,7 +22,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..search import Hit
+    from ..search.hybrid import Hit
 
 # What `--rerank` alone stands for: the configured reranker, or the default cross-encoder.
 _CONFIGURED = "@configured"

@@ -14,15 +14,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .errors import NotFoundError, SearchError
+from ..errors import NotFoundError, SearchError
+from ..models import LEVELS, Level, Note
 from .evidence import TOOL_TEXT_CHARS, Evidence, Expansion, Labels, expand_item, search_items
-from .models import LEVELS, Level, Note
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from pydantic_ai.toolsets import FunctionToolset
 
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 T = TypeVar("T")
 ToolFunction = Callable[..., Awaitable[Any]]
@@ -195,7 +195,7 @@ def mcp_server(session: ToolSession) -> MCPServer[Any]:
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.types import ToolAnnotations
 
-    from . import __version__
+    from .. import __version__
 
     server: MCPServer[Any] = MCPServer(
         name="knowledge-pyramid", instructions=MCP_INSTRUCTIONS, version=__version__

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import BaseModel, Field
 
-from .config import Fusion, SearchMode
-from .errors import SearchError
-from .models import LEVELS, Level
+from ..config import Fusion, SearchMode
+from ..errors import SearchError
+from ..models import LEVELS, Level
 from .rerank import resolve_reranker
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
-    from .store.database import Database
+    from ..runtime import Runtime
+    from ..store.database import Database
 
 MODES: tuple[SearchMode, ...] = ("hybrid", "bm25", "vector")
 FUSIONS: tuple[Fusion, ...] = ("rrf", "weighted")
@@ -171,7 +171,7 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
 
     import psycopg
 
-    from .store import retrieval
+    from ..store import retrieval
 
     levels = list(params["levels"] or LEVELS)
     if parallel < 2 or len(levels) < 2:
@@ -227,7 +227,7 @@ _HIT_COLUMNS = (
 async def compact(db: Database, *, k1: float = 1.2, b: float = 0.75) -> tuple[int, list[str]]:
     """Fold BM25 statistics deltas into the compacted tables (safe at any time, from any process);
     returns the delta rows folded and the levels whose stored impacts were recomputed."""
-    from .store import retrieval
+    from ..store import retrieval
 
     async with db.connection() as conn:
         return await retrieval.compact(conn, k1=k1, b=b)

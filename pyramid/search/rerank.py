@@ -13,12 +13,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import SearchError
+from ..errors import SearchError
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
-    from .search import Hit
+    from .hybrid import Hit
 
 # A real, small cross-encoder; used when rerank is asked for without naming one (needs the hub or
 # a local copy under this name).
@@ -44,7 +44,7 @@ def resolve_reranker(rerank: bool | str | None, configured: str | None) -> str |
 
 
 def load_cross_encoder(name: str, *, device: str | None = None) -> CrossEncoder:
-    from .embed import best_device
+    from ..embed import best_device
 
     location = str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() else name
     device = device or best_device()

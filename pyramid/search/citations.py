@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..models import LEVELS, QUOTE_CHARS, Citation, Evidence
 from .evidence import format_pages
-from .models import LEVELS, QUOTE_CHARS, Citation, Evidence
 
 __all__ = ["QUOTE_CHARS", "Citation", "CitationCheck", "check"]
 

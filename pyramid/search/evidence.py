@@ -12,16 +12,16 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import NotFoundError
-from .models import DocumentRef, Evidence, Expansion, Level
-from .store import retrieval
-from .text import sentences
+from ..errors import NotFoundError
+from ..models import DocumentRef, Evidence, Expansion, Level
+from ..store import retrieval
+from ..text import sentences
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-    from .runtime import Runtime
-    from .search import Hit
+    from ..runtime import Runtime
+    from .hybrid import Hit
 
 # How many neighbours of one kind an expansion lists: a page can carry dozens of insights, and an
 # agent that asked about one insight should not pay for all of them.
@@ -197,7 +197,7 @@ async def search_items(
     rerank: bool | None = None,
 ) -> list[Evidence]:
     """Hybrid search, each hit as citable evidence."""
-    from .search import search
+    from .hybrid import search
 
     hits = await search(rt, text, levels=levels, k=k, rerank=rerank)
     return [from_hit(hit, labels) for hit in hits]
