@@ -54,6 +54,21 @@ def test_help_shows_no_python_type_names(path: list[str]) -> None:
     assert "Usage: pyramid" in text
 
 
+def test_command_lists_join_docstring_lines() -> None:
+    """A command's description in the list is its docstring's first paragraph, wrapped by the
+    terminal, not broken where the docstring's lines end (doctor's broke after "a tool")."""
+    for path in COMMANDS:
+        command = get_command(app)
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        for name, sub in getattr(command, "commands", {}).items():
+            first = (sub.help or "").split("\n\n")[0]
+            assert sub.short_help == " ".join(first.split()), (path, name)
+    listing = _help([], width=200)
+    doctor = next(line for line in listing.splitlines() if "│ doctor" in line)
+    assert "a tool call, a cited answer" in doctor
+
+
 def test_help_defaults_come_from_the_settings() -> None:
     defaults = Settings.model_fields
     search = " ".join(_help(["search"], width=200).split())

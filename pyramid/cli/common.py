@@ -76,9 +76,22 @@ def _tidy(params: list[click.Parameter]) -> list[click.Parameter]:
     return params
 
 
+def _one_line(help_text: str | None) -> str | None:
+    """A docstring's first paragraph as one line: Rich's help keeps a docstring's hard line breaks,
+    so the command list broke a long description mid-sentence ("… a tool" / "call, …")."""
+    if not help_text:
+        return None
+    first = inspect.cleandoc(help_text).split("\n\n")[0]
+    return " ".join(first.split())
+
+
 class Command(TyperCommand):
     """Every command's class: tidy metavars; help defaults read from ``Settings`` when help is shown
     (importing the settings costs start-up time that a plain run should not pay)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.short_help = self.short_help or _one_line(self.help)
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         return _tidy(super().get_params(ctx))
@@ -101,6 +114,10 @@ class Command(TyperCommand):
 
 class Group(TyperGroup):
     """The root and ``db`` groups: tidy metavars like ``Command``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.short_help = self.short_help or _one_line(self.help)
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         return _tidy(super().get_params(ctx))
