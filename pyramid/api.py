@@ -322,12 +322,20 @@ class Pyramid:
 
     # -- reading --------------------------------------------------------------------------------
     @on_loop
-    async def adocuments(self, *, status: str | None = None) -> list[DocumentInfo]:
-        """Every stored document (optionally only those with ``status``), ordered by source."""
+    async def adocuments(
+        self, *, status: str | None = None, named: str | int | None = None
+    ) -> list[DocumentInfo]:
+        """Every stored document (optionally only those with ``status``), ordered by source; with
+        ``named``, the documents a name refers to: one for an id, a source or a unique file name,
+        every item of a feed for the feed's file (``"news.rss"``)."""
         from . import store
 
         async with self._rt.db.connection() as conn:
-            return await store.list_documents(conn, status=status)
+            if named is None:
+                return await store.list_documents(conn, status=status)
+            ids = await store.resolve_documents(conn, named)
+            docs = [await store.get_document(conn, doc_id) for doc_id in ids]
+        return [doc for doc in docs if status is None or doc.status == status]
 
     documents = blocking(adocuments)
 

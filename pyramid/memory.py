@@ -26,7 +26,8 @@ async def remember(rt: Runtime, text: str, *, sources: Sequence[str | int] = ())
         raise ConfigError("a recollection needs some text")
     vector = (await rt.embedder.aencode_documents([store.embedded_text("recollection", None, text)]))[0]
     async with rt.db.connection() as conn, conn.transaction():
-        ids = [await store.resolve_document(conn, ref) for ref in sources]
+        # A feed file stands for every item it produced.
+        ids = [doc_id for ref in sources for doc_id in await store.resolve_documents(conn, ref)]
         names = await corpus.document_names(conn, ids)
         ordinal = await corpus.next_recollection_ordinal(conn)
         item = NewItem(
@@ -37,7 +38,7 @@ async def remember(rt: Runtime, text: str, *, sources: Sequence[str | int] = ())
             embedding=vector,
             distiller=USER,
             source_documents=sorted(set(ids)),
-            source_refs={doc_id: f"{names[doc_id][1]} ({names[doc_id][0]})" for doc_id in ids},
+            source_refs={doc_id: f"{names[doc_id][1]} ({names[doc_id][0]})" for doc_id in set(ids)},
         )
         keys = await store.write_items(conn, None, [item])
     return ItemView(

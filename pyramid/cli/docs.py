@@ -22,7 +22,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..models import DocumentView, ItemView
+    from ..models import DocumentInfo, DocumentView, ItemView
 
 STATUS_STYLE = {
     "ready": "green",
@@ -92,6 +92,21 @@ def print_document(view: DocumentView, *, pages: bool) -> None:
         for page in view.pages:
             out.rule(f"[bold]Page {page.ordinal}[/bold]")
             out.print(Markdown(page.text))
+
+
+def _print_feed(name: str, docs: list[DocumentInfo]) -> None:
+    """The documents one feed file became, one per item, with the id that shows each."""
+    path = escape(shorten(display_path(docs[0].path), out.width - 40))
+    out.print(f"{path} holds {len(docs)} documents, one per feed item; show one with `pyramid show ID`:")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("title", ratio=1)
+    table.add_column("pages", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for doc in docs:
+        status = f"[{STATUS_STYLE.get(doc.status, 'white')}]{doc.status}[/]"
+        table.add_row(str(doc.id), escape(doc.title or doc.source), str(doc.pages), status)
+    out.print(table)
 
 
 def _status(value: str | None) -> str | None:
@@ -179,9 +194,17 @@ def register(app: typer.Typer) -> None:
         pages: Annotated[bool, typer.Option("--pages/--no-pages", help="Print the pages too.")] = True,
         json_output: JsonOption = False,
     ) -> None:
-        """Show one document: its pyramid top-down (abstract, concepts, insights), then page by page."""
+        """Show one document: its pyramid top-down (abstract, concepts, insights), then page by page.
+        A feed file (``news.rss``) lists the documents its items became."""
         with open_pyramid() as kp:
-            view = kp.document(doc, pages=pages)
+            docs = kp.documents(named=doc)
+            view = kp.document(docs[0].id, pages=pages) if len(docs) == 1 else None
+        if view is None:
+            if json_output:
+                print_json({"file": docs[0].path, "documents": [d.model_dump(mode="json") for d in docs]})
+                return
+            _print_feed(doc, docs)
+            return
         if json_output:
             print_json(view.model_dump(mode="json"))
             return

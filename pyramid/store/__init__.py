@@ -382,11 +382,26 @@ async def get_document(conn: AsyncConnection, document_id: int) -> DocumentInfo:
 
 
 async def resolve_document(conn: AsyncConnection, ref: str | int) -> int:
-    """The id of the document a user named: an id, a source, a path, or a unique file-name suffix."""
+    """The id of the one document a user named: an id, a source, a path, or a unique file-name
+    suffix. A feed file names several documents (one per item): that is an error here that lists
+    them; ``resolve_documents`` takes every one."""
+    ids = await resolve_documents(conn, ref)
+    if len(ids) > 1:
+        shown = ", ".join(str(i) for i in ids[:8]) + (", …" if len(ids) > 8 else "")
+        raise NotFoundError(
+            f"{str(ref).strip()!r} holds {len(ids)} documents (one per feed item: ids {shown}); "
+            "name one by id or by its source"
+        )
+    return ids[0]
+
+
+async def resolve_documents(conn: AsyncConnection, ref: str | int) -> list[int]:
+    """The ids of the documents a user named: one for an id, a source or a unique file name; every
+    item of a feed for the feed's file (``news.rss``, its path, or a path relative to here)."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
         doc_id = int(ref)
         await get_document(conn, doc_id)
-        return doc_id
+        return [doc_id]
     text = str(ref).strip()
     candidates = [text]
     local = Path(text).expanduser()
@@ -394,20 +409,21 @@ async def resolve_document(conn: AsyncConnection, ref: str | int) -> int:
         candidates.insert(0, str(local.resolve()))
     for candidate in candidates:
         suffix = candidate.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").lstrip("/")
+        exact = await conn.execute(query("documents.exact"), {"ref": candidate})
+        exact_rows = await exact.fetchall()
+        if len(exact_rows) == 1:
+            return [int(exact_rows[0][0])]
         cur = await conn.execute(query("documents.find"), {"ref": candidate, "suffix": suffix})
-        rows = await cur.fetchall()
-        if not rows:
-            continue
-        if len(rows) > 1:
-            exact = await conn.execute(query("documents.exact"), {"ref": candidate})
-            exact_rows = await exact.fetchall()
-            if len(exact_rows) == 1:
-                return int(exact_rows[0][0])
-            names = ", ".join(str(r[0]) for r in rows[:5])
+        files = await cur.fetchall()  # (path, ids): one row per file
+        if len(files) == 1:  # one document, or the items of one feed
+            return [int(i) for i in files[0][1]]
+        if len(files) > 1:
+            if files[0][0] == candidate:  # the full path of one file, and others ending like it
+                return [int(i) for i in files[0][1]]
+            names = ", ".join(str(i) for _, ids in files[:5] for i in ids[:1])
             raise NotFoundError(
                 f"{text!r} matches several documents (ids {names}); name it by id or full path"
             )
-        return int(rows[0][0])
     raise NotFoundError(f"no document matches {text!r} (see `pyramid ls`)")
 
 

@@ -71,14 +71,17 @@ WHERE d.id = %(id)s
 
 -- name: find
 -- A user names a document by id, by its exact source, by a path relative to where they stand
--- (resolved by the caller), or by a unique suffix of the source such as its file name.
-SELECT id FROM documents
-WHERE source = %(ref)s OR path = %(ref)s OR source LIKE ('%%/' || %(suffix)s) ESCAPE '\'
-ORDER BY (source = %(ref)s) DESC, (path = %(ref)s) DESC, source
+-- (resolved by the caller), or by a unique suffix of the source or of its file such as the file
+-- name. Grouped by file: a feed's items share theirs, so "news.rss" names every one of them.
+SELECT path, array_agg(id ORDER BY id) AS ids FROM documents
+WHERE source = %(ref)s OR path = %(ref)s
+   OR source LIKE ('%%/' || %(suffix)s) ESCAPE '\' OR path LIKE ('%%/' || %(suffix)s) ESCAPE '\'
+GROUP BY path
+ORDER BY bool_or(path = %(ref)s) DESC, path
 LIMIT 10
 
 -- name: exact
-SELECT id FROM documents WHERE source = %(ref)s OR path = %(ref)s
+SELECT id FROM documents WHERE source = %(ref)s
 
 -- name: touch_file_hash
 UPDATE documents SET file_sha256 = %(file_sha256)s WHERE id = %(id)s
