@@ -526,7 +526,9 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
         if progress is not None:
             progress(ProgressEvent("message", message=message))
 
-    url = settings.dsn or await asyncio.to_thread(start_embedded, settings.data_dir)
+    url = settings.dsn
+    if url is None:
+        url = await asyncio.to_thread(start_embedded, settings.data_dir)
     embedder = Embedder(
         settings.embedding_model,
         device=settings.embedding_device,

@@ -28,6 +28,7 @@ from .store import retrieval
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
+    from pydantic_ai.settings import ModelSettings
     from pydantic_ai.usage import RunUsage
 
     from .agents.answer import EvidencePack
@@ -369,7 +370,7 @@ async def write_answer(
     return result.output.strip()
 
 
-def _model_settings(settings: Settings) -> Any:
+def _model_settings(settings: Settings) -> ModelSettings:
     return {"request_timeout": settings.request_timeout, "max_retries": settings.retries}
 
 

@@ -21,6 +21,7 @@ from .errors import ModelError
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
+    from pydantic_ai.settings import ModelSettings
 
     from .config import OutputMode, Settings
 
@@ -173,7 +174,7 @@ async def _tool_call(model: Model, settings: Settings) -> Check:
     return Check("tool call", False, took, f"no tool call; the model wrote: {text!r}")
 
 
-def _probe_settings(settings: Settings) -> dict[str, Any]:
+def _probe_settings(settings: Settings) -> ModelSettings:
     """One try, the answer step's token cap and the configured deadline: a probe measures the model,
     it does not retry it."""
     return {

@@ -16,10 +16,10 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import DEFAULT_EMBEDDING_MODEL
 from .errors import EmbeddingError
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from .onnx_encoder import OnnxEncoder
+
+T = TypeVar("T")
 
 # Names under which users may ask for the bundled model; all are recorded as the first one.
 _BUNDLED_ALIASES = {
@@ -294,7 +296,7 @@ class Embedder:
     async def aload(self) -> None:
         await self._run(lambda: self.model)
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=1,

@@ -8,8 +8,13 @@ is recorded. A crash leaves the old embeddings and the old model in place.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .runtime import ProgressEvent, Runtime
 from .store import maintenance
+
+if TYPE_CHECKING:
+    from .store.database import BuildInfo
 
 BATCH = 256
 
@@ -46,6 +51,6 @@ async def _dimension(rt: Runtime) -> int:
     return int(await asyncio.to_thread(lambda: rt.embedder.dimension))
 
 
-async def _reload_build(rt: Runtime):  # type: ignore[no-untyped-def]
+async def _reload_build(rt: Runtime) -> BuildInfo:
     async with rt.db.connection() as conn:
         return await rt.db.read_build(conn)

@@ -22,6 +22,7 @@ from ..models import Usage
 if TYPE_CHECKING:
     from pydantic_ai import Agent
     from pydantic_ai.models import Model
+    from pydantic_ai.settings import ModelSettings
 
     from ..config import OutputMode, Settings
 
@@ -271,10 +272,10 @@ MAX_TIMEOUT_FACTOR = 8.0
 
 
 async def run_agent(
-    agent: Agent[Any, T] | Callable[[OutputMode], Agent[Any, T]],
+    agent: Agent[DepsT, T] | Callable[[OutputMode], Agent[DepsT, T]],
     user_prompt: str,
     *,
-    deps: Any,
+    deps: DepsT,
     model: Model,
     policy: CallPolicy,
     spent: Callable[[Usage], None],
@@ -299,7 +300,7 @@ async def run_agent(
         current = agent if isinstance(agent, Agent) else agent(mode)
         usage = RunUsage()
         # Retrying is ours (with backoff and Retry-After), not also the provider SDK's.
-        settings: Any = {"request_timeout": timeout, "max_retries": 0}
+        settings: ModelSettings = {"request_timeout": timeout, "max_retries": 0}
         if max_tokens is not None:
             settings["max_tokens"] = max_tokens
         try:

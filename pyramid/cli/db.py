@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from .common import (
     print_json,
     with_global_options,
 )
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 db_app = typer.Typer(
     help="The PostgreSQL database: URL, status, start, stop.", no_args_is_help=True, cls=Group
@@ -39,7 +42,7 @@ def _db(
     options.embedding_model = embedding_model or options.embedding_model
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from ..config import load_settings
 
     options = global_options()

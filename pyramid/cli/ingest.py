@@ -23,6 +23,8 @@ from .common import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from rich.progress import Progress, TaskID
+
     from ..api import Pyramid
     from ..models import IngestReport
     from ..runtime import ProgressEvent
@@ -34,8 +36,8 @@ class IngestProgress:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         self._current: list[str] = []
 
     def __enter__(self) -> IngestProgress:

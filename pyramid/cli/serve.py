@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .common import command, err, global_options, with_global_options
+
+if TYPE_CHECKING:
+    from ..api import Opening
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +53,7 @@ def register(app: typer.Typer) -> None:
         check_bind(host, token)  # before the database starts: a refused address fails fast
         options = global_options()
 
-        def open_pyramid():  # type: ignore[no-untyped-def]
+        def open_pyramid() -> Opening:
             # A server encodes queries, one at a time and latency-bound: the encoder runs at the
             # event loop's priority (encoder_nice 0), unless PYRAMID_ENCODER_NICE says otherwise.
             # Niced on a loaded machine, a search waited seconds for its query vector.

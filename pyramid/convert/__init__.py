@@ -106,6 +106,7 @@ def _convert(fmt: str, data: bytes, name: str, cap: int) -> tuple[str | None, li
     """``(title or None, pages, paged)`` for every supported format except feeds."""
     from . import office
 
+    title: str | None
     if fmt == "pdf":
         from .pdf import convert_pdf
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 from ..errors import ConversionError
 
@@ -18,7 +19,7 @@ _MAX_CONTROL_SHARE = 0.02
 _CONTROL_CHARS = dict.fromkeys([*(c for c in range(0x20) if chr(c) not in "\t\n\r\f"), *range(0x7F, 0xA0)])
 
 
-def decode_text(data: bytes, path: object) -> str:
+def decode_text(data: bytes, path: str | Path) -> str:
     """Decode file bytes: BOM, then UTF-8, then charset detection; binary garbage is an error."""
     for bom, codec in (
         (b"\xef\xbb\xbf", "utf-8"),

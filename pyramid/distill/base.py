@@ -159,9 +159,10 @@ async def carry_over(rt: Runtime, doc: PreparedDocument, items: Sequence[NewItem
     kept = 0
     for item in items:
         resolved = [ids.get(source) if isinstance(source, str) else source for source in item.sources]
-        if any(source is None for source in resolved) or item.source_documents:
+        known = [source for source in resolved if source is not None]
+        if len(known) < len(resolved) or item.source_documents:
             continue
-        signature = (item.level, item.text, item.title, item.distiller, tuple(sorted(resolved)))  # type: ignore[type-var]
+        signature = (item.level, item.text, item.title, item.distiller, tuple(sorted(known)))
         candidates = waiting.get(signature)
         if candidates:
             item.existing_id = candidates.pop(0)
@@ -253,7 +254,7 @@ async def write_recollections(
     from ..store import corpus
 
     texts = [store.embedded_text("recollection", None, r.text.strip()) for r in fresh]
-    vectors = await rt.embedder.aencode_documents(texts) if fresh else []
+    vectors: np.ndarray | list[np.ndarray] = await rt.embedder.aencode_documents(texts) if fresh else []
     async with rt.db.connection() as conn, conn.transaction():
         if remove:
             await corpus.delete_items(conn, remove)

@@ -91,10 +91,10 @@ def incremental_plan(
         # are written again by the windows that read the page.
         if not insight.pages or any(page not in new_of_old for page in insight.pages):
             continue
-        pages = sorted(new_of_old[page] for page in insight.pages)
+        moved = sorted(new_of_old[page] for page in insight.pages)
         number = book.next_number
         book.next_number += 1
-        book.entries[number] = BookInsight(number, insight.key or f"kept.{number}", insight.text, pages)
+        book.entries[number] = BookInsight(number, insight.key or f"kept.{number}", insight.text, moved)
         kept += 1
     seen = set(old_of_new)
     return WindowPlan(

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="BaseModel")
 T2 = TypeVar("T2")
+D = TypeVar("D")
+# An agent factory of agents/ (``build_insight_agent`` …): the output mode in, the agent out.
+AgentBuilder = Callable[["OutputMode"], "Agent[D, T]"]
 EXTRACTIVE = "extractive"
 
 
@@ -54,15 +57,6 @@ class ConceptDraft:
     description: str
     insights: list[int]  # insight ordinals (1-based positions in the final insight list)
     distiller: str | None = None  # who made it when not the model (the extractive fallback)
-
-
-@dataclass
-class _Agents:
-    insights: Agent[Any, Any]
-    concepts: Agent[Any, Any]
-    merge: Agent[Any, Any]
-    abstract: Agent[Any, Any]
-    recollections: Agent[Any, Any]
 
 
 class LLMDistiller:
@@ -80,7 +74,7 @@ class LLMDistiller:
         # before any file is read.
         self._model: Model | None = self._resolve() if resolve else None
         self._slots: asyncio.Semaphore | None = None
-        self._agents: dict[str, _Agents] = {}
+        self._agents: dict[tuple[Callable[..., Any], OutputMode], Agent[Any, Any]] = {}
         self._modes: OutputModes | None = None
         self._used: dict[str, set[str]] = {}
         self._max_tokens = {
@@ -101,23 +95,12 @@ class LLMDistiller:
             self._model = self._resolve()
         return self._model
 
-    def agent(self, role: str, mode: OutputMode = "tool") -> Agent[Any, Any]:
-        """The agent ``role`` (a field of ``_Agents``) asking for its output in ``mode``."""
-        agents = self._agents.get(mode)
-        if agents is None:
-            from ..agents.abstract import build_abstract_agent
-            from ..agents.concepts import build_concept_agent, build_merge_agent
-            from ..agents.insights import build_insight_agent
-            from ..agents.recollections import build_recollection_agent
-
-            agents = self._agents[mode] = _Agents(
-                build_insight_agent(mode),
-                build_concept_agent(mode),
-                build_merge_agent(mode),
-                build_abstract_agent(mode),
-                build_recollection_agent(mode),
-            )
-        return getattr(agents, role)
+    def agent(self, build: AgentBuilder[D, T], mode: OutputMode = "tool") -> Agent[D, T]:
+        """The agent ``build`` makes for ``mode``, built once per distiller."""
+        agent = self._agents.get((build, mode))
+        if agent is None:
+            agent = self._agents[build, mode] = build(mode)
+        return agent
 
     def modes(self, rt: Runtime) -> OutputModes:
         """The output mode of this run (settings.output_mode; auto falls back once, on stderr)."""
@@ -235,21 +218,21 @@ class LLMDistiller:
     async def call(
         self,
         step: str,
-        role: str,
+        build: AgentBuilder[D, T],
         user: str,
-        deps: Any,
+        deps: D,
         *,
         cache: OutputCache,
         meter: UsageMeter,
         what: str,
         position: int | None = None,
         pages_key: str | None = None,
-    ) -> Any:
-        """One model call of the agent ``role``, answered from the cache when the same call was
-        made before (in whatever output mode)."""
+    ) -> T:
+        """One model call of the agent ``build`` makes, answered from the cache when the same call
+        was made before (in whatever output mode)."""
         from ..agents.base import plain_output_type
 
-        agent = self.agent(role)
+        agent = self.agent(build)
         output_type: Any = plain_output_type(agent.output_type)
         # The source is part of the key: each cached row belongs to one document, so that keeping
         # only a stored version's outputs never touches another document's (a copy of the same file
@@ -269,7 +252,7 @@ class LLMDistiller:
         from ..agents.base import run_agent
 
         output = await run_agent(
-            lambda mode: self.agent(role, mode),
+            lambda mode: self.agent(build, mode),
             user,
             deps=deps,
             model=self.model,
@@ -311,7 +294,7 @@ class LLMDistiller:
     ) -> InsightBook:
         """Every window of the plan in order. A window whose call fails is recorded in
         ``failures`` and leaves the book as it was; the next window goes on from there."""
-        from ..agents.insights import WindowDeps, content_words, window_prompt
+        from ..agents.insights import WindowDeps, build_insight_agent, content_words, window_prompt
 
         texts = [page.text for page in doc.pages]
         book = plan.book
@@ -333,7 +316,7 @@ class LLMDistiller:
             try:
                 edits = await self.call(
                     "insights",
-                    "insights",
+                    build_insight_agent,
                     user,
                     deps,
                     cache=cache,
@@ -356,7 +339,7 @@ class LLMDistiller:
         cache: OutputCache,
         meter: UsageMeter,
     ) -> list[ConceptDraft]:
-        from ..agents.concepts import NumbersDeps, concepts_prompt
+        from ..agents.concepts import NumbersDeps, build_concept_agent, concepts_prompt
 
         if not insights:
             return []
@@ -370,7 +353,7 @@ class LLMDistiller:
             local = [(n, text) for n, (_, text) in enumerate(batch, start=1)]
             found = await self.call(
                 "concepts",
-                "concepts",
+                build_concept_agent,
                 concepts_prompt(doc.title, local, part=part, parts=len(batches)),
                 NumbersDeps(frozenset(range(1, len(batch) + 1))),
                 cache=cache,
@@ -387,7 +370,7 @@ class LLMDistiller:
         self, doc: PreparedDocument, drafts: list[ConceptDraft], cache: OutputCache, meter: UsageMeter
     ) -> list[ConceptDraft]:
         """Merge batch concepts until one call has seen them all (chunks of concept_merge_batch)."""
-        from ..agents.concepts import NumbersDeps, merge_prompt
+        from ..agents.concepts import NumbersDeps, build_merge_agent, merge_prompt
 
         size = self.settings.concept_merge_batch
         while True:
@@ -397,7 +380,7 @@ class LLMDistiller:
                 rows = [(n, c.name, c.description) for n, c in enumerate(chunk, start=1)]
                 result = await self.call(
                     "concepts",
-                    "merge",
+                    build_merge_agent,
                     merge_prompt(doc.title, rows),
                     NumbersDeps(frozenset(range(1, len(chunk) + 1))),
                     cache=cache,
@@ -419,7 +402,7 @@ class LLMDistiller:
         cache: OutputCache,
         meter: UsageMeter,
     ) -> tuple[str, list[int]]:
-        from ..agents.abstract import AbstractDeps, abstract_prompt
+        from ..agents.abstract import AbstractDeps, abstract_prompt, build_abstract_agent
 
         cap = self.settings.abstract_insights
         pairs = [(n, text) for n, text, *_ in insights]
@@ -428,7 +411,7 @@ class LLMDistiller:
         words = self.settings.abstract_words
         result = await self.call(
             "abstract",
-            "abstract",
+            build_abstract_agent,
             abstract_prompt(doc.title, rows, shown, max_words=words),
             AbstractDeps(frozenset(range(1, len(concepts) + 1)), words),
             cache=cache,

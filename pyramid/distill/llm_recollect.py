@@ -50,7 +50,7 @@ async def refresh_recollections(rt: Runtime, distiller: LLMDistiller, document_i
 async def _batch(
     rt: Runtime, distiller: LLMDistiller, ids: list[int], cache: OutputCache, meter: UsageMeter
 ) -> None:
-    from ..agents.recollections import RecollectionDeps, recollection_prompt
+    from ..agents.recollections import RecollectionDeps, build_recollection_agent, recollection_prompt
 
     async with rt.db.connection() as conn:
         new = [concept for concept, _ in await corpus.concepts(conn, ids)]
@@ -89,7 +89,7 @@ async def _batch(
     )
     edits = await distiller.call(
         "recollections",
-        "recollections",
+        build_recollection_agent,
         user,
         deps,
         cache=cache,

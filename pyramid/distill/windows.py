@@ -58,7 +58,6 @@ class BookInsight:
     key: str  # stable identity "<window>.<j>": the window that wrote it and its place there
     text: str
     pages: list[int]
-    revised_in: int | None = None  # the last window that revised it
 
 
 @dataclass
@@ -83,7 +82,6 @@ class InsightBook:
             if entry is not None:
                 entry.text = revision.text.strip()
                 entry.pages = sorted(set(revision.pages))
-                entry.revised_in = window
         for j, added in enumerate(edits.add, start=1):
             text = added.text.strip()
             # The second reading of a page often writes an insight of the first again: one insight

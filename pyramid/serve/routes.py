@@ -26,11 +26,11 @@ _CHUNK = 1024 * 1024
 
 
 def _kp(request: Request) -> Pyramid:
-    return request.app.state.kp  # type: ignore[no-any-return]
+    return request.app.state.kp
 
 
 def _config(request: Request) -> ServeConfig:
-    return request.app.state.config  # type: ignore[no-any-return]
+    return request.app.state.config
 
 
 @router.get("/documents", summary="Every stored document")

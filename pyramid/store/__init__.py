@@ -184,7 +184,8 @@ async def write_items(
                     Jsonb(item.meta),
                 )
             )
-    links = []
+    # (item, source item or None, source document or None, reference)
+    links: list[tuple[int, int | None, int | None, str]] = []
     for item in items:
         own = by_key[item.key]
         for source in item.sources:

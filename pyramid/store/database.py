@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -27,7 +28,7 @@ EMBEDDED_DATABASE = "pyramid"
 Message = Callable[[str], None]
 
 
-def _quiet_pgserver():  # type: ignore[no-untyped-def]
+def _quiet_pgserver() -> ModuleType:
     # platformdirs warns on every import when XDG_RUNTIME_DIR is unset (cron, containers); the
     # fallback it picks is fine for us, so the warning is only noise on the user's terminal.
     with warnings.catch_warnings():

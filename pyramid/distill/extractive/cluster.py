@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +30,7 @@ _TOKEN = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9'’\-]*|\d+(?:[.,]\d+)*|[^\sA
 SEED = 20240531
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> Any:
     import faiss
 
     return faiss
