@@ -386,16 +386,18 @@ class Pyramid:
         model: str | Model | None = None,
         levels: Sequence[str] | str | None = None,
         on_event: AskListener | None = None,
+        rerank: bool | str | None = None,
     ) -> Answer:
         """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
         PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
         the best evidence across levels, not an answer (``Answer.answered`` is False). ``levels``:
         what the search agent may search (default ``settings.ask_levels``: all but pages). ``on_event``:
         called with each ``AskEvent`` (research steps, answer text as it is written, the answer) on
-        Pyramid's own thread; it must return quickly."""
+        Pyramid's own thread; it must return quickly. ``rerank``: as for ``search`` (None: the
+        configured reranker, if any; True: that or the default cross-encoder; a name or path; False)."""
         from .ask import ask
 
-        return await ask(self._rt, question, model=model, levels=levels, on_event=on_event)
+        return await ask(self._rt, question, model=model, levels=levels, on_event=on_event, rerank=rerank)
 
     ask = blocking(aask)
 

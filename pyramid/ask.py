@@ -15,6 +15,7 @@ citing what is not in the evidence, raises ``ModelError``: a half-written answer
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,14 +107,24 @@ async def ask(
     model: str | Model | None = None,
     levels: Sequence[str] | str | None = None,
     on_event: AskListener | None = None,
+    rerank: bool | str | None = None,
 ) -> Answer:
     """Answer ``question`` from the pyramid; see ``Pyramid.ask``. ``on_event`` receives ``AskEvent``s
     as the work goes on (research steps, the answer text as it is written, the answer)."""
+    import dataclasses
+
+    from .search.rerank import locate_reranker, resolve_reranker
+
     started = time.perf_counter()
     if not isinstance(question, str) or not question.strip():
         raise SearchError("ask needs a question")
     question = question.strip()
     chosen = levels_of(levels, rt.settings.ask_levels)
+    reranker = resolve_reranker(rerank, rt.settings.reranker)
+    if reranker != rt.settings.reranker:
+        rt = dataclasses.replace(rt, settings=rt.settings.model_copy(update={"reranker": reranker}))
+    if reranker:  # a reranker that cannot load fails now, not after the research
+        await asyncio.to_thread(locate_reranker, reranker)
     spec = model if model is not None else rt.settings.model
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in {"", *EXTRACTIVE_NAMES}):
         if on_event is not None:

@@ -174,13 +174,42 @@ def test_rerank_with_a_cross_encoder_from_a_path(kp: Any, ids: Any, tmp_path: Pa
     assert [h.rerank for h in hits] == sorted((h.rerank for h in hits), reverse=True)
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
     assert len(kp.search("bank rates", k=2, rerank=str(path))) == 2
-    with pytest.raises(SearchError, match="cannot load the reranker"):
+    with pytest.raises(SearchError, match="not available locally: no such folder"):
         kp.search("bank", rerank=str(tmp_path / "missing-model"))
     # The CLI: --rerank MODEL, and --rerank alone with the configured reranker.
     for args, env in ((["--rerank", str(path)], {}), (["--rerank"], {"PYRAMID_RERANKER": str(path)})):
         done = run_cli("search", "bank rates", "--json", "-k", "3", *args, dsn=dsn, env=env)
         assert done.returncode == 0, done.stderr
         assert [h["id"] for h in json.loads(done.stdout)] == [h.id for h in hits[:3]]
+
+
+UNCACHED = "example-org/no-such-reranker"  # a hub-style name that no cache holds
+
+
+def _one_error_line(done: Any) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error:"), done.stderr  # no retry lines, no traceback
+    return " ".join(done.stderr.split())
+
+
+def test_an_unavailable_reranker_fails_at_once_in_one_line(kp: Any, ids: Any, dsn: str) -> None:
+    """Offline, a reranker by name that is neither a folder nor cached fails before any search, with
+    how to provide one (it spent ~70 s on a dozen hub retries)."""
+    with pytest.raises(SearchError, match="not available locally.*HF_HUB_OFFLINE is set.*PYRAMID_RERANKER="):
+        kp.search("bank", rerank=UNCACHED)  # conftest sets HF_HUB_OFFLINE=1
+    # A hub that cannot be reached: one request, refused at once, is enough to know.
+    unreachable = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    done = run_cli("search", "bank", "--rerank", UNCACHED, dsn=dsn, env=unreachable)
+    message = _one_error_line(done)
+    assert f"the reranker '{UNCACHED}' is not available locally" in message
+    assert "the model hub cannot be reached" in message
+    assert "--rerank /path/to/model or PYRAMID_RERANKER=/path/to/model" in message
+    # ask takes --rerank too, and checks it before it does anything else.
+    done = run_cli("ask", "bank rates", "--rerank", dsn=dsn, env={"PYRAMID_RERANKER": UNCACHED})
+    assert "HF_HUB_OFFLINE is set" in _one_error_line(done)
+    done = run_cli("ask", "bank rates", "--rerank", "/no/such/cross-encoder", dsn=dsn)
+    assert "no such folder" in _one_error_line(done)
 
 
 def test_psql_can_call_the_search_function(kp: Any, ids: Any) -> None:

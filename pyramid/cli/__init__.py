@@ -29,6 +29,7 @@ from .common import (
     EmbeddingModelOption,
     Group,
     err,
+    optional_values,
     reset_global_options,
 )
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and turns errors into ``Error: …`` and an exit code."""
     try:
         # Without standalone mode click hands back the code of a typer.Exit instead of exiting.
-        args = search_commands.optional_values(sys.argv[1:] if argv is None else argv)
+        args = optional_values(sys.argv[1:] if argv is None else argv)
         code = app(args=args, prog_name="pyramid", standalone_mode=False)
         if code == 130:  # typer turns a KeyboardInterrupt into a silent Exit(130)
             _interrupted()

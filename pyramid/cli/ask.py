@@ -12,12 +12,14 @@ from rich.padding import Padding
 from .common import (
     JsonOption,
     LevelOption,
+    RerankOption,
     command,
     err,
     interactive,
     open_pyramid,
     out,
     print_json,
+    rerank_choice,
     split_levels,
     with_global_options,
 )
@@ -152,16 +154,18 @@ def register(app: typer.Typer) -> None:
                 help="On a terminal, show the research steps and write the answer as it comes (default).",
             ),
         ] = True,
+        rerank: RerankOption = None,
         json_output: JsonOption = False,
     ) -> None:
         r"""Answer a question from the pyramid, with citations \[file, p. N] and the tokens it used."""
         live = stream and not json_output and out.is_terminal and interactive()
+        chosen, reranker = split_levels(levels), rerank_choice(rerank)
         with open_pyramid(ask_request_limit=max_requests, ask_token_limit=max_tokens) as kp:
             if not live:
-                answer = kp.ask(question, model=model, levels=split_levels(levels))
+                answer = kp.ask(question, model=model, levels=chosen, rerank=reranker)
             else:
                 with Streamer() as streamer:
-                    answer = kp.ask(question, model=model, levels=split_levels(levels), on_event=streamer)
+                    answer = kp.ask(question, model=model, levels=chosen, rerank=reranker, on_event=streamer)
         if json_output:
             print_json(answer.model_dump(mode="json"))
             return

@@ -148,6 +148,39 @@ LevelOption = Annotated[
 ]
 
 
+# What `--rerank` alone stands for: the configured reranker, or the default cross-encoder.
+_CONFIGURED = "@configured"
+
+
+def optional_values(args: list[str]) -> list[str]:
+    """Typer has no option with an optional value, so `--rerank` without one (last, or followed by
+    another option) gets the placeholder for "the configured reranker" before parsing."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--rerank" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(_CONFIGURED)
+    return out
+
+
+def rerank_choice(value: str | None) -> bool | str | None:
+    """``--rerank`` as the library takes it: None (not given), True (alone), or the model named."""
+    return None if value is None else (True if value == _CONFIGURED else value)
+
+
+RerankOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rerank",
+        metavar="[MODEL]",
+        show_default=False,
+        help="Rerank with a cross-encoder: --rerank alone uses the configured one (PYRAMID_RERANKER) or "
+        "cross-encoder/ms-marco-MiniLM-L6-v2; --rerank MODEL names one: a local folder, or a name in the "
+        "Hugging Face cache (or on the hub, when it can be reached).",
+    ),
+]
+
+
 @dataclass
 class GlobalOptions:
     data_dir: Path | None = None

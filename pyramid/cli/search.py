@@ -11,11 +11,13 @@ from rich.padding import Padding
 from .common import (
     JsonOption,
     LevelOption,
+    RerankOption,
     command,
     display_path,
     open_pyramid,
     out,
     print_json,
+    rerank_choice,
     shorten,
     split_levels,
     with_global_options,
@@ -24,20 +26,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..search.hybrid import Hit
 
-# What `--rerank` alone stands for: the configured reranker, or the default cross-encoder.
-_CONFIGURED = "@configured"
 TEXT_CHARS = 400
-
-
-def optional_values(args: list[str]) -> list[str]:
-    """Typer has no option with an optional value, so `--rerank` without one (last, or followed by
-    another option) gets the placeholder for "the configured reranker" before parsing."""
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        out.append(arg)
-        if arg == "--rerank" and (i + 1 == len(args) or args[i + 1].startswith("-")):
-            out.append(_CONFIGURED)
-    return out
 
 
 def _score(value: float | None, rank: int | None) -> str | None:
@@ -117,20 +106,11 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        rerank: Annotated[
-            str | None,
-            typer.Option(
-                "--rerank",
-                metavar="[MODEL]",
-                show_default=False,
-                help="Rerank with a cross-encoder: --rerank alone uses the configured one "
-                "(PYRAMID_RERANKER) or cross-encoder/ms-marco-MiniLM-L6-v2; --rerank MODEL names one (or a path).",
-            ),
-        ] = None,
+        rerank: RerankOption = None,
         json_output: JsonOption = False,
     ) -> None:
         """Search every level (or --level) with BM25 + vectors fused per level, optionally reranked."""
-        choice: bool | str | None = None if rerank is None else (True if rerank == _CONFIGURED else rerank)
+        choice = rerank_choice(rerank)
         with open_pyramid() as kp:
             hits = kp.search(
                 query, levels=split_levels(level), k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion

@@ -131,6 +131,12 @@ async def search(
     reranker = resolve_reranker(rerank, settings.reranker)
     if not text.strip():
         return []
+    if reranker:  # before the search: a reranker that is not there fails at once, in one line
+        import asyncio
+
+        from .rerank import locate_reranker
+
+        await asyncio.to_thread(locate_reranker, reranker)
     fetch = max(k, settings.rerank_top) if reranker else k
     embedding = None
     if mode != "bm25":
