@@ -114,7 +114,6 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``pyramid`` CLI in a subprocess (as a user would)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    full_env.pop("PYTEST_CURRENT_TEST", None)
     full_env.pop("PYRAMID_RAISE_ERRORS", None)
     if dsn is not None:
         full_env["PYRAMID_DSN"] = dsn

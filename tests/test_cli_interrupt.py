@@ -30,7 +30,6 @@ def test_sigint_during_ingest_exits_at_once_and_leaves_a_consistent_state(
         "PYRAMID_DSN": fresh_dsn,
         "PYRAMID_TEST_CRASH_LOG": str(log),
     }
-    env.pop("PYTEST_CURRENT_TEST", None)
     env.pop("PYRAMID_RAISE_ERRORS", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyramid", "ingest", str(folder)],

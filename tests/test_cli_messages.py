@@ -107,3 +107,34 @@ def test_search_levels_and_stop_words_as_documented(fresh_dsn: str, tmp_path: Pa
     hybrid = search("the of and")
     assert hybrid
     assert all(hit["bm25"] is None for hit in hybrid)
+
+
+def _broken_app(**_: object) -> None:
+    raise RuntimeError("boom")
+
+
+@pytest.mark.unit
+def test_a_bug_is_one_line_under_pytest_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CLI behaves the same whoever runs it: only PYRAMID_RAISE_ERRORS shows the traceback.
+    import pyramid.cli as cli
+
+    monkeypatch.setattr(cli, "app", _broken_app)
+    monkeypatch.delenv("PYRAMID_RAISE_ERRORS", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ls"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "unexpected RuntimeError: boom" in err
+    assert "PYRAMID_RAISE_ERRORS=1" in err
+
+
+@pytest.mark.unit
+def test_pyramid_raise_errors_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyramid.cli as cli
+
+    monkeypatch.setattr(cli, "app", _broken_app)
+    monkeypatch.setenv("PYRAMID_RAISE_ERRORS", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["ls"])

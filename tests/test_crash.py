@@ -63,7 +63,6 @@ def _drop(server: str, dsn: str) -> None:
 def _sync_cli(dsn: str, root: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn, **extra_env}
     env.update({f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()})
-    env.pop("PYTEST_CURRENT_TEST", None)
     return subprocess.run(
         [sys.executable, "-m", "pyramid", "sync", str(root), "--json"],
         capture_output=True,

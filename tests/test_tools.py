@@ -176,7 +176,6 @@ async def test_one_mcp_session_names_a_file_the_same_way_in_every_call(
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn}
-    env.pop("PYTEST_CURRENT_TEST", None)
     server = StdioServerParameters(
         command=sys.executable, args=["-m", "pyramid", "mcp"], env=env, cwd=str(ROOT)
     )
@@ -200,7 +199,6 @@ async def test_mcp_server_serves_search_and_expand_to_a_real_client(dsn: str, id
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn}
-    env.pop("PYTEST_CURRENT_TEST", None)
     server = StdioServerParameters(
         command=sys.executable, args=["-m", "pyramid", "mcp"], env=env, cwd=str(ROOT)
     )

@@ -79,7 +79,7 @@ doctor_commands.register(app)
 
 
 def _raise_errors() -> bool:
-    return bool(os.environ.get("PYRAMID_RAISE_ERRORS") or "PYTEST_CURRENT_TEST" in os.environ)
+    return bool(os.environ.get("PYRAMID_RAISE_ERRORS"))
 
 
 def _interrupted() -> NoReturn:
