@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 
-from .config import Settings, load_settings
+from .config import OutputMode, Settings, load_settings
 from .models import LEVELS, DocumentInfo, DocumentView, IngestReport, ItemView, Level, Stats
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
@@ -385,19 +385,32 @@ class Pyramid:
         *,
         model: str | Model | None = None,
         levels: Sequence[str] | str | None = None,
+        output_mode: OutputMode | None = None,
         on_event: AskListener | None = None,
         rerank: bool | str | None = None,
     ) -> Answer:
         """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
         PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
         the best evidence across levels, not an answer (``Answer.answered`` is False). ``levels``:
-        what the search agent may search (default ``settings.ask_levels``: all but pages). ``on_event``:
-        called with each ``AskEvent`` (research steps, answer text as it is written, the answer) on
-        Pyramid's own thread; it must return quickly. ``rerank``: as for ``search`` (None: the
-        configured reranker, if any; True: that or the default cross-encoder; a name or path; False)."""
+        what the search agent may search (default ``settings.ask_levels``: all but pages).
+        ``output_mode`` (default ``settings.output_mode``): ``auto``/``tool`` research with tools,
+        ``native``/``prompted`` retrieve-then-answer without tools. A misbehaving model gives a
+        partial answer (``Answer.partial``, ``stopped``), never an error; ``ModelError`` only when the
+        model cannot be reached. ``on_event``: called with each ``AskEvent`` (research steps, answer
+        text as it is written, the answer) on Pyramid's own thread; it must return quickly.
+        ``rerank``: as for ``search`` (None: the configured reranker, if any; True: that or the
+        default cross-encoder; a name or path; False)."""
         from .ask import ask
 
-        return await ask(self._rt, question, model=model, levels=levels, on_event=on_event, rerank=rerank)
+        return await ask(
+            self._rt,
+            question,
+            model=model,
+            levels=levels,
+            output_mode=output_mode,
+            on_event=on_event,
+            rerank=rerank,
+        )
 
     ask = blocking(aask)
 

@@ -9,8 +9,14 @@ for the question across levels, each item with its citation, and says that no LL
 Budget: ``ask_request_limit`` / ``ask_token_limit`` bound the whole question (one ``RunUsage`` is shared
 by both agents). Research runs under the limits less what the answer needs (``1 + ask_answer_retries``
 requests and ``ask_answer_tokens`` tokens, at most half the token limit); when it hits them the answer
-is written from what was found (``Answer.partial``). An answer step that runs out of budget, or keeps
-citing what is not in the evidence, raises ``ModelError``: a half-written answer is worse than none.
+is written from what was found (``Answer.partial``).
+
+A weak model costs quality, never the answer: research that misbehaves stops (``stopped``); a model
+that makes no tool call, or refuses tools, gets retrieve-then-answer (a search for the question and
+its key terms; ``notices``); an answer step that runs out of budget or keeps citing what is not in the
+evidence returns its last text without the citations that do not resolve (``rejected_citations``), or,
+when nothing cited remains, the evidence itself with its citations. ``ModelError`` only when the model
+cannot be reached at all.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from .errors import ModelError, SearchError
 from .models import QUOTE_CHARS, Answer, Citation, Evidence, Level, Note, Usage
 from .search.evidence import Labels, rank, search_items, select
 from .store import retrieval
+from .text.words import key_terms
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
@@ -33,7 +40,7 @@ if TYPE_CHECKING:
     from pydantic_ai.usage import RunUsage
 
     from .agents.answer import EvidencePack
-    from .config import Settings
+    from .config import OutputMode, Settings
     from .runtime import Runtime
 
 __all__ = ["Answer", "AskEvent", "AskListener", "Note", "ask"]
@@ -106,6 +113,7 @@ async def ask(
     *,
     model: str | Model | None = None,
     levels: Sequence[str] | str | None = None,
+    output_mode: OutputMode | None = None,
     on_event: AskListener | None = None,
     rerank: bool | str | None = None,
 ) -> Answer:
@@ -133,7 +141,9 @@ async def ask(
         if on_event is not None:
             on_event(AskEvent("tool_result", tool="search", summary=f"{len(answer.evidence)} items"))
     else:
-        answer = await answer_with_model(rt, question, model=spec, levels=chosen, on_event=on_event)
+        answer = await answer_with_model(
+            rt, question, model=spec, levels=chosen, output_mode=output_mode, on_event=on_event
+        )
     answer.elapsed = time.perf_counter() - started
     if on_event is not None:
         on_event(AskEvent("answer", answer=answer))
@@ -212,14 +222,47 @@ class Budget:
 @dataclass
 class Research:
     """What the research step hands the answer step: every item its tools showed (first seen
-    first), its notes and searches, its closing remark, and whether the budget stopped it."""
+    first), its notes and searches, its closing remark, why it stopped early (the budget, a model
+    that misbehaved) and what it did instead of research (``notice``)."""
 
     evidence: dict[int, Evidence] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
     remark: str | None = None
     stopped: str | None = None
+    notice: str | None = None
     usage: Usage = field(default_factory=Usage)
+
+    def keep(self, items: list[Evidence]) -> None:
+        for item in items:
+            self.evidence.setdefault(item.id, item)
+
+
+RETRIEVED = "the answer is written from a search for the question and its key terms"
+
+
+async def retrieve(
+    rt: Runtime,
+    question: str,
+    found: Research,
+    *,
+    levels: list[Level],
+    labels: Labels,
+    on_event: AskListener | None = None,
+) -> Research:
+    """Retrieve-then-answer, for a model that cannot (or did not) walk the pyramid with tools: one
+    search for the question and one for its key terms, their items added to ``found``."""
+    terms = " ".join(key_terms(question))
+    queries = [question, *([terms] if terms and terms.lower() != question.lower() else [])]
+    for query in queries:
+        if on_event is not None:
+            on_event(AskEvent("tool_call", tool="search", args={"query": query}))
+        items = await search_items(rt, query, levels=levels, k=rt.settings.ask_evidence, labels=labels)
+        if on_event is not None:
+            on_event(AskEvent("tool_result", tool="search", summary=f"{len(items)} items"))
+        found.keep(items)
+        found.searches.append(query)
+    return found
 
 
 async def research(
@@ -232,26 +275,26 @@ async def research(
     budget: Budget,
     on_event: AskListener | None = None,
 ) -> Research:
-    """Let the research agent walk the pyramid within the research budget."""
+    """Let the research agent walk the pyramid within the research budget. Whatever happens to the
+    agent, what its tools showed is kept: a budget reached or a model that misbehaves (tool retries
+    exhausted, an output it cannot fix) stops the research (``stopped``), and a model that makes no
+    tool call, or whose server refuses tools, gets the retrieve-then-answer path (``notice``). Only a
+    model that cannot be reached at all is an error (``ModelError``)."""
     from pydantic_ai.exceptions import AgentRunError, UsageLimitExceeded
     from pydantic_ai.usage import UsageLimits
 
-    from .agents.base import _usage
+    from .agents.base import _describe, _usage, rejected_shape
     from .agents.research import RESEARCH_K, RESEARCH_MAX_K, ResearchDeps, build_research_agent
     from .agents.stream import research_events
     from .search.tools import ToolSession
 
     found = Research()
-
-    def keep(items: list[Evidence]) -> None:
-        for item in items:
-            found.evidence.setdefault(item.id, item)
-
     # No cross-encoder per search: the gathered evidence is reranked once, against the question.
     session = ToolSession(
-        rt, levels=levels, max_k=RESEARCH_MAX_K, default_k=RESEARCH_K, rerank=False, on_found=keep
+        rt, levels=levels, max_k=RESEARCH_MAX_K, default_k=RESEARCH_K, rerank=False, on_found=found.keep
     )
     deps = ResearchDeps(levels, budget.research_requests, budget.research_tokens)
+    refused: str | None = None
     try:
         result = await build_research_agent(session).run(
             question,
@@ -268,15 +311,20 @@ async def research(
     except UsageLimitExceeded as exc:
         found.stopped = f"the research reached its budget: {_first_line(exc)}"
     except AgentRunError as exc:
-        raise ModelError(f"the search agent failed: {_first_line(exc)}") from exc
+        if unreachable(exc) and not usage.requests:
+            raise ModelError(f"the model could not be reached: {_describe(exc)}") from exc
+        if rejected_shape(exc):
+            refused = _describe(exc)
+        else:
+            found.stopped = f"the research stopped, the model misbehaved: {_describe(exc)}"
     found.notes, found.searches, found.usage = session.notes, session.searches, _usage(usage)
-    if not found.evidence:
-        # The model found nothing or never searched: fall back to a search for the question itself,
-        # so the answer is never written from nothing while the pyramid holds something.
-        items = await search_items(
-            rt, question, levels=levels, k=rt.settings.ask_evidence, labels=session.labels
-        )
-        found.evidence = {item.id: item for item in items}
+    if refused is not None:
+        found.notice = f"The model refused the research tools ({refused}): {RETRIEVED}."
+    elif not session.searches and not session.seen and found.stopped is None:
+        found.notice = f"The model made no tool call: {RETRIEVED}."
+    if found.notice is not None or not found.evidence:
+        # Never write the answer from nothing while the pyramid holds something.
+        await retrieve(rt, question, found, levels=levels, labels=session.labels, on_event=on_event)
     return found
 
 
@@ -286,9 +334,11 @@ async def answer_with_model(
     *,
     model: str | Model,
     levels: list[Level],
+    output_mode: OutputMode | None = None,
     on_event: AskListener | None = None,
 ) -> Answer:
-    """Research, then write the answer from the reranked evidence (see the module's docstring)."""
+    """Research (or retrieve), then write the answer from the reranked evidence (see the module's
+    docstring). An answer step that fails is salvaged (``salvage``), never raised."""
     from pydantic_ai.usage import RunUsage
 
     from .agents.answer import EvidencePack
@@ -299,9 +349,15 @@ async def answer_with_model(
     llm = resolve_model(model)
     budget = Budget.from_settings(settings)
     usage = RunUsage()
-    found = await research(
-        rt, question, llm=llm, levels=levels, usage=usage, budget=budget, on_event=on_event
-    )
+    mode = output_mode or settings.output_mode
+    if mode in ("native", "prompted"):
+        # A model asked for plain structured output is not asked to call tools either.
+        found = Research(notice=f"output_mode {mode}: no research with tools; {RETRIEVED}.")
+        await retrieve(rt, question, found, levels=levels, labels=Labels(), on_event=on_event)
+    else:
+        found = await research(
+            rt, question, llm=llm, levels=levels, usage=usage, budget=budget, on_event=on_event
+        )
     answer = Answer(
         question=question,
         text="",
@@ -312,6 +368,7 @@ async def answer_with_model(
         research=found.remark,
         partial=found.stopped is not None,
         stopped=found.stopped,
+        notices=[found.notice] if found.notice else [],
     )
     noted = {i for n in found.notes for i in n.item_ids}
     # Pages only when asked: a page an expand showed informs the research, but the answer is written
@@ -326,8 +383,13 @@ async def answer_with_model(
     if not pack.items:
         answer.text = NOTHING_FOUND
     else:
-        answer.text = await write_answer(question, pack, llm, usage, budget, settings, on_event)
-        answer.citations = check(answer.text, pack.items).citations
+        try:
+            answer.text = await write_answer(question, pack, llm, usage, budget, settings, on_event)
+            answer.citations = check(answer.text, pack.items).citations
+        except AnswerFailed as failed:
+            salvage(answer, failed)
+            if on_event is not None:
+                on_event(AskEvent("reset", summary=answer.stopped))
     answer.usage = _usage(usage)
     answer.answer_usage = Usage(
         requests=answer.usage.requests - found.usage.requests,
@@ -335,6 +397,38 @@ async def answer_with_model(
         output_tokens=answer.usage.output_tokens - found.usage.output_tokens,
     )
     return answer
+
+
+class AnswerFailed(Exception):
+    """The answer step gave no answer that passed its checks: ``reason`` says why, ``last`` is the
+    last text the model wrote (None when it wrote none)."""
+
+    def __init__(self, reason: str, last: str | None) -> None:
+        super().__init__(reason)
+        self.reason, self.last = reason, last
+
+
+def salvage(answer: Answer, failed: AnswerFailed) -> None:
+    """What is left of a failed answer step (``answer.partial``, ``stopped`` says why): the model's
+    last text with the citations that do not resolve taken out (``rejected_citations``) when what
+    remains still cites the evidence; otherwise the evidence itself, each item with its citation."""
+    from .agents.answer import tool_call_text
+    from .search.citations import check, without_rejected
+
+    answer.partial = True
+    answer.stopped = f"{answer.stopped}; {failed.reason}" if answer.stopped else failed.reason
+    last = failed.last
+    if last and not tool_call_text(last):
+        cleaned, rejected = without_rejected(last, answer.evidence)
+        cited = check(cleaned, answer.evidence).citations
+        if cited:
+            answer.text, answer.citations, answer.rejected_citations = cleaned, cited, rejected
+            return
+    answer.text = (
+        f"The model's answer could not be used ({failed.reason}), so this is the evidence it was to be "
+        "written from, best first, each with its citation."
+    )
+    answer.citations = [citation_of(item) for item in answer.evidence]
 
 
 async def write_answer(
@@ -346,11 +440,14 @@ async def write_answer(
     settings: Settings,
     on_event: AskListener | None = None,
 ) -> str:
-    """The answer step: the answer agent writes from ``pack`` within what is left of the budget."""
-    from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior, UsageLimitExceeded
+    """The answer step: the answer agent writes from ``pack`` within what is left of the budget.
+    Raises ``AnswerFailed`` when no answer passes the checks, ``ModelError`` when the model cannot
+    be reached at all."""
+    from pydantic_ai.exceptions import AgentRunError, UsageLimitExceeded
     from pydantic_ai.usage import UsageLimits
 
     from .agents.answer import AnswerDeps, build_answer_agent, evidence_history
+    from .agents.base import _describe
     from .agents.stream import answer_events
 
     deps = AnswerDeps(pack)
@@ -367,22 +464,42 @@ async def write_answer(
             event_stream_handler=answer_events(on_event) if on_event else None,
         )
     except UsageLimitExceeded as exc:
-        raise ModelError(
-            f"the answer ran out of budget ({_first_line(exc)}); raise ask_token_limit or ask_request_limit"
+        raise AnswerFailed(
+            f"the answer ran out of budget ({_first_line(exc)}); raise ask_token_limit or ask_request_limit",
+            deps.last,
         ) from exc
-    except UnexpectedModelBehavior as exc:
-        if deps.rejected:
-            raise ModelError(
-                "the model kept citing sources that are not in the evidence: " + "; ".join(deps.rejected)
-            ) from exc
-        raise ModelError(f"the answer step failed: {_first_line(exc)}") from exc
     except AgentRunError as exc:
-        raise ModelError(f"the answer step failed: {_first_line(exc)}") from exc
+        if unreachable(exc) and not usage.requests:
+            raise ModelError(f"the model could not be reached: {_describe(exc)}") from exc
+        reason = deps.problem or f"the answer step failed: {_describe(exc)}"
+        raise AnswerFailed(reason, deps.last) from exc
     return result.output.strip()
 
 
+def unreachable(exc: BaseException) -> bool:
+    """A model that cannot be used at all: no connection (not a timeout: a slow model is slow, not
+    gone), credentials refused, no such model, quota exhausted."""
+    from pydantic_ai.exceptions import (
+        ModelAuthenticationError,
+        ModelConnectionError,
+        ModelNotFoundError,
+        ModelQuotaExceededError,
+        ModelTimeoutError,
+    )
+
+    if isinstance(exc, ModelTimeoutError):
+        return False
+    return isinstance(
+        exc, (ModelConnectionError, ModelAuthenticationError, ModelNotFoundError, ModelQuotaExceededError)
+    )
+
+
 def _model_settings(settings: Settings) -> ModelSettings:
-    return {"request_timeout": settings.request_timeout, "max_retries": settings.retries}
+    return {
+        "request_timeout": settings.request_timeout,
+        "max_retries": settings.retries,
+        "max_tokens": settings.answer_max_tokens,
+    }
 
 
 def _first_line(exc: BaseException) -> str:

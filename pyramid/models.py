@@ -362,9 +362,20 @@ class Answer(BaseModel):
     searches: list[str] = Field(default_factory=list, description="search terms the agent used")
     research: str | None = Field(None, description="the search agent's closing remark")
     partial: bool = Field(
-        False, description="the research stopped at the budget; the answer uses what it found"
+        False,
+        description="not the whole answer: the research or the answer step stopped early (budget, a "
+        "misbehaving model); the text uses what was found, or is the evidence itself",
     )
-    stopped: str | None = Field(None, description="why the research stopped early")
+    stopped: str | None = Field(None, description="why the answer is partial")
+    rejected_citations: list[str] = Field(
+        default_factory=list,
+        description="citations the model kept writing that are not in the evidence, removed from the text",
+    )
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what ask did differently and why (e.g. a model that made no tool call: the answer "
+        "is written from a search for the question)",
+    )
     relevance: float | None = Field(
         None, description="without a model: the cosine similarity of the best evidence to the question"
     )

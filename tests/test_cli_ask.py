@@ -116,3 +116,54 @@ def test_ask_with_a_model_prints_the_answer_sources_and_usage(
     assert lines[2].startswith(f"{CITE} insight item ") and "14 April" in lines[2]
     assert lines[3].startswith("Usage: 4 requests, ") and "(answer step: 1 request, " in lines[3]
     assert "output tokens" in lines[3] and lines[3].endswith("scripted:model")
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_misbehaving_model_gives_a_partial_answer_and_exit_0(
+    dsn: str, ids: Any, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    """A research model that writes its tool call as text, then an answer that only fabricates."""
+    from typer.testing import CliRunner
+
+    from pyramid.agents import base
+    from pyramid.cli import app
+
+    model, _ = scripted(
+        text('{"name": "search", "arguments": {"query": "pilot"}}'),
+        text("Cancelled [holm-secret-memo.pdf, p. 3]."),
+    )
+    monkeypatch.setattr(base, "resolve_model", lambda spec: model)
+    args = ["--dsn", dsn, "ask", QUESTION, "--model", "scripted:model"] + (["--json"] if as_json else [])
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    if as_json:
+        answer = json.loads(result.stdout)
+        assert answer["partial"] and "holm-secret-memo" in answer["stopped"]
+        assert answer["notices"][0].startswith("The model made no tool call")
+        assert answer["citations"]
+        return
+    assert "Partial: the model kept citing sources that are not in the evidence" in " ".join(
+        result.stdout.split()
+    )
+    assert "The model made no tool call" in result.stderr
+    assert "Sources" in result.stdout
+
+
+def test_a_model_that_cannot_be_reached_exits_1_with_one_line(
+    dsn: str, ids: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pydantic_ai.exceptions import ModelConnectionError
+    from pydantic_ai.models.function import FunctionModel
+
+    from pyramid.agents import base
+    from pyramid.cli import main
+
+    def refused(messages: Any, info: Any) -> Any:
+        raise ModelConnectionError("local", "Connection refused")
+
+    monkeypatch.setattr(base, "resolve_model", lambda spec: FunctionModel(refused))
+    with pytest.raises(SystemExit) as exited:
+        main(["--dsn", dsn, "ask", QUESTION, "--model", "x:y", "--no-stream"])
+    assert exited.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the model could not be reached" in lines[0], lines

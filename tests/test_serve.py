@@ -449,4 +449,8 @@ def test_the_terminal_streamer_shows_steps_then_writes_the_text_as_it_comes(monk
         streamer(AskEvent("text", text="starts."))
         assert screen.getvalue() == "The pilot starts."
         streamer(AskEvent("reset"))
+        assert not streamer.wrote  # the final answer is printed whole, not taken as already shown
+        streamer(AskEvent("text", text="Cancelled [memo.pdf]."))
+        streamer(AskEvent("reset", summary="the model kept citing sources that are not in the evidence"))
     assert "written again" in status.getvalue()
+    assert "The answer above is not used: the model kept citing" in status.getvalue()

@@ -5,7 +5,9 @@ every citation against that evidence and sends the answer back (``ModelRetry``) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -42,7 +44,8 @@ class EvidencePack(BaseModel):
 @dataclass
 class AnswerDeps:
     pack: EvidencePack
-    rejected: list[str] = field(default_factory=list)  # the last citations sent back, for the error
+    last: str | None = None  # the last text the model wrote, checked or not
+    problem: str | None = None  # what was wrong with it, when it was sent back
 
 
 async def evidence(ctx: RunContext[AnswerDeps]) -> dict[str, Any]:
@@ -50,14 +53,58 @@ async def evidence(ctx: RunContext[AnswerDeps]) -> dict[str, Any]:
     return ctx.deps.pack.brief()
 
 
-async def _citations_resolve(ctx: RunContext[AnswerDeps], text: str) -> str:
-    problems = citations.check(text, ctx.deps.pack.items).problems
-    ctx.deps.rejected = problems
-    if problems:
+def tool_call_text(text: str) -> bool:
+    """Whether ``text`` is a JSON object or list (a tool call written as text, a schema echoed back)
+    rather than prose: fenced or not."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.strip("`").strip()
+        if body[:4].lower() == "json":
+            body = body[4:]
+    body = body.strip()
+    if not body or body[0] not in "{[":
+        return False
+    try:
+        json.loads(body)
+    except ValueError:
+        return bool(TOOL_CALL_START.match(body))
+    return True
+
+
+TOOL_CALL_START = re.compile(r'^\{\s*"(name|tool|function|tool_calls|arguments)"\s*:')
+
+
+async def _checked(ctx: RunContext[AnswerDeps], text: str) -> str:
+    """An answer passes when it is prose (not a tool call or JSON written as text), cites at least
+    one evidence item and cites nothing that is not in the evidence; otherwise it goes back."""
+    deps = ctx.deps
+    deps.last, deps.problem = text, None
+    if not text.strip():
+        deps.problem = "the model wrote an empty answer"
+        raise ModelRetry("The answer is empty. Answer the question in plain sentences, with citations.")
+    if tool_call_text(text):
+        deps.problem = "the model wrote JSON (a tool call as text), not an answer"
+        raise ModelRetry(
+            "That is JSON, not an answer. The evidence is already in the `evidence` result: answer the "
+            "question in plain sentences, citing the items' `cite` strings."
+        )
+    found = citations.check(text, deps.pack.items)
+    if found.problems:
+        deps.problem = "the model kept citing sources that are not in the evidence: " + "; ".join(
+            found.problems
+        )
         raise ModelRetry(
             "Some citations are not in the evidence: "
-            + "; ".join(problems)
+            + "; ".join(found.problems)
             + ". Cite only the `cite` strings of the evidence items, exactly as written, and only for what they say."
+        )
+    if not found.citations:
+        deps.problem = "the model's answer cited nothing"
+        example = deps.pack.items[0].cite if deps.pack.items else "[file, p. N]"
+        raise ModelRetry(
+            "The answer cites nothing. Cite the evidence items it rests on with their `cite` strings, "
+            f"for example {example}; if the evidence does not answer the question, say what is missing "
+            "and cite the closest items."
         )
     return text
 
@@ -70,7 +117,7 @@ def build_answer_agent() -> Agent[AnswerDeps, str]:
         instructions=prompt("answer"),
         tools=[evidence],
     )
-    agent.output_validator(_citations_resolve)
+    agent.output_validator(_checked)
     return agent
 
 

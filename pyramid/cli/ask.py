@@ -66,9 +66,17 @@ def print_answer(answer: Answer, *, streamed: bool = False) -> None:
         return
     else:
         out.print(escape(answer.text))
+    for notice in answer.notices:
+        err.print(f"[yellow]{escape(notice)}[/yellow]", soft_wrap=True)
     if answer.partial:
         out.print(
             f"[yellow]Partial: {escape(answer.stopped or 'the research stopped early')}[/yellow]",
+        )
+    if answer.rejected_citations:
+        out.print(
+            "[yellow]Removed citations not in the evidence: "
+            + escape(" ".join(answer.rejected_citations))
+            + "[/yellow]",
         )
     if answer.citations:
         out.rule("[bold]Sources[/bold]")
@@ -109,8 +117,13 @@ class Streamer:
             out.file.write(event.text)
             out.file.flush()
         elif event.kind == "reset" and self.wrote:
+            # The text shown is dropped: a retry writes it again, or the final answer replaces it.
             out.file.write("\n")
-            err.print("[yellow]A citation did not resolve; the answer is written again:[/yellow]")
+            if event.summary:
+                err.print(f"[yellow]The answer above is not used: {escape(event.summary)}[/yellow]")
+            else:
+                err.print("[yellow]A citation did not resolve; the answer is written again:[/yellow]")
+            self.wrote = False
 
 
 def register(app: typer.Typer) -> None:
@@ -155,12 +168,24 @@ def register(app: typer.Typer) -> None:
             ),
         ] = True,
         rerank: RerankOption = None,
+        output_mode: Annotated[
+            str | None,
+            typer.Option(
+                "--output-mode",
+                help="auto (default) or tool: the search agent walks the pyramid with tools (auto and tool "
+                "fall back to retrieve-then-answer when the model makes no tool call or refuses tools); "
+                "native or prompted: no tools, the answer is written from a search for the question.",
+                show_default=False,
+            ),
+        ] = None,
         json_output: JsonOption = False,
     ) -> None:
         r"""Answer a question from the pyramid, with citations \[file, p. N] and the tokens it used."""
         live = stream and not json_output and out.is_terminal and interactive()
         chosen, reranker = split_levels(levels), rerank_choice(rerank)
-        with open_pyramid(ask_request_limit=max_requests, ask_token_limit=max_tokens) as kp:
+        with open_pyramid(
+            ask_request_limit=max_requests, ask_token_limit=max_tokens, output_mode=output_mode
+        ) as kp:
             if not live:
                 answer = kp.ask(question, model=model, levels=chosen, rerank=reranker)
             else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..models import LEVELS, QUOTE_CHARS, Citation, Evidence
 from .evidence import format_pages
 
-__all__ = ["QUOTE_CHARS", "Citation", "CitationCheck", "check"]
+__all__ = ["QUOTE_CHARS", "Citation", "CitationCheck", "check", "without_rejected"]
 
 # A bracketed group that is not a markdown link "[text](url)".
 _BRACKET = re.compile(r"\[([^\[\]\n]{1,400})\](?!\()")
@@ -23,12 +23,14 @@ _RANGE = re.compile(r"(\d+)\s*(?:[-–—]\s*(\d+))?")
 _LEVEL_ITEM = re.compile(rf"^(?P<level>{'|'.join(LEVELS)})\s+#?(?P<id>\d+)$", re.IGNORECASE)
 _FILE_LIKE = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}(#\S*)?$")
 MAX_PAGES_IN_RANGE = 500
+_QUOTES = "`\"'"
 
 
 @dataclass
 class CitationCheck:
     citations: list[Citation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # the citations behind the problems, as written
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _refs(text: str, labels: set[str]) -> list[_Ref]:
     for match in _BRACKET.finditer(text):
         # "[a.md, p. 2; b.pdf, p. 3]" cites two sources in one bracket.
         for part in match.group(1).split(";"):
-            part = part.strip().strip("`\"'")
+            part = part.strip().strip(_QUOTES)
             if not part:
                 continue
             paged = _PAGED.match(part)
@@ -86,6 +88,7 @@ def check(text: str, evidence: Sequence[Evidence]) -> CitationCheck:
         backing = _resolve(ref, by_label, by_item)
         if isinstance(backing, str):
             result.problems.append(backing)
+            result.rejected.append(ref.raw)
             continue
         result.citations.append(
             Citation(
@@ -123,3 +126,21 @@ def _resolve(
         return f"{ref.raw}: the evidence from {ref.label} covers {have}, not {format_pages(missing)}"
     # The item that covers most of the cited pages, earliest in the (ranked) evidence on a tie.
     return max(items, key=lambda item: len(set(item.pages) & set(ref.pages)))
+
+
+def without_rejected(text: str, evidence: Sequence[Evidence]) -> tuple[str, list[str]]:
+    """``text`` with every citation that does not resolve against ``evidence`` taken out (a bracket
+    keeps the sources of it that resolve), and those citations as written."""
+    found = check(text, evidence).rejected
+    rejected = set(found)
+    if not rejected:
+        return text, []
+
+    def keep(match: re.Match[str]) -> str:
+        parts = [part.strip() for part in match.group(1).split(";")]
+        kept = [part for part in parts if "[" + part.strip(_QUOTES) + "]" not in rejected]
+        return f"[{'; '.join(kept)}]" if kept else ""
+
+    cleaned = _BRACKET.sub(keep, text)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    return cleaned, found

@@ -86,8 +86,9 @@ class AskRequest(BaseModel):
     summary="Answer a question with citations [file, p. N]",
     description="With stream=true the reply is text/event-stream: `step` events (search, expand, "
     "note) as the research makes them, `text` events with the answer as it is written (`reset` when a "
-    "draft was rejected and is written again), then one `answer` event (the validated citations and "
-    "usage) or one `error` event.",
+    "draft was rejected and is written again, or replaced by the final answer: `reason` says why), then "
+    "one `answer` event (the validated citations, usage, `partial`/`stopped`, `notices`, "
+    "`rejected_citations`) or one `error` event.",
 )
 async def ask(request: Request, body: AskRequest) -> Any:
     kp, config = _kp(request), _config(request)
@@ -112,7 +113,7 @@ def event_data(event: AskEvent) -> tuple[str, dict[str, Any]]:
     if event.kind == "text":
         return "text", {"text": event.text}
     if event.kind == "reset":
-        return "reset", {}
+        return "reset", {"reason": event.summary}
     return "step", {
         "phase": "start" if event.kind == "tool_call" else "done",
         "tool": event.tool,

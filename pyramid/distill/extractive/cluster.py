@@ -13,19 +13,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...text.words import STOPWORDS
+
 if TYPE_CHECKING:
     import numpy as np
 
-_STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers herself him himself his how i if in into is it its itself just me more
-    most my myself no nor not now of off on once only or other our ours ourselves out over own same she
-    should so some such than that the their theirs them themselves then there these they this those
-    through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves one two three many much may might must shall us via per
-    within without upon onto among amongst whose whether yet however thus therefore also etc e.g i.e""".split()
-)
 _TOKEN = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9'’\-]*|\d+(?:[.,]\d+)*|[^\sA-Za-zÀ-ÿ0-9]")
 SEED = 20240531
 
@@ -149,7 +141,7 @@ def phrases(text: str, *, max_len: int = 3) -> list[str]:
     sub-phrases of up to ``max_len`` words, in their surface form."""
     runs: list[list[str]] = [[]]
     for token in _TOKEN.findall(text):
-        if token.lower() in _STOPWORDS or not token[0].isalnum() or token.isdigit():
+        if token.lower() in STOPWORDS or not token[0].isalnum() or token.isdigit():
             if runs[-1]:
                 runs.append([])
             continue

@@ -254,7 +254,9 @@ function finishAnswer(a) {
   const list = a.citations.map((c) => h("li", {}, h("a", { href: `#/cite/${c.item_id}/${c.pages[0] || 0}` }, c.cite), " ", badge(c.level), c.quote));
   const usage = a.usage;
   put(sources,
+    ...(a.notices || []).map((notice) => h("p", { class: "muted" }, notice)),
     a.partial ? h("p", { class: "bad" }, `Partial: ${a.stopped || "the research stopped early"}`) : null,
+    (a.rejected_citations || []).length ? h("p", { class: "bad" }, `Removed citations not in the evidence: ${a.rejected_citations.join(" ")}`) : null,
     list.length ? h("h2", {}, "Sources") : null, list.length ? h("ul", { class: "items" }, list) : null,
     h("p", { class: "muted" }, a.model ? `${usage.requests} requests, ${usage.input_tokens} input + ${usage.output_tokens} output tokens · ${a.elapsed.toFixed(1)} s · ${a.model}` : `No LLM: best evidence · ${a.elapsed.toFixed(1)} s`),
   );
