@@ -23,7 +23,6 @@ Fusion = Literal["rrf", "weighted"]
 # How structured output is asked of a model: PydanticAI's ToolOutput, NativeOutput (response_format
 # with a JSON schema) or PromptedOutput (the schema in the prompt); auto picks by provider.
 OutputMode = Literal["auto", "tool", "native", "prompted"]
-OUTPUT_MODES: tuple[OutputMode, ...] = ("auto", "tool", "native", "prompted")
 EmbeddingBackend = Literal["auto", "torch", "onnx"]
 EmbeddingPrecision = Literal["fp32", "int8", "fp16"]
 

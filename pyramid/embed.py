@@ -155,8 +155,7 @@ class Embedder:
         self._model: SentenceTransformer | OnnxEncoder | None = None
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        # What this embedder encoded, for the encoder stage's throughput in reports.
-        self.texts_encoded = 0
+        # The encoder's own seconds, for the encoder stage's throughput in reports.
         self.seconds_encoding = 0.0
 
     # -- which backend --------------------------------------------------------------------------
@@ -274,7 +273,6 @@ class Embedder:
                 show_progress_bar=False,
             )
         self.seconds_encoding += time.perf_counter() - started
-        self.texts_encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32)
 
     async def aencode_documents(self, texts: Sequence[str]) -> np.ndarray:

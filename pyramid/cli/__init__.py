@@ -13,7 +13,7 @@ from typing import NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from ..errors import EXIT_USAGE, PyramidError
+from ..errors import EXIT_OK, EXIT_USAGE, PyramidError
 from . import ask as ask_commands
 from . import db as db_commands
 from . import distill as distill_commands
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(EXIT_OK)
 
 
 __all__ = ["app", "main"]

@@ -39,7 +39,6 @@ _OPENERS = frozenset(
     "in on at by for from after before but and or so yet when while if as since however meanwhile "
     "today later finally also".split()
 )
-ABBREVIATIONS = _TITLES | _REFERENCES | _CONNECTIVES | _ENDINGS
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
