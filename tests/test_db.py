@@ -216,6 +216,8 @@ def test_reembed_switches_the_model(fresh_dsn: str, tmp_path: Path) -> None:
         kp.run(add())
     other = _small_model(tmp_path)
     with Pyramid.open(dsn=fresh_dsn, embedding_model=str(other), check_model=False) as kp:
+        # The default backend (auto) runs a model the onnx export cannot (a Dense head) on torch.
+        assert kp.runtime.embedder.backend == "torch"
         assert kp.reembed() == 2
         assert kp.build.embedding_dim == 48
         assert kp.build.embedding_model == str(other.resolve())
@@ -265,7 +267,10 @@ def test_concurrent_opens_share_one_embedded_server(tmp_path: Path) -> None:
 
 def test_reembed_with_the_same_model_gives_a_fresh_ingests_concept_vectors(fresh_dsn: str) -> None:
     """Bug: ingest embeds a concept as ``name: description``, reembed embedded only the description,
-    so after a re-embed with the same model concept search answered differently."""
+    so after a re-embed with the same model concept search answered differently.
+
+    fp32, not the int8 default: dynamic int8 quantization scales activations over a whole batch, so
+    the same text re-encoded among other texts moves (cosine ~0.993), which would hide the bug."""
     import numpy as np
     import psycopg
     from pgvector.psycopg import register_vector
@@ -280,7 +285,7 @@ def test_reembed_with_the_same_model_gives_a_fresh_ingests_concept_vectors(fresh
             ).fetchall()
         return {item_id: np.asarray(vec.to_numpy(), dtype=np.float64) for item_id, vec in rows}
 
-    with Pyramid.open(dsn=fresh_dsn) as kp:
+    with Pyramid.open(dsn=fresh_dsn, embedding_precision="fp32") as kp:
         kp.ingest([handbook])
         fresh = concept_vectors()
         assert len(fresh) >= 2

@@ -13,6 +13,7 @@ import samples
 from conftest import run_cli
 
 from pyramid import Pyramid
+from pyramid.embed import resolve_backend
 
 GOOD = [
     "pdf",
@@ -271,9 +272,11 @@ def test_cli_ingest_ls_show(dsn: str, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr  # some failed, the rest stored
     summary = json.loads(done.stdout)
     assert summary["counts"]["added"] == 1 and summary["counts"]["failed"] == 1
-    # The suite runs the torch encoder (conftest); the run says so, with its pages/s.
+    # The run says which encoder the default (auto) chose here, with its pages/s: int8 ONNX on a
+    # CPU, torch on CUDA.
     encoder = summary["encoder"]
-    assert (encoder["backend"], encoder["precision"], encoder["pages"]) == ("torch", "fp32", 1)
+    backend, precision, _ = resolve_backend("auto", None, None)
+    assert (encoder["backend"], encoder["precision"], encoder["pages"]) == (backend, precision, 1)
     assert encoder["pages_per_s"] > 0
     assert summary["results"][0]["reason"] is None or "bad.pdf" in json.dumps(summary)
     assert "Traceback" not in done.stderr
