@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import EmbeddingMismatchError
-from .sqlfiles import query
+from .store import maintenance
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
     from .embed import Embedder
     from .store.database import Database
 
@@ -30,9 +32,7 @@ async def check_encoder(db: Database, embedder: Embedder, say: Any) -> dict[str,
     if (build.embedding_backend, build.embedding_precision) == (embedder.backend, embedder.precision):
         return None
     async with db.connection() as conn:
-        cur = await conn.execute(query("maintenance.embedding_probes"))
-        row = await cur.fetchone()
-        probes: dict[str, Any] = dict(row[0]) if row else {}
+        probes = await maintenance.embedding_probes(conn)
         record = probes.get(label)
         if record is None:
             record = await _probe(conn, embedder)
@@ -55,22 +55,15 @@ async def check_encoder(db: Database, embedder: Embedder, say: Any) -> dict[str,
     return record
 
 
-async def _probe(conn: Any, embedder: Embedder) -> dict[str, Any] | None:
+async def _probe(conn: AsyncConnection, embedder: Embedder) -> dict[str, Any] | None:
     import numpy as np
 
-    cur = await conn.execute(query("maintenance.probe_items"), {"limit": PROBE_ITEMS})
-    rows = await cur.fetchall()
-    if not rows:
+    texts, stored = await maintenance.probe_sample(conn, PROBE_ITEMS)
+    if not texts:
         return None
-    stored = np.asarray([np.asarray(_array(vec), dtype=np.float32) for _, vec in rows])
-    fresh = await embedder.aencode_documents([text for text, _ in rows])
+    fresh = await embedder.aencode_documents(texts)
     cosines = (stored * fresh).sum(axis=1) / np.clip(
         np.linalg.norm(stored, axis=1) * np.linalg.norm(fresh, axis=1), 1e-12, None
     )
     mean = float(cosines.mean())
-    return {"items": len(rows), "mean": mean, "min": float(cosines.min()), "ok": mean >= MIN_COSINE}
-
-
-def _array(vec: Any) -> Any:
-    # pgvector hands back a Vector (or a numpy array, depending on how the type was registered).
-    return vec.to_numpy() if hasattr(vec, "to_numpy") else vec
+    return {"items": len(texts), "mean": mean, "min": float(cosines.min()), "ok": mean >= MIN_COSINE}

@@ -47,7 +47,8 @@ async def remember(rt: Runtime, text: str, *, sources: Sequence[str | int] = ())
 
 
 async def stats(rt: Runtime) -> Stats:
-    from .store.stats import embedding_probes, read_stats
+    from .store.maintenance import embedding_probes
+    from .store.stats import read_stats
 
     async with rt.db.connection() as conn:
         result = await read_stats(conn)

@@ -98,6 +98,24 @@ def test_levels_limit_the_search(kp: Any, ids: Any) -> None:
         kp.search("bread", levels=["chapter"])
 
 
+def test_the_sql_functions_own_checks_come_back_as_a_search_error(kp: Any, ids: Any) -> None:
+    # Below the library's checks (as a psql user calls it): pyramid_search refuses bad arguments
+    # itself, and the store turns that refusal into the one-line SearchError.
+    from pyramid.store import retrieval
+
+    params = {
+        "query": "bread", "embedding": None, "levels": None, "k": 3, "mode": "fuzzy", "docs": None,
+        "fusion": "rrf", "rrf_k": 60, "weight_bm25": 0.5, "candidates": 10, "k1": 1.2, "b": 0.75,
+    }  # fmt: skip
+
+    async def search() -> list[Any]:
+        async with kp.runtime.db.connection() as conn:
+            return await retrieval.search(conn, params)
+
+    with pytest.raises(SearchError, match="unknown search mode 'fuzzy'"):
+        kp.run(search())
+
+
 def test_document_globs_filter_before_the_limit(kp: Any, ids: Any) -> None:
     hits = kp.search("interest rates bank", documents="*/nature/*", k=4)
     assert len(hits) == 4  # the best matches are elsewhere, yet four nature items come back

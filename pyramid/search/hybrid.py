@@ -175,8 +175,6 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
     there too, so the result is the same, in the time of the slowest level rather than of all."""
     import asyncio
 
-    import psycopg
-
     from ..store import retrieval
 
     levels = list(params["levels"] or LEVELS)
@@ -190,10 +188,7 @@ async def _run(db: Database, params: dict[str, Any], *, parallel: int = 1) -> li
         async with limit, db.connection() as conn:
             return await retrieval.search(conn, {**params, "levels": chosen})
 
-    try:
-        results = await asyncio.gather(*(one(group) for group in groups))
-    except psycopg.errors.InvalidParameterValue as exc:  # pyramid_search's own checks, for its psql users
-        raise SearchError(str(exc.diag.message_primary or exc)) from None
+    results = await asyncio.gather(*(one(group) for group in groups))
     if len(results) == 1:
         return [_hit(row) for row in results[0]]
     # The SQL function's final order: fused score, then similarity (rows without one last), then id.

@@ -1,5 +1,6 @@
 """Work on the whole items table: re-embedding with another model (vector column retyped, vector
-indexes dropped and rebuilt from their own definitions)."""
+indexes dropped and rebuilt from their own definitions), and the sample the encoder probe compares
+(:mod:`pyramid.encoder_check`)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,28 @@ async def set_embeddings(conn: AsyncConnection, ids: Sequence[int], vectors: np.
             query("maintenance.set_embedding"),
             [{"id": item_id, "embedding": vec} for item_id, vec in zip(ids, vectors, strict=True)],
         )
+
+
+async def embedding_probes(conn: AsyncConnection) -> dict[str, Any]:
+    """The encoder probes recorded in pyramid_meta (empty when none)."""
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("maintenance.embedding_probes"))
+        row = await cur.fetchone()
+    return dict(row["value"]) if row and row["value"] else {}
+
+
+async def probe_sample(conn: AsyncConnection, limit: int) -> tuple[list[str], np.ndarray]:
+    """A fixed, spread-out sample of stored pages and insights: their texts and stored vectors (one
+    row each, float32); empty when nothing is embedded yet."""
+    import numpy as np
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("maintenance.probe_items"), {"limit": limit})
+        rows = await cur.fetchall()
+    # pgvector hands back a Vector (or a numpy array, depending on how the type was registered).
+    vectors = [row["embedding"] for row in rows]
+    stored = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in vectors]
+    return [row["text"] for row in rows], np.asarray(stored, dtype=np.float32).reshape(len(rows), -1)

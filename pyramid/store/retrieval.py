@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import SearchError
 from ..sqlfiles import query
 
 if TYPE_CHECKING:
@@ -26,8 +27,14 @@ async def _rows(conn: AsyncConnection[Any], sql: str, params: dict[str, Any]) ->
 
 async def search(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[Row]:
     """``pyramid_search`` joined to items and documents, best first: scores and ranks of each leg,
-    the item, and its document's source, path and title."""
-    return await _rows(conn, query("search.run"), params)
+    the item, and its document's source, path and title. The function's own argument checks (there
+    for its psql users) come back as a SearchError with its message."""
+    import psycopg
+
+    try:
+        return await _rows(conn, query("search.run"), params)
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise SearchError(str(exc.diag.message_primary or exc)) from None
 
 
 async def compact(conn: AsyncConnection[Any], *, k1: float, b: float) -> tuple[int, list[str]]:

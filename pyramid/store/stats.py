@@ -51,10 +51,3 @@ def _usage(row: dict[str, Any]) -> Usage:
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
     )
-
-
-async def embedding_probes(conn: AsyncConnection) -> dict[str, Any]:
-    """The encoder probes recorded in pyramid_meta (empty when none)."""
-    cur = await conn.execute(query("maintenance.embedding_probes"))
-    row = await cur.fetchone()
-    return dict(row[0]) if row and row[0] else {}
