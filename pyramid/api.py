@@ -553,6 +553,7 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
         precision=settings.embedding_precision,
         cache_dir=settings.encoder_cache,
     )
+    embedder.on_message = say
     db = Database(url, pool_size=settings.pool_size, on_message=say)
     try:
         await db.open(
@@ -569,4 +570,7 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
     except BaseException:
         await db.close()
         raise
-    return Runtime(settings=settings, db=db, embedder=embedder, progress=progress or (lambda _e: None))
+    runtime = Runtime(settings=settings, db=db, embedder=embedder, progress=progress or (lambda _e: None))
+    # A load after opening (the first search or ingest) tells whoever listens then (set_progress).
+    embedder.on_message = runtime.say
+    return runtime

@@ -162,6 +162,8 @@ class Embedder:
         self.requested = (backend, precision, device)
         self._resolved: tuple[str, str, str | None] | None = None
         self.cache_dir = cache_dir
+        # Told what the user should know while a load takes long (the first ONNX export).
+        self.on_message: Callable[[str], None] | None = None
         self.batch_size = batch_size
         self._model: SentenceTransformer | OnnxEncoder | None = None
         self._lock = threading.Lock()
@@ -244,7 +246,21 @@ class Embedder:
                 "(use --embedding-backend torch)"
             )
         cache = self.cache_dir or Path(location) / ".onnx"
-        folder = ensure(model_name=self.name, location=location, cache_root=cache, precision=precision)
+
+        def preparing(folder: Path) -> None:
+            if self.on_message is not None:
+                self.on_message(
+                    f"Preparing the {precision} ONNX encoder from {self.name} (once per data dir, "
+                    f"into {folder})…"
+                )
+
+        folder = ensure(
+            model_name=self.name,
+            location=location,
+            cache_root=cache,
+            precision=precision,
+            on_export=preparing,
+        )
         return OnnxEncoder(folder)
 
     @property

@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +113,23 @@ def verified(folder: Path, *, model_name: str, location: str, precision: str) ->
     return manifest
 
 
-def ensure(*, model_name: str, location: str, cache_root: Path, precision: str) -> Path:
-    """The verified cache folder for ``model_name`` at ``precision``, exported first if needed."""
+def ensure(
+    *,
+    model_name: str,
+    location: str,
+    cache_root: Path,
+    precision: str,
+    on_export: Callable[[Path], None] | None = None,
+) -> Path:
+    """The verified cache folder for ``model_name`` at ``precision``, exported first if needed
+    (``on_export`` is told the folder just before an export starts: it takes a while)."""
     if precision not in ("fp32", "int8"):
         raise EmbeddingError(f"the onnx backend runs fp32 or int8, not {precision!r}")
     folder = cache_folder(cache_root, model_name, precision)
     if verified(folder, model_name=model_name, location=location, precision=precision) is not None:
         return folder
+    if on_export is not None:
+        on_export(folder)
     cache_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache_root))
     try:
@@ -200,6 +210,9 @@ def _export(work: Path, *, model_name: str, location: str, precision: str) -> No
         from transformers import AutoModel
     except ImportError as exc:
         raise EmbeddingError(f"exporting the ONNX encoder needs torch and transformers: {exc}") from exc
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would break into the CLI's stderr
     model = AutoModel.from_pretrained(location).eval()
     onnx_fp32 = work / ("model.onnx" if precision == "fp32" else "model-fp32.onnx")
     names = ["input_ids", "attention_mask", "token_type_ids"]

@@ -162,3 +162,21 @@ def test_cli_search_encodes_without_torch_and_matches_torch(fresh_dsn: str, cach
     assert "HEAVY=\n" in done.stderr, done.stderr
     got = [hit["id"] for hit in json.loads(done.stdout)]
     assert got == expected
+
+
+def test_the_first_export_says_so_once_on_stderr(fresh_dsn: str, tmp_path: Path) -> None:
+    # A fresh encoder cache: the first command exports (tens of seconds) and must not sit silent.
+    env = {"PYRAMID_ENCODER_CACHE_DIR": str(tmp_path / "encoders")}
+    notice = "Preparing the int8 ONNX encoder from all-MiniLM-L6-v2 (once per data dir"
+    (tmp_path / "a.md").write_text("# Tides\n\nThe spring tide comes twice a month.")
+    (tmp_path / "b.md").write_text("# Winds\n\nThe trade winds blow from the east.")
+    first = run_cli("ingest", str(tmp_path / "a.md"), "--json", dsn=fresh_dsn, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count(notice) == 1, first.stderr
+    assert "Loading weights" not in first.stderr, first.stderr
+    summary = json.loads(first.stdout)  # stdout holds the JSON alone
+    assert summary["encoder"]["backend"] == "onnx" and notice not in first.stdout
+    assert (tmp_path / "encoders" / "all-MiniLM-L6-v2-int8" / "manifest.json").exists()
+    again = run_cli("ingest", str(tmp_path / "b.md"), "--json", dsn=fresh_dsn, env=env)
+    assert again.returncode == 0, again.stderr
+    assert notice not in again.stderr, again.stderr
