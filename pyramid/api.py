@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 
 from .config import OutputMode, Settings, load_settings
-from .models import LEVELS, DocumentInfo, DocumentView, IngestReport, ItemView, Level, Stats
+from .models import (
+    LEVELS,
+    DocumentInfo,
+    DocumentView,
+    IngestReport,
+    ItemView,
+    Level,
+    RecollectionView,
+    Stats,
+)
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
 
@@ -388,6 +397,7 @@ class Pyramid:
         output_mode: OutputMode | None = None,
         on_event: AskListener | None = None,
         rerank: bool | str | None = None,
+        learn: bool | None = None,
     ) -> Answer:
         """Answer ``question`` with citations ``[file, p. N]`` and the tokens it cost. ``model``: a
         PydanticAI model string or ``Model`` (default ``settings.model``); with none, the result is
@@ -399,10 +409,12 @@ class Pyramid:
         model cannot be reached. ``on_event``: called with each ``AskEvent`` (research steps, answer
         text as it is written, the answer) on Pyramid's own thread; it must return quickly.
         ``rerank``: as for ``search`` (None: the configured reranker, if any; True: that or the
-        default cross-encoder; a name or path; False)."""
+        default cross-encoder; a name or path; False). ``learn`` (default ``settings.ask_learn``):
+        store the answer's cited finding as a learned recollection (``Answer.learned`` says what was
+        stored, or why nothing was; see ``pyramid.learn``)."""
         from .ask import ask
 
-        return await ask(
+        answer = await ask(
             self._rt,
             question,
             model=model,
@@ -411,6 +423,11 @@ class Pyramid:
             on_event=on_event,
             rerank=rerank,
         )
+        if self._rt.settings.ask_learn if learn is None else learn:
+            from .learn import learn as learn_from
+
+            answer.learned = await learn_from(self._rt, answer)
+        return answer
 
     ask = blocking(aask)
 
@@ -502,6 +519,29 @@ class Pyramid:
         return await remember(self._rt, text, sources=sources)
 
     remember = blocking(aremember)
+
+    @on_loop
+    async def arecollections(
+        self, *, kind: str | Sequence[str] | None = None, stale: bool = False, all: bool = False
+    ) -> list[RecollectionView]:
+        """Recollections with their kind (distilled, user, learned), status (valid, stale, revised,
+        retired), sources (items → pages → files) and history. ``kind``: one or more kinds;
+        ``stale``: only stale ones; ``all``: retired ones too (they are kept, but never searched)."""
+        from .recollections import recollections
+
+        kinds = [kind] if isinstance(kind, str) else list(kind) if kind else None
+        return await recollections(self._rt, kinds=kinds, stale=stale, all=all)
+
+    recollections = blocking(arecollections)
+
+    @on_loop
+    async def arecollection(self, item_id: int) -> RecollectionView:
+        """One recollection by item id with its whole audit trail; NotFoundError if there is none."""
+        from .recollections import recollection
+
+        return await recollection(self._rt, int(item_id))
+
+    recollection = blocking(arecollection)
 
     @on_loop
     async def astats(self) -> Stats:

@@ -169,6 +169,16 @@ class Settings(BaseSettings):
         description="no-model ask: below this cosine of the best evidence to the question, say nothing relevant was found",
     )
 
+    ask_learn: bool = Field(
+        False, description="store the finding of each answer as a learned recollection (ask --learn)"
+    )
+    learn_threshold: float = Field(
+        0.9,
+        ge=0.5,
+        le=1.0,
+        description="cosine at which a new finding repeats a learned recollection (it is revised)",
+    )
+
     # --- distillation (both distillers) ----------------------------------------------------
     abstract_words: int = Field(120, ge=20, le=2000, description="upper bound on an abstract's length")
 

@@ -379,8 +379,85 @@ class Answer(BaseModel):
     relevance: float | None = Field(
         None, description="without a model: the cosine similarity of the best evidence to the question"
     )
+    learned: Learned | None = Field(
+        None, description="with learn: the recollection the answer's finding became, or why none"
+    )
 
     @property
     def answered(self) -> bool:
         """Whether a model wrote the text (False: no LLM, the evidence is the result)."""
         return self.model is not None
+
+
+# --- recollections learned from answers, their status and audit trail ------------------------------
+
+RecollectionKind = Literal["distilled", "user", "learned"]
+RecollectionStatus = Literal["valid", "stale", "revised", "retired"]
+
+
+class Learned(BaseModel):
+    """What ``ask(..., learn=True)`` did with the answer's finding."""
+
+    action: Literal["added", "revised", "none"]
+    recollection: int | None = Field(None, description="the learned recollection's item id")
+    text: str | None = Field(None, description="the statement stored")
+    sources: list[int] = Field(default_factory=list, description="the cited items it rests on")
+    reason: str | None = Field(None, description="why nothing was learned, or what was revised")
+    skipped: list[str] = Field(
+        default_factory=list, description="answer sentences not learned, each with the reason"
+    )
+
+
+class RecollectionSource(BaseModel):
+    """One step of a recollection's audit trail: the item it rests on, its pages, its file."""
+
+    item_id: int | None = Field(None, description="None when the item is gone (see ref)")
+    level: Level | None = None
+    text: str | None = None
+    pages: list[int] = Field(default_factory=list)
+    document_id: int | None = None
+    document: str | None = Field(None, description="the document's title")
+    source: str | None = Field(None, description="the file (the document's source path)")
+    ref: str = Field("", description="the readable trail kept when the source goes")
+
+
+class RecollectionView(BaseModel):
+    """A recollection with its kind, status, provenance and (learned ones) question, model, history."""
+
+    id: int
+    kind: RecollectionKind
+    status: RecollectionStatus
+    text: str
+    distiller: str = ""
+    question: str | None = None
+    model: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    verified_at: datetime | None = None
+    sources: list[RecollectionSource] = Field(default_factory=list)
+    history: list[dict[str, Any]] = Field(
+        default_factory=list, description="earlier versions and verdicts, oldest first"
+    )
+
+    @property
+    def cite(self) -> str:
+        return f"[recollection {self.id}]"
+
+
+class Verdict(BaseModel):
+    """What ``recollections verify`` decided about one learned recollection."""
+
+    id: int
+    status: Literal["valid", "revised", "retired"]
+    text: str
+    reason: str
+
+
+class VerifyReport(BaseModel):
+    checked: int = 0
+    verdicts: list[Verdict] = Field(default_factory=list)
+    model: str | None = Field(None, description="the model that judged; None: the cheap check")
+    usage: Usage = Field(default_factory=Usage)
+
+    def count(self, status: str) -> int:
+        return sum(1 for v in self.verdicts if v.status == status)

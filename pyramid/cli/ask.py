@@ -26,7 +26,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..ask import Answer, AskEvent
-    from ..models import Usage
+    from ..models import Learned, Usage
 
 QUOTE_CHARS = 240
 
@@ -88,6 +88,18 @@ def print_answer(answer: Answer, *, streamed: bool = False) -> None:
     out.print(
         f"[dim]Usage: {_usage(answer.usage)} (answer step: {_usage(answer.answer_usage)}) · "
         f"{answer.elapsed:.1f} s · {escape(answer.model or '')}[/dim]",
+    )
+
+
+def print_learned(learned: Learned) -> None:
+    if learned.action == "none":
+        out.print(f"[dim]Nothing learned: {escape(learned.reason or '')}[/dim]", soft_wrap=True)
+        return
+    what = "Learned" if learned.action == "added" else "Revised"
+    out.print(
+        f"[green]{what} [recollection {learned.recollection}][/green] from items "
+        f"{', '.join(map(str, learned.sources))}: " + escape(learned.text or ""),
+        soft_wrap=True,
     )
 
 
@@ -167,6 +179,14 @@ def register(app: typer.Typer) -> None:
                 help="On a terminal, show the research steps and write the answer as it comes (default).",
             ),
         ] = True,
+        learn: Annotated[
+            bool | None,
+            typer.Option(
+                "--learn/--no-learn",
+                help="Store the answer's cited finding as a learned recollection (default: setting ask_learn).",
+                show_default=False,
+            ),
+        ] = None,
         rerank: RerankOption = None,
         output_mode: Annotated[
             str | None,
@@ -187,14 +207,18 @@ def register(app: typer.Typer) -> None:
             ask_request_limit=max_requests, ask_token_limit=max_tokens, output_mode=output_mode
         ) as kp:
             if not live:
-                answer = kp.ask(question, model=model, levels=chosen, rerank=reranker)
+                answer = kp.ask(question, model=model, levels=chosen, rerank=reranker, learn=learn)
             else:
                 with Streamer() as streamer:
-                    answer = kp.ask(question, model=model, levels=chosen, rerank=reranker, on_event=streamer)
+                    answer = kp.ask(
+                        question, model=model, levels=chosen, rerank=reranker, on_event=streamer, learn=learn
+                    )
         if json_output:
             print_json(answer.model_dump(mode="json"))
             return
         print_answer(answer, streamed=live and streamer.wrote)
+        if answer.learned is not None:
+            print_learned(answer.learned)
 
     @command(app, "mcp")
     @with_global_options

@@ -14,6 +14,7 @@ LOCK_MIGRATE = (LOCK_NAMESPACE, 1)  # migrations and SQL functions are applied b
 LOCK_WRITER = (LOCK_NAMESPACE, 2)  # the single writer (ingest, sync, reembed)
 LOCK_IMPACTS = (LOCK_NAMESPACE, 3)  # stored BM25 impacts: writers shared, a re-impacting compaction exclusive
 LOCK_COMPACT = (LOCK_NAMESPACE, 4)  # one BM25 compaction at a time
+LOCK_LEARN = (LOCK_NAMESPACE, 5)  # one learned finding written at a time (ask --learn, verify)
 
 
 def _sql_text_array(values: tuple[str, ...]) -> str:

@@ -7,7 +7,8 @@
 --   SELECT * FROM pyramid_search('who founded the company',
 --                                (SELECT embedding FROM items WHERE id = 42));      -- hybrid
 -- Without query_embedding a hybrid search is a BM25 search. docs are globs over document sources
--- ('*.pdf', 'reports/*'); a glob without a slash also matches the file name.
+-- ('*.pdf', 'reports/*'); a glob without a slash also matches the file name. A retired learned
+-- recollection (kept for its audit trail) is never a hit.
 CREATE OR REPLACE FUNCTION pyramid_search(
     query text,
     query_embedding vector DEFAULT NULL,
@@ -78,12 +79,12 @@ BEGIN
         SELECT lv.name, x.item_id, x.score,
                row_number() OVER (PARTITION BY lv.name ORDER BY x.score DESC, x.item_id) AS r
         FROM lv CROSS JOIN LATERAL pyramid_bm25(query, lv.name, per_leg, doc_ids, k1, b) x
-        WHERE use_bm25
+        WHERE use_bm25 AND NOT (lv.name = 'recollection' AND pyramid_retired(x.item_id))
     ), vl AS (
         SELECT lv.name, x.item_id, x.similarity,
                row_number() OVER (PARTITION BY lv.name ORDER BY x.similarity DESC, x.item_id) AS r
         FROM lv CROSS JOIN LATERAL pyramid_vector(query_embedding, lv.name, per_leg, doc_ids) x
-        WHERE use_vector
+        WHERE use_vector AND NOT (lv.name = 'recollection' AND pyramid_retired(x.item_id))
     ), joined AS (
         SELECT coalesce(bl.name, vl.name) AS name, coalesce(bl.item_id, vl.item_id) AS item_id,
                bl.score, bl.r AS br, vl.similarity, vl.r AS vr

@@ -73,10 +73,11 @@ CROSS JOIN LATERAL (
 ORDER BY q.position, r.distance, r.id
 
 -- name: recollections_about
--- Model-made recollections that rest on any of these concepts, and stale ones waiting for a refresh.
+-- Model-made recollections that rest on any of these concepts, and stale ones waiting for a refresh
+-- (not the user's, nor those learned from answers: `recollections verify` re-checks those).
 SELECT r.id, r.text
 FROM items r
-WHERE r.level = 'recollection' AND r.distiller NOT IN ('user', 'extractive')
+WHERE r.level = 'recollection' AND r.distiller NOT IN ('user', 'extractive', 'learned')
   AND (r.stale OR EXISTS (SELECT 1 FROM item_sources s
                           WHERE s.item_id = r.id AND s.source_item_id = ANY(%(concepts)s)))
 ORDER BY r.stale DESC, r.ordinal, r.id
