@@ -30,6 +30,7 @@ from .models import (
     Level,
     RecollectionView,
     Stats,
+    VerifyReport,
 )
 from .portal import Portal
 from .runtime import ProgressCallback, ProgressEvent, Runtime
@@ -324,8 +325,16 @@ class Pyramid:
     ) -> IngestReport:
         """Make the pyramid match ``paths``: ``ingest`` new and changed files, and (``prune``) remove
         the documents whose files no longer exist below them. Meant for cron: see the README. The
-        async twin is ``async_sync`` (``async`` itself is a Python keyword)."""
-        return await self.aingest(paths, prune=prune, **options)
+        async twin is ``async_sync`` (``async`` itself is a Python keyword). At the end the stale
+        learned recollections get the cheap check (``verify_recollections`` without a model);
+        ``IngestReport.recollections`` counts the verdicts."""
+        report = await self.aingest(paths, prune=prune, **options)
+        if not options.get("dry_run", False):
+            from .verify import verify
+
+            checked = await verify(self._rt)
+            report.recollections = {s: checked.count(s) for s in ("valid", "retired") if checked.count(s)}
+        return report
 
     sync = blocking(async_sync)
 
@@ -542,6 +551,21 @@ class Pyramid:
         return await recollection(self._rt, int(item_id))
 
     recollection = blocking(arecollection)
+
+    @on_loop
+    async def averify_recollections(
+        self, *, model: str | Model | None = None, all: bool = False
+    ) -> VerifyReport:
+        """Re-check the stale learned recollections (``all``: every live one) against their sources
+        as they read now. Without ``model``: each cited item must still be stored with the same text
+        (``valid``), else the recollection is ``retired``. With one: the model judges whether the
+        sources still support it (``valid``, ``revised`` with the old text on its history, or
+        ``retired``). Retired recollections are kept, but never searched."""
+        from .verify import verify
+
+        return await verify(self._rt, model=model, every=all)
+
+    verify_recollections = blocking(averify_recollections)
 
     @on_loop
     async def astats(self) -> Stats:

@@ -152,7 +152,7 @@ def _share(sentence: str, source: str) -> float:
     return sum(1 for w in words if _stem(w) in have) / len(words) if words else 0.0
 
 
-def _best(sentence: str, candidates: list[int], rows: dict[int, dict[str, Any]]) -> int | None:
+def best_source(sentence: str, candidates: list[int], rows: dict[int, dict[str, Any]]) -> int | None:
     """The candidate item whose text backs ``sentence`` best (the resolved one on a tie)."""
     if not candidates:
         return None
@@ -202,7 +202,7 @@ async def learn(rt: Runtime, answer: Answer) -> Learned:
         rows = await learned.cited_items(conn, finding.items)
     kept: list[tuple[str, list[list[int]]]] = []
     for text, groups in finding.sentences:
-        backing = [_best(text, [i for i in group if i in rows], rows) for group in groups]
+        backing = [best_source(text, [i for i in group if i in rows], rows) for group in groups]
         present = [i for i in backing if i is not None]
         why = unsupported(text, [rows[i]["text"] for i in present]) if present else "its sources are gone"
         if why is not None:

@@ -127,6 +127,10 @@ class IngestReport(BaseModel):
         default_factory=dict,
         description="the encoder of this run (backend, precision) and its pages/s on the pages it embedded",
     )
+    recollections: dict[str, int] = Field(
+        default_factory=dict,
+        description="sync: stale learned recollections found valid or retired by the cheap check",
+    )
 
     def _with(self, outcome: Outcome) -> list[FileResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -177,6 +181,7 @@ class IngestReport(BaseModel):
             "price": self.price,
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "encoder": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.encoder.items()},
+            "recollections": self.recollections,
             "results": [_result_json(r) for r in self.results],
         }
 

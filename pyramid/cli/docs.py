@@ -190,12 +190,21 @@ def register(app: typer.Typer) -> None:
     @command(app, "show")
     @with_global_options
     def show(
-        doc: Annotated[str, typer.Argument(help="Document id, source path, or a unique file name.")],
+        doc: Annotated[
+            str,
+            typer.Argument(help="Document id, source path, or a unique file name; or recollection:N."),
+        ],
         pages: Annotated[bool, typer.Option("--pages/--no-pages", help="Print the pages too.")] = True,
         json_output: JsonOption = False,
     ) -> None:
         """Show one document: its pyramid top-down (abstract, concepts, insights), then page by page.
-        A feed file (``news.rss``) lists the documents its items became."""
+        A feed file (``news.rss``) lists the documents its items became. ``recollection:N`` shows one
+        recollection with its audit trail: items, pages, files, history."""
+        if doc.startswith("recollection:"):
+            from .recollections import show_recollection
+
+            show_recollection(doc.removeprefix("recollection:"), json_output=json_output)
+            return
         with open_pyramid() as kp:
             docs = kp.documents(named=doc)
             view = kp.document(docs[0].id, pages=pages) if len(docs) == 1 else None

@@ -120,6 +120,9 @@ def print_report(report: IngestReport, *, title: str = "Ingest") -> None:
     out.print(table)
     if report.distiller:
         out.print(f"Distiller: {report.distiller}")
+    if report.recollections:
+        verdicts = ", ".join(f"{n} {status}" for status, n in report.recollections.items())
+        out.print(f"Stale learned recollections checked: {verdicts} (see `pyramid recollections --all`)")
     if report.usage.requests or report.usage.total_tokens:
         what = "Estimated LLM usage" if report.dry_run else "LLM usage"
         price = "" if report.price is None else f", about ${report.price:,.4f}"

@@ -156,3 +156,13 @@ async def sources(conn: AsyncConnection[Any], ids: Sequence[int]) -> dict[int, l
     for row in await _rows(conn, "learned.sources", {"ids": list(ids)}):
         found.setdefault(row["recollection"], []).append(row)
     return found
+
+
+async def current_on_pages(
+    conn: AsyncConnection[Any], *, source: str, level: str, pages: Sequence[int], limit: int
+) -> list[Row]:
+    return await _rows(
+        conn,
+        "learned.current_on_pages",
+        {"source": source, "level": level, "pages": list(pages), "limit": limit},
+    )

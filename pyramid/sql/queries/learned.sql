@@ -104,3 +104,13 @@ LEFT JOIN items src ON src.id = s.source_item_id
 LEFT JOIN documents d ON d.id = coalesce(src.document_id, s.source_document_id)
 WHERE s.item_id = ANY(%(ids)s)
 ORDER BY s.item_id, s.id
+
+-- name: current_on_pages
+-- What a document (by source) says now on the pages a gone item stood on, at that item's level.
+SELECT i.id, i.level, i.text, i.content_hash, i.document_id, i.pages, d.source, d.path,
+       coalesce(nullif(d.title, ''), d.source) AS title
+FROM items i
+JOIN documents d ON d.id = i.document_id
+WHERE d.source = %(source)s AND i.level = %(level)s AND i.pages && %(pages)s::integer[]
+ORDER BY i.ordinal, i.id
+LIMIT %(limit)s
