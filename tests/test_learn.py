@@ -88,23 +88,27 @@ def test_a_two_document_answer_becomes_one_learned_recollection_with_item_proven
     learned = answer.learned
     assert learned is not None and learned.action == "added", learned
     cited = {c.item_id for c in answer.citations}
-    assert len(cited) == 2 and set(learned.sources) == cited
+    assert len(cited) == 2 and len(learned.sources) == 2
     # The statement is the answer's cited sentences without their brackets.
     assert "[" not in (learned.text or "") and "Ruth Calder" in (learned.text or "")
     assert "incident log every week" in (learned.text or "")
-    # Provenance: one row per cited item, each naming that item and its document.
+    # Provenance: one row per source item, each naming that item and its document. A citation
+    # [file, p. N] names a page; the item of that page which says the sentence is the source.
     rows = kp.run(_sources(kp, learned.recollection))
-    assert sorted(item for item, _ in rows) == sorted(cited)
-    docs = {c.item_id: c.source for c in answer.citations}
-    assert len(set(docs.values())) == 2 and all(doc is not None for _, doc in rows)
+    assert sorted(item for item, _ in rows) == learned.sources
+    view = kp.recollection(learned.recollection)
+    files = {s.source for s in view.sources}
+    assert files == {c.source for c in answer.citations} and len(files) == 2
+    said = {s.item_id: s.text or "" for s in view.sources}
+    assert any("reviews the log every Monday" in t for t in said.values())
+    assert any("reviews our incident log every week" in t for t in said.values())
+    assert all(doc is not None for _, doc in rows)
     # Searchable at the recollection level, and cited as [recollection N].
     hits = kp.evidence("Who reviews the incident log every week?", levels=["recollection"])
     hit = next(h for h in hits if h.id == learned.recollection)
     assert hit.cite == f"[recollection {learned.recollection}]" and hit.document is None
-    view = kp.recollection(learned.recollection)
     assert view.kind == "learned" and view.status == "valid" and view.question == QUESTION
     assert view.model and view.model.startswith("function:")
-    assert {s.item_id for s in view.sources} == cited and all(s.source for s in view.sources)
 
 
 def test_the_same_finding_again_revises_it_instead_of_adding_a_second(kp: Any, ids: dict[str, int]) -> None:
