@@ -14,6 +14,7 @@ from ..errors import NotFoundError
 from ..faults import checkpoint
 from ..models import DocumentInfo, DocumentStatus, ItemView, Level, Usage
 from ..sqlfiles import query
+from .rows import Row, fetch_all, fetch_as, fetch_one
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,14 +125,13 @@ class DocumentRecord:
 
 async def upsert_document(conn: AsyncConnection, record: DocumentRecord) -> tuple[int, bool]:
     """Insert or update the documents row (row-locked); returns (id, existed)."""
-    cur = await conn.execute(query("documents.lock_source"), {"source": record.source})
-    row = await cur.fetchone()
+    row = await fetch_one(conn, query("documents.lock_source"), {"source": record.source})
     if row is None:
-        cur = await conn.execute(query("documents.insert"), record.params())
-        (doc_id,) = await cur.fetchone()  # type: ignore[misc]
-        return int(doc_id), False
-    await conn.execute(query("documents.update"), {**record.params(), "id": row[0]})
-    return int(row[0]), True
+        inserted = await fetch_one(conn, query("documents.insert"), record.params())
+        assert inserted is not None  # INSERT … RETURNING id
+        return int(inserted["id"]), False
+    await conn.execute(query("documents.update"), {**record.params(), "id": row["id"]})
+    return int(row["id"]), True
 
 
 async def delete_items(
@@ -160,8 +160,7 @@ async def write_items(
     items = [item for item in items if item.existing_id is None]
     if not items:
         return by_key
-    cur = await conn.execute(query("items.reserve_ids"), {"n": len(items)})
-    ids = [row[0] for row in await cur.fetchall()]
+    ids = [row["id"] for row in await fetch_all(conn, query("items.reserve_ids"), {"n": len(items)})]
     by_key.update({item.key: item_id for item, item_id in zip(items, ids, strict=True)})
     assert not kept & {item.key for item in items}
     cur_copy = conn.cursor()
@@ -247,10 +246,10 @@ async def record_failure(
     conn: AsyncConnection, *, source: str, path: str, file_sha256: str | None, error: str, title: str = ""
 ) -> None:
     """Mark a document failed without touching what is stored for it."""
-    cur = await conn.execute(
-        query("documents.mark_failed"), {"source": source, "error": error, "file_sha256": file_sha256}
+    marked = await fetch_one(
+        conn, query("documents.mark_failed"), {"source": source, "error": error, "file_sha256": file_sha256}
     )
-    if await cur.fetchone() is None:
+    if marked is None:
         await conn.execute(
             query("documents.insert_failed"),
             {"source": source, "path": path, "file_sha256": file_sha256, "error": error, "title": title},
@@ -260,8 +259,7 @@ async def record_failure(
 async def delete_documents(conn: AsyncConnection, ids: Sequence[int]) -> list[str]:
     """Delete documents with everything built on them, and note (in the same transaction) that the
     corpus changed, so the recollection step runs even if this process dies right after."""
-    cur = await conn.execute(query("documents.delete"), {"ids": list(ids)})
-    removed = [row[1] for row in await cur.fetchall()]
+    removed = [row["source"] for row in await fetch_all(conn, query("documents.delete"), {"ids": list(ids)})]
     checkpoint("documents.deleted-before-commit")
     if removed:
         await conn.execute(query("documents.corpus_changed"))
@@ -270,11 +268,9 @@ async def delete_documents(conn: AsyncConnection, ids: Sequence[int]) -> list[st
 
 async def corpus_pending(conn: AsyncConnection) -> tuple[list[int], bool]:
     """The documents waiting for the corpus step, and whether documents were removed since."""
-    cur = await conn.execute(query("documents.pending_corpus"))
-    pending = [int(row[0]) for row in await cur.fetchall()]
-    cur = await conn.execute(query("documents.corpus_flag"))
-    row = await cur.fetchone()
-    return pending, bool(row and row[0])
+    pending = [int(row["id"]) for row in await fetch_all(conn, query("documents.pending_corpus"))]
+    flag = await fetch_one(conn, query("documents.corpus_flag"))
+    return pending, bool(flag and flag["changed"])
 
 
 async def corpus_done(conn: AsyncConnection, ids: Sequence[int]) -> None:
@@ -300,11 +296,8 @@ def _like_prefix(folder: str) -> str:
 
 async def documents_under(conn: AsyncConnection, root: str) -> list[tuple[int, str, str]]:
     """(id, source, path) of the documents whose file is ``root`` or lies below that folder."""
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("documents.under_root"), {"root": root, "prefix": _like_prefix(root)})
-        return [(row["id"], row["source"], row["path"]) for row in await cur.fetchall()]
+    rows = await fetch_all(conn, query("documents.under_root"), {"root": root, "prefix": _like_prefix(root)})
+    return [(row["id"], row["source"], row["path"]) for row in rows]
 
 
 async def touch_file_hash(conn: AsyncConnection, document_id: int, file_sha256: str) -> None:
@@ -315,45 +308,35 @@ async def touch_file_hash(conn: AsyncConnection, document_id: int, file_sha256: 
 async def documents_of_paths(conn: AsyncConnection, paths: Sequence[str]) -> dict[str, list[StoredFileState]]:
     """The documents stored from each of ``paths`` (a feed file holds several): path → states;
     a path with none is absent."""
-    cur = await conn.execute(query("documents.by_paths"), {"paths": list(paths)})
     found: dict[str, list[StoredFileState]] = {}
-    for path, *row in await cur.fetchall():
-        found.setdefault(path, []).append(StoredFileState(*row))
+    for row in await fetch_all(conn, query("documents.by_paths"), {"paths": list(paths)}):
+        state = StoredFileState(
+            id=row["id"],
+            source=row["source"],
+            file_sha256=row["file_sha256"],
+            sha256=row["sha256"],
+            status=row["status"],
+        )
+        found.setdefault(row["path"], []).append(state)
     return found
 
 
-def _document_info(row: Sequence[Any]) -> DocumentInfo:
-    (
-        doc_id,
-        source,
-        path,
-        title,
-        fmt,
-        pages,
-        status,
-        error,
-        distiller,
-        sha,
-        ingested,
-        updated,
-        usage,
-        items,
-    ) = row
+def _document_info(row: Row) -> DocumentInfo:
     return DocumentInfo(
-        id=doc_id,
-        source=source,
-        path=path,
-        title=title,
-        format=fmt,
-        pages=pages,
-        status=status,
-        error=error,
-        distiller=distiller,
-        sha256=sha,
-        ingested_at=ingested,
-        updated_at=updated,
-        usage=Usage.model_validate(usage or {}),
-        items=dict(items or {}),
+        id=row["id"],
+        source=row["source"],
+        path=row["path"],
+        title=row["title"],
+        format=row["format"],
+        pages=row["page_count"],
+        status=row["status"],
+        error=row["error"],
+        distiller=row["distiller"],
+        sha256=row["sha256"],
+        ingested_at=row["ingested_at"],
+        updated_at=row["updated_at"],
+        usage=Usage.model_validate(row["usage"] or {}),
+        items=dict(row["items"] or {}),
     )
 
 
@@ -365,18 +348,15 @@ class StoredPage:
 
 
 async def stored_pages(conn: AsyncConnection, document_id: int) -> list[StoredPage]:
-    cur = await conn.execute(query("items.page_hashes"), {"document_id": document_id})
-    return [StoredPage(*row) for row in await cur.fetchall()]
+    return await fetch_as(conn, StoredPage, query("items.page_hashes"), {"document_id": document_id})
 
 
 async def list_documents(conn: AsyncConnection, *, status: str | None = None) -> list[DocumentInfo]:
-    cur = await conn.execute(query("documents.list"), {"status": status})
-    return [_document_info(row) for row in await cur.fetchall()]
+    return [_document_info(row) for row in await fetch_all(conn, query("documents.list"), {"status": status})]
 
 
 async def get_document(conn: AsyncConnection, document_id: int) -> DocumentInfo:
-    cur = await conn.execute(query("documents.get_by_id"), {"id": document_id})
-    row = await cur.fetchone()
+    row = await fetch_one(conn, query("documents.get_by_id"), {"id": document_id})
     if row is None:
         raise NotFoundError(f"no document with id {document_id}")
     return _document_info(row)
@@ -410,18 +390,17 @@ async def resolve_documents(conn: AsyncConnection, ref: str | int) -> list[int]:
         candidates.insert(0, str(local.resolve()))
     for candidate in candidates:
         suffix = candidate.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").lstrip("/")
-        exact = await conn.execute(query("documents.exact"), {"ref": candidate})
-        exact_rows = await exact.fetchall()
-        if len(exact_rows) == 1:
-            return [int(exact_rows[0][0])]
-        cur = await conn.execute(query("documents.find"), {"ref": candidate, "suffix": suffix})
-        files = await cur.fetchall()  # (path, ids): one row per file
+        exact = await fetch_all(conn, query("documents.exact"), {"ref": candidate})
+        if len(exact) == 1:
+            return [int(exact[0]["id"])]
+        # One row per file: its path and the ids of its documents.
+        files = await fetch_all(conn, query("documents.find"), {"ref": candidate, "suffix": suffix})
         if len(files) == 1:  # one document, or the items of one feed
-            return [int(i) for i in files[0][1]]
+            return [int(i) for i in files[0]["ids"]]
         if len(files) > 1:
-            if files[0][0] == candidate:  # the full path of one file, and others ending like it
-                return [int(i) for i in files[0][1]]
-            names = ", ".join(str(i) for _, ids in files[:5] for i in ids[:1])
+            if files[0]["path"] == candidate:  # the full path of one file, and others ending like it
+                return [int(i) for i in files[0]["ids"]]
+            names = ", ".join(str(file["ids"][0]) for file in files[:5])
             raise NotFoundError(
                 f"{text!r} matches several documents (ids {names}); name it by id or full path"
             )
@@ -431,30 +410,30 @@ async def resolve_documents(conn: AsyncConnection, ref: str | int) -> list[int]:
 async def document_items(
     conn: AsyncConnection, document_id: int, *, levels: Sequence[Level] | None = None
 ) -> list[ItemView]:
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         query("items.for_document"),
         {"document_id": document_id, "levels": list(levels) if levels is not None else None},
     )
-    return [_item_view(row) for row in await cur.fetchall()]
+    return [_item_view(row) for row in rows]
 
 
 async def document_recollections(conn: AsyncConnection, document_id: int) -> list[ItemView]:
-    cur = await conn.execute(query("items.recollections_for_document"), {"document_id": document_id})
-    return [_item_view(row) for row in await cur.fetchall()]
+    rows = await fetch_all(conn, query("items.recollections_for_document"), {"document_id": document_id})
+    return [_item_view(row) for row in rows]
 
 
-def _item_view(row: Sequence[Any]) -> ItemView:
-    item_id, level, ordinal, title, text, pages, distiller, stale, sources = row
+def _item_view(row: Row) -> ItemView:
     return ItemView(
-        id=item_id,
-        level=level,
-        ordinal=ordinal,
-        title=title,
-        text=text,
-        pages=list(pages or []),
-        distiller=distiller,
-        stale=stale,
-        sources=[int(s) for s in (sources or [])],
+        id=row["id"],
+        level=row["level"],
+        ordinal=row["ordinal"],
+        title=row["title"],
+        text=row["text"],
+        pages=list(row["pages"] or []),
+        distiller=row["distiller"],
+        stale=row["stale"],
+        sources=[int(s) for s in (row["sources"] or [])],
     )
 
 

@@ -8,19 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
+from .rows import Row, fetch_all
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 
-async def _rows(
-    conn: AsyncConnection, name: str, params: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query(name), params)
-        return await cur.fetchall()
+async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any] | None = None) -> list[Row]:
+    return await fetch_all(conn, query(name), params)
 
 
 @dataclass

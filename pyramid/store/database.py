@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..errors import BusyError, DatabaseError, EmbeddingMismatchError
 from ..sqlfiles import functions, migrations
+from .rows import fetch_all, fetch_one
 from .schema import LOCK_MIGRATE, LOCK_WRITER
 
 if TYPE_CHECKING:
@@ -216,8 +217,9 @@ class Database:
                 " version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            cur = await conn.execute("SELECT version FROM pyramid_migrations")
-            applied = {row[0] for row in await cur.fetchall()}
+            applied = {
+                row["version"] for row in await fetch_all(conn, "SELECT version FROM pyramid_migrations")
+            }
             pending = [m for m in migrations() if m.version not in applied]
             known = {m.version for m in migrations()}
             if applied and max(applied) > max(known):
@@ -262,8 +264,8 @@ class Database:
         transaction: a reader sees all the old functions or all the new ones."""
         import psycopg
 
-        cur = await conn.execute("SELECT name, sha256 FROM pyramid_sql_functions")
-        recorded: dict[str, str] = dict(await cur.fetchall())
+        rows = await fetch_all(conn, "SELECT name, sha256 FROM pyramid_sql_functions")
+        recorded: dict[str, str] = {row["name"]: row["sha256"] for row in rows}
         changed = [f for f in functions() if recorded.get(f.name) != f.sha256]
         if not changed:
             return
@@ -294,10 +296,11 @@ class Database:
 
     @staticmethod
     async def read_build(conn: AsyncConnection) -> BuildInfo:
-        cur = await conn.execute("SELECT key, value FROM pyramid_meta")
-        meta = {key: value for key, value in await cur.fetchall()}
-        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM pyramid_migrations")
-        (version,) = await cur.fetchone()  # type: ignore[misc]
+        meta = {
+            row["key"]: row["value"] for row in await fetch_all(conn, "SELECT key, value FROM pyramid_meta")
+        }
+        latest = await fetch_one(conn, "SELECT coalesce(max(version), 0) AS version FROM pyramid_migrations")
+        version = latest["version"] if latest else 0
         return BuildInfo(
             embedding_model=meta["embedding_model"],
             embedding_dim=int(meta["embedding_dim"]),
@@ -324,9 +327,8 @@ class Database:
             loop = asyncio.get_running_loop()
             deadline = None if wait is None else loop.time() + wait
             while True:
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_WRITER)
-                (got,) = await cur.fetchone()  # type: ignore[misc]
-                if got:
+                row = await fetch_one(conn, "SELECT pg_try_advisory_lock(%s, %s) AS got", LOCK_WRITER)
+                if row and row["got"]:
                     break
                 if deadline is not None and loop.time() >= deadline:
                     raise BusyError(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
+from .rows import fetch_all, fetch_one
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -13,14 +14,13 @@ if TYPE_CHECKING:
 
 async def outputs_of(conn: AsyncConnection, source: str) -> dict[str, dict[str, Any]]:
     """Every cached output made for one document, by key."""
-    cur = await conn.execute(query("distill.cached_outputs"), {"source": source})
-    return {key: output for key, output in await cur.fetchall()}
+    rows = await fetch_all(conn, query("distill.cached_outputs"), {"source": source})
+    return {row["key"]: row["output"] for row in rows}
 
 
 async def output(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
-    cur = await conn.execute(query("distill.cached_output"), {"key": key})
-    row = await cur.fetchone()
-    return row[0] if row else None
+    row = await fetch_one(conn, query("distill.cached_output"), {"key": key})
+    return row["output"] if row else None
 
 
 async def put_output(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
 from . import embedded_text
+from .rows import fetch_all, fetch_one
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,11 +20,10 @@ async def drop_embedding_indexes(conn: AsyncConnection) -> list[str]:
     """Drop the indexes on items.embedding; returns their definitions, to build them again."""
     from psycopg import sql
 
-    cur = await conn.execute(query("maintenance.embedding_indexes"))
-    indexes = [(name, definition) for name, definition in await cur.fetchall()]
-    for name, _ in indexes:
-        await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-    return [definition for _, definition in indexes]
+    indexes = await fetch_all(conn, query("maintenance.embedding_indexes"))
+    for index in indexes:
+        await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index["indexname"])))
+    return [index["indexdef"] for index in indexes]
 
 
 async def create_indexes(conn: AsyncConnection, definitions: Sequence[str]) -> None:
@@ -43,20 +43,15 @@ async def retype_embeddings(conn: AsyncConnection, dim: int) -> None:
 
 
 async def count_items(conn: AsyncConnection) -> int:
-    cur = await conn.execute(query("maintenance.count_items"))
-    (total,) = await cur.fetchone()  # type: ignore[misc]
-    return int(total)
+    row = await fetch_one(conn, query("maintenance.count_items"))
+    return int(row["total"]) if row else 0
 
 
 async def items_to_embed(conn: AsyncConnection, batch: int) -> AsyncIterator[list[tuple[int, str]]]:
     """Every item in id order, ``batch`` at a time, as (id, the text it is embedded as)."""
-    from psycopg.rows import dict_row
-
     last_id = 0
     while True:
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query("maintenance.items_after"), {"after": last_id, "limit": batch})
-            rows: list[dict[str, Any]] = await cur.fetchall()
+        rows = await fetch_all(conn, query("maintenance.items_after"), {"after": last_id, "limit": batch})
         if not rows:
             return
         yield [(row["id"], embedded_text(row["level"], row["title"], row["text"])) for row in rows]
@@ -73,11 +68,7 @@ async def set_embeddings(conn: AsyncConnection, ids: Sequence[int], vectors: np.
 
 async def embedding_probes(conn: AsyncConnection) -> dict[str, Any]:
     """The encoder probes recorded in pyramid_meta (empty when none)."""
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("maintenance.embedding_probes"))
-        row = await cur.fetchone()
+    row = await fetch_one(conn, query("maintenance.embedding_probes"))
     return dict(row["value"]) if row and row["value"] else {}
 
 
@@ -85,12 +76,11 @@ async def probe_sample(conn: AsyncConnection, limit: int) -> tuple[list[str], np
     """A fixed, spread-out sample of stored pages and insights: their texts and stored vectors (one
     row each, float32); empty when nothing is embedded yet."""
     import numpy as np
-    from psycopg.rows import dict_row
 
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("maintenance.probe_items"), {"limit": limit})
-        rows = await cur.fetchall()
+    rows = await fetch_all(conn, query("maintenance.probe_items"), {"limit": limit})
+    if not rows:
+        return [], np.empty((0, 0), dtype=np.float32)
     # pgvector hands back a Vector (or a numpy array, depending on how the type was registered).
     vectors = [row["embedding"] for row in rows]
     stored = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in vectors]
-    return [row["text"] for row in rows], np.asarray(stored, dtype=np.float32).reshape(len(rows), -1)
+    return [row["text"] for row in rows], np.asarray(stored, dtype=np.float32)

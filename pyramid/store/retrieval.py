@@ -10,19 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SearchError
 from ..sqlfiles import query
+from .rows import Row, fetch_all
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
-
-Row = dict[str, Any]
-
-
-async def _rows(conn: AsyncConnection[Any], sql: str, params: dict[str, Any]) -> list[Row]:
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return await cur.fetchall()
 
 
 async def search(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[Row]:
@@ -32,32 +23,32 @@ async def search(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[Row
     import psycopg
 
     try:
-        return await _rows(conn, query("search.run"), params)
+        return await fetch_all(conn, query("search.run"), params)
     except psycopg.errors.InvalidParameterValue as exc:
         raise SearchError(str(exc.diag.message_primary or exc)) from None
 
 
 async def compact(conn: AsyncConnection[Any], *, k1: float, b: float) -> tuple[int, list[str]]:
-    [row] = await _rows(conn, query("search.compact"), {"k1": k1, "b": b})
+    [row] = await fetch_all(conn, query("search.compact"), {"k1": k1, "b": b})
     return int(row["folded"]), list(row["reimpacted"] or [])
 
 
 async def items(conn: AsyncConnection[Any], ids: Sequence[int]) -> list[Row]:
     """The items ``ids`` with their documents (ids that do not exist are left out)."""
-    return await _rows(conn, query("ask.items"), {"ids": list(ids)})
+    return await fetch_all(conn, query("ask.items"), {"ids": list(ids)})
 
 
 async def related(conn: AsyncConnection[Any], item_id: int, *, per_kind: int) -> list[Row]:
     """The neighbours of one item, each with its ``relation`` (source, derived, abstract)."""
-    return await _rows(conn, query("ask.related"), {"id": item_id, "per_kind": per_kind})
+    return await fetch_all(conn, query("ask.related"), {"id": item_id, "per_kind": per_kind})
 
 
 async def source_documents(conn: AsyncConnection[Any], item_id: int) -> list[Row]:
     """Whole documents an item was built from; ``source_ref`` names one that is gone."""
-    return await _rows(conn, query("ask.source_documents"), {"id": item_id})
+    return await fetch_all(conn, query("ask.source_documents"), {"id": item_id})
 
 
 async def similarity(conn: AsyncConnection[Any], ids: Sequence[int], embedding: Any) -> dict[int, float]:
     """Cosine similarity of stored items to a query embedding (items without one score 0)."""
-    rows = await _rows(conn, query("ask.similarity"), {"ids": list(ids), "embedding": embedding})
+    rows = await fetch_all(conn, query("ask.similarity"), {"ids": list(ids), "embedding": embedding})
     return {row["id"]: float(row["similarity"] or 0.0) for row in rows}

@@ -7,17 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import DocumentUsage, Stats, StepUsage, Usage
 from ..sqlfiles import query
+from .rows import Row, fetch_all
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 
-async def _rows(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query(name))
-        return await cur.fetchall()
+async def _rows(conn: AsyncConnection, name: str) -> list[Row]:
+    return await fetch_all(conn, query(name))
 
 
 async def read_stats(conn: AsyncConnection) -> Stats:

@@ -100,7 +100,7 @@ ON CONFLICT (key) DO UPDATE SET value = 'true'::jsonb
 SELECT id FROM documents WHERE status = 'distilled' ORDER BY id
 
 -- name: corpus_flag
-SELECT value = 'true'::jsonb FROM pyramid_meta WHERE key = 'corpus_changed'
+SELECT value = 'true'::jsonb AS changed FROM pyramid_meta WHERE key = 'corpus_changed'
 
 -- name: corpus_done
 -- The corpus step is done for these documents: they are ready, and no removal is pending.

@@ -2,7 +2,7 @@
 
 -- name: reserve_ids
 -- Item ids are taken before COPY so that provenance rows can name items written in the same batch.
-SELECT nextval(pg_get_serial_sequence('items', 'id')) FROM generate_series(1, %(n)s)
+SELECT nextval(pg_get_serial_sequence('items', 'id')) AS id FROM generate_series(1, %(n)s)
 
 -- name: copy
 COPY items (id, document_id, level, ordinal, title, text, pages, embedding, content_hash, distiller,

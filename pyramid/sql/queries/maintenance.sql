@@ -5,7 +5,7 @@ SELECT indexname, indexdef FROM pg_indexes
 WHERE schemaname = current_schema() AND tablename = 'items' AND indexdef LIKE '%%(embedding%%'
 
 -- name: count_items
-SELECT count(*) FROM items
+SELECT count(*) AS total FROM items
 
 -- name: items_after
 SELECT id, level, title, text FROM items WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
