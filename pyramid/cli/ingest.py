@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import time
-from typing import TYPE_CHECKING, Annotated
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,7 +30,6 @@ if TYPE_CHECKING:
 
     from rich.progress import Progress, TaskID
 
-    from ..api import Pyramid
     from ..models import IngestReport
     from ..runtime import ProgressEvent
 
@@ -223,15 +227,72 @@ DistillOption = Annotated[
 ]
 
 
-def _run(
-    title: str, call: Callable[[Pyramid], IngestReport], *, json_output: bool, output_mode: str | None = None
-) -> None:
+@dataclass
+class IngestFlags:
+    """The options ``ingest`` and ``sync`` share, each written once: ``_with_ingest_flags`` makes
+    these fields (in this order, after the command's own parameters) the command's options."""
+
+    include: IncludeOption = None
+    exclude: ExcludeOption = None
+    dry_run: DryRunOption = False
+    force: ForceOption = False
+    wait: WaitOption = None
+    model: ModelOption = None
+    concurrency: ConcurrencyOption = None
+    output_mode: OutputModeOption = None
+    distill: DistillOption = True
+    json_output: JsonOption = False
+
+
+def _with_ingest_flags(fn: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the shared ingest options; it receives them as one ``flags: IngestFlags``."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    own = [
+        p.replace(annotation=hints[p.name])
+        for p in inspect.signature(fn).parameters.values()
+        if p.name != "flags"
+    ]
+    options = typing.get_type_hints(IngestFlags, include_extras=True)
+    shared = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=options[f.name], default=f.default
+        )
+        for f in dataclasses.fields(IngestFlags)
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        flags = IngestFlags(**{p.name: kwargs.pop(p.name) for p in shared if p.name in kwargs})
+        fn(*args, flags=flags, **kwargs)
+
+    parameters = [*own, *shared]
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
+
+
+def _run(title: str, paths: list[str], flags: IngestFlags, *, prune: bool) -> None:
+    """``kp.ingest`` (with ``prune``: what ``sync`` is), a progress bar, and the summary."""
     started = time.perf_counter()
-    with IngestProgress(enabled=interactive()) as progress, open_pyramid(output_mode=output_mode) as kp:
+    with (
+        IngestProgress(enabled=interactive()) as progress,
+        open_pyramid(output_mode=flags.output_mode) as kp,
+    ):
         kp.set_progress(progress)
-        report = call(kp)
+        report = kp.ingest(
+            paths,
+            prune=prune,
+            include=flags.include or (),
+            exclude=flags.exclude or (),
+            dry_run=flags.dry_run,
+            force=flags.force,
+            wait=flags.wait,
+            model=flags.model,
+            concurrency=flags.concurrency,
+            distill=flags.distill,
+        )
     report.elapsed = time.perf_counter() - started
-    if json_output:
+    if flags.json_output:
         print_json(report.summary())
     else:
         print_report(report, title=title)
@@ -239,22 +300,17 @@ def _run(
         raise typer.Exit(1)
 
 
+PruneOption = Annotated[
+    bool,
+    typer.Option("--prune/--no-prune", help="Remove documents whose files no longer exist below PATHS."),
+]
+
+
 def register(app: typer.Typer) -> None:
     @command(app, "ingest")
     @with_global_options
-    def ingest(
-        paths: PathsArgument,
-        include: IncludeOption = None,
-        exclude: ExcludeOption = None,
-        dry_run: DryRunOption = False,
-        force: ForceOption = False,
-        wait: WaitOption = None,
-        model: ModelOption = None,
-        concurrency: ConcurrencyOption = None,
-        output_mode: OutputModeOption = None,
-        distill: DistillOption = True,
-        json_output: JsonOption = False,
-    ) -> None:
+    @_with_ingest_flags
+    def ingest(paths: PathsArgument, *, flags: IngestFlags) -> None:
         """Ingest files and folders: convert to pages, embed, distill into the pyramid, store.
 
         Distilling makes insights, concepts, an abstract and recollections.
@@ -264,63 +320,15 @@ def register(app: typer.Typer) -> None:
         code 0: every file stored; 1: some files failed (the others are stored); 2: usage or
         configuration error; 75: the database is busy (see --wait).
         """
-        _run(
-            "Ingest",
-            lambda kp: kp.ingest(
-                paths,
-                include=include or (),
-                exclude=exclude or (),
-                dry_run=dry_run,
-                force=force,
-                wait=wait,
-                model=model,
-                concurrency=concurrency,
-                distill=distill,
-            ),
-            json_output=json_output,
-            output_mode=output_mode,
-        )
+        _run("Ingest", paths, flags, prune=False)
 
     @command(app, "sync")
     @with_global_options
-    def sync(
-        paths: PathsArgument,
-        prune: Annotated[
-            bool,
-            typer.Option(
-                "--prune/--no-prune", help="Remove documents whose files no longer exist below PATHS."
-            ),
-        ] = True,
-        include: IncludeOption = None,
-        exclude: ExcludeOption = None,
-        dry_run: DryRunOption = False,
-        force: ForceOption = False,
-        wait: WaitOption = None,
-        model: ModelOption = None,
-        concurrency: ConcurrencyOption = None,
-        output_mode: OutputModeOption = None,
-        distill: DistillOption = True,
-        json_output: JsonOption = False,
-    ) -> None:
+    @_with_ingest_flags
+    def sync(paths: PathsArgument, prune: PruneOption = True, *, flags: IngestFlags) -> None:
         """Make the pyramid match folders (for cron): ingest new and changed files, remove deleted ones.
 
         Only documents whose file is gone from a root that exists now are removed: a missing root
         (e.g. an unmounted share) removes nothing. Exit codes as for ingest.
         """
-        _run(
-            "Sync",
-            lambda kp: kp.sync(
-                paths,
-                include=include or (),
-                exclude=exclude or (),
-                prune=prune,
-                dry_run=dry_run,
-                force=force,
-                wait=wait,
-                model=model,
-                concurrency=concurrency,
-                distill=distill,
-            ),
-            json_output=json_output,
-            output_mode=output_mode,
-        )
+        _run("Sync", paths, flags, prune=prune)
