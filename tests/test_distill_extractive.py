@@ -147,6 +147,14 @@ def test_a_user_recollection_has_an_audit_trail_and_goes_stale(
     after = next(r for r in kp.document(str(path)).recollections if r.id == item.id)
     assert after.stale  # its document changed
     assert kp.stats().stale >= 1
+    # expand names the documents of the trail, and one that is gone by the name it had.
+    trail = kp.expand(item.id).documents
+    assert sorted(d.document for d in trail) == ["Alec_Bly.md", "note.md"]
+    path.unlink()
+    kp.sync([tmp_path])
+    [gone] = [d for d in kp.expand(item.id).documents if d.id is None]
+    assert gone.document.endswith(f"({path})")
+    assert gone.cite == f"[{gone.document}]"
 
 
 def test_a_one_page_edit_keeps_the_other_insights(kp: Pyramid, tmp_path: Path) -> None:

@@ -137,33 +137,31 @@ Relation = Literal["source", "derived", "abstract"]
 async def expand(conn: AsyncConnection[Any], item_id: int, labels: Labels) -> Expansion:
     """Walk the pyramid one step from ``item_id``: an insight's page(s), concept(s) and abstract; a
     concept's insights; an abstract's concepts; a page's insights; a recollection's sources."""
-    found = await load(conn, [item_id], labels)
-    if item_id not in found:
+    rows = await retrieval.expand(conn, item_id, per_kind=EXPAND_PER_KIND)
+    own = next((row for row in rows if row["relation"] == "item"), None)
+    if own is None:
         raise NotFoundError(f"no item with id {item_id}")
-    item = found[item_id]
-    result = Expansion(item=item)
+    result = Expansion(item=_evidence(own, labels))
     seen = {item_id}
-    for row in await retrieval.related(conn, item_id, per_kind=EXPAND_PER_KIND):
+    for row in rows:
+        if row is own:
+            continue
         relation: Relation = row["relation"]
         neighbour = _evidence(row, labels)
         if neighbour.id in seen:
             continue
         seen.add(neighbour.id)
         _place(result, relation, neighbour)
-    for row in await retrieval.source_documents(conn, item_id):
-        doc_id, source, path, title, ref = (
-            row["id"],
-            row["source"],
-            row["path"],
-            row["title"],
-            row["source_ref"],
-        )
-        if source is None:  # the document is gone; its trail survives in source_ref
+    for doc in own["source_documents"]:
+        if doc["source"] is None:  # the document is gone; its trail survives in source_ref
+            ref = doc["source_ref"]
             result.documents.append(DocumentRef(document=ref or "(deleted)", cite=f"[{ref or 'deleted'}]"))
             continue
-        label = labels(source, path)
+        label = labels(doc["source"], doc["path"])
         result.documents.append(
-            DocumentRef(id=doc_id, document=label, title=title, source=source, cite=f"[{label}]")
+            DocumentRef(
+                id=doc["id"], document=label, title=doc["title"], source=doc["source"], cite=f"[{label}]"
+            )
         )
     return result
 

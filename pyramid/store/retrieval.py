@@ -38,14 +38,11 @@ async def items(conn: AsyncConnection[Any], ids: Sequence[int]) -> list[Row]:
     return await fetch_all(conn, query("ask.items"), {"ids": list(ids)})
 
 
-async def related(conn: AsyncConnection[Any], item_id: int, *, per_kind: int) -> list[Row]:
-    """The neighbours of one item, each with its ``relation`` (source, derived, abstract)."""
-    return await fetch_all(conn, query("ask.related"), {"id": item_id, "per_kind": per_kind})
-
-
-async def source_documents(conn: AsyncConnection[Any], item_id: int) -> list[Row]:
-    """Whole documents an item was built from; ``source_ref`` names one that is gone."""
-    return await fetch_all(conn, query("ask.source_documents"), {"id": item_id})
+async def expand(conn: AsyncConnection[Any], item_id: int, *, per_kind: int) -> list[Row]:
+    """One item and its neighbours in one read, each row with its ``relation``: ``item`` (the item
+    itself, its whole source documents in ``source_documents``), ``source``, ``derived`` or
+    ``abstract``. Empty when there is no such item."""
+    return await fetch_all(conn, query("ask.expand"), {"id": item_id, "per_kind": per_kind})
 
 
 async def similarity(conn: AsyncConnection[Any], ids: Sequence[int], embedding: Any) -> dict[int, float]:

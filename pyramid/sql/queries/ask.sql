@@ -8,14 +8,18 @@ FROM items i
 LEFT JOIN documents d ON d.id = i.document_id
 WHERE i.id = ANY(%(ids)s)
 
--- name: related
--- 'source': what the item was built from (an insight's pages, a concept's insights, an abstract's
--- concepts, a recollection's items); 'derived': what was built from it (a page's insights, an
--- insight's concepts, recollections); 'abstract': its document's abstract. At most per_kind rows of
--- each relation and level, in document order.
+-- name: expand
+-- One item and its neighbours in one read. 'item': the item itself, with the whole documents it was
+-- built from (a recollection's) in source_documents, whose source_ref keeps the name of one that is
+-- gone; 'source': what the item was built from (an insight's pages, a concept's insights, an
+-- abstract's concepts, a recollection's items); 'derived': what was built from it (a page's insights,
+-- an insight's concepts, recollections); 'abstract': its document's abstract. At most per_kind rows
+-- of each relation and level, in document order. No row at all: there is no such item.
 WITH it AS (SELECT id, document_id FROM items WHERE id = %(id)s),
 linked AS (
-    SELECT 'source' AS relation, s.source_item_id AS item_id FROM item_sources s, it
+    SELECT 'item' AS relation, it.id AS item_id FROM it
+    UNION
+    SELECT 'source', s.source_item_id FROM item_sources s, it
     WHERE s.item_id = it.id AND s.source_item_id IS NOT NULL
     UNION
     SELECT 'derived', s.item_id FROM item_sources s, it
@@ -29,19 +33,19 @@ ranked AS (
     FROM linked l JOIN items i ON i.id = l.item_id
 )
 SELECT r.relation, r.id, r.level, r.text, r.title, r.pages, r.stale, r.document_id, d.source, d.path,
-       d.title AS document_title
+       d.title AS document_title,
+       CASE WHEN r.relation = 'item' THEN (
+           SELECT coalesce(jsonb_agg(jsonb_build_object(
+                      'id', s.source_document_id, 'source', sd.source, 'path', sd.path,
+                      'title', sd.title, 'source_ref', s.source_ref) ORDER BY s.id), '[]'::jsonb)
+           FROM item_sources s
+           LEFT JOIN documents sd ON sd.id = s.source_document_id
+           WHERE s.item_id = r.id AND s.source_item_id IS NULL)
+       END AS source_documents
 FROM ranked r
 LEFT JOIN documents d ON d.id = r.document_id
 WHERE r.n <= %(per_kind)s
 ORDER BY r.relation, r.level, r.ordinal, r.id
-
--- name: source_documents
--- Whole documents an item (a recollection) was built from; source_ref keeps the name of one that is gone.
-SELECT s.source_document_id AS id, d.source, d.path, d.title, s.source_ref
-FROM item_sources s
-LEFT JOIN documents d ON d.id = s.source_document_id
-WHERE s.item_id = %(id)s AND s.source_item_id IS NULL
-ORDER BY s.id
 
 -- name: similarity
 SELECT id, 1 - (embedding <=> %(embedding)s::vector) AS similarity FROM items WHERE id = ANY(%(ids)s)
