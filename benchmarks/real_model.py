@@ -10,6 +10,11 @@ partial / failed, tokens per question.
 
     python benchmarks/real_model.py                                   # native + prompted, 2 docs, 3 questions
     python benchmarks/real_model.py --modes native --docs handbook.md --questions 10
+    python benchmarks/real_model.py --ask-only --modes auto prompted --questions 10   # ask side only
+
+``--ask-only`` skips the real-model ingest: the documents are distilled by the extractive distiller
+(all of examples/docs unless ``--docs`` names some) and the questions are asked in each mode (``auto``
+researches with tools, ``prompted``/``native`` retrieve-then-answer).
 
 Prints a table and writes benchmarks/results/real_model.json.
 """
@@ -54,6 +59,7 @@ LIMITS = {
     "insights_max_tokens": 320,
     "concepts_max_tokens": 320,
     "abstract_max_tokens": 256,
+    "answer_max_tokens": 320,
 }
 
 
@@ -109,29 +115,70 @@ def ask_questions(dsn: str, mode: str, questions: list[str]) -> dict[str, Any]:
 
     answered = partial = failed = 0
     tokens: list[int] = []
+    seconds: list[float] = []
     details = []
-    with Pyramid.open(dsn=dsn, output_mode=mode, **LIMITS) as kp:
+    with Pyramid.open(dsn=dsn, output_mode=mode, ask_answer_retries=1, **LIMITS) as kp:
         for question in questions:
+            started = time.perf_counter()
             try:
                 answer = kp.ask(question, model="openai-chat:local")
             except Exception as exc:  # counted as failed, with its reason
                 failed += 1
                 details.append({"question": question, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
+            seconds.append(time.perf_counter() - started)
             tokens.append(answer.usage.total_tokens)
-            if answer.partial or not answer.citations:
+            resolved = {c.item_id for c in answer.citations} <= {e.id for e in answer.evidence}
+            if answer.partial or not answer.citations or not resolved:
                 partial += 1
             else:
                 answered += 1
-            details.append({"question": question, "partial": answer.partial, "stopped": answer.stopped})
+            details.append(
+                {
+                    "question": question,
+                    "partial": answer.partial,
+                    "stopped": answer.stopped,
+                    "notices": answer.notices,
+                    "citations": [c.cite for c in answer.citations],
+                    "rejected_citations": answer.rejected_citations,
+                    "requests": answer.usage.requests,
+                    "seconds": round(seconds[-1], 1),
+                    "text": answer.text[:300],
+                }
+            )
     return {
+        "mode": mode,
         "questions": len(questions),
         "answered": answered,
         "partial": partial,
         "failed": failed,
         "tokens_per_question": round(sum(tokens) / len(tokens)) if tokens else None,
+        "seconds_per_question": round(sum(seconds) / len(seconds), 1) if seconds else None,
+        "retrieve_then_answer": sum(1 for d in details if d.get("notices")),
         "details": details,
     }
+
+
+def extractive_pyramid(docs: list[Path], work: Path) -> str:
+    from pyramid import Pyramid
+
+    dsn, _ = fresh_database(work / "extractive")
+    with Pyramid.open(dsn=dsn) as kp:
+        kp.ingest([str(d) for d in docs])
+    return dsn
+
+
+def print_asked(asked: list[dict[str, Any]], pyramid: str) -> None:
+    print(f"\nask ({pyramid} pyramid)")
+    print(
+        "| mode | questions | answered, citations valid | partial | failed | retrieve-then-answer | tokens/question | s/question |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for a in asked:
+        print(
+            f"| {a['mode']} | {a['questions']} | {a['answered']} | {a['partial']} | {a['failed']} "
+            f"| {a['retrieve_then_answer']} | {a['tokens_per_question']} | {a['seconds_per_question']} |"
+        )
 
 
 def main() -> None:
@@ -139,36 +186,49 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--modes", nargs="+", default=["native", "prompted"])
-    parser.add_argument("--docs", nargs="+", default=["meeting-notes-2031-03-03.txt", "handbook.md"])
+    parser.add_argument("--docs", nargs="+", default=None, help="examples/docs files (default: two)")
     parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--ask-only", action="store_true", help="ask over an extractive pyramid")
     args = parser.parse_args()
     reason = missing()
     if reason:
         sys.exit(f"real_model.py: {reason}")
-    docs = [ROOT / "examples" / "docs" / name for name in args.docs]
+    examples = ROOT / "examples" / "docs"
+    if args.docs:
+        docs = [examples / name for name in args.docs]
+    elif args.ask_only:
+        docs = sorted(p for p in examples.iterdir() if p.is_file())
+    else:
+        docs = [examples / name for name in ("meeting-notes-2031-03-03.txt", "handbook.md")]
+    questions = QUESTIONS[: args.questions]
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, serve(log=Path(tmp) / "server.log") as server:
         os.environ.update(server.env())
-        runs = [ingest_mode(mode, docs, Path(tmp)) for mode in args.modes]
-        asked = ask_questions(runs[-1]["dsn"], args.modes[-1], QUESTIONS[: args.questions])
-    print(
-        "| mode | windows | valid 1st try | after retries | never | s/window | tokens/page | docs ready/partial/failed | crashes |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+        if args.ask_only:
+            dsn = extractive_pyramid(docs, Path(tmp))
+            asked = [ask_questions(dsn, mode, questions) for mode in args.modes]
+            pyramid = "extractive"
+        else:
+            runs = [ingest_mode(mode, docs, Path(tmp)) for mode in args.modes]
+            asked = [ask_questions(runs[-1]["dsn"], args.modes[-1], questions)]
+            pyramid = f"{args.modes[-1]}-distilled"
+    if runs:
+        print(
+            "| mode | windows | valid 1st try | after retries | never | s/window | tokens/page | docs ready/partial/failed | crashes |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         docs_cell = f"{r['documents']['ready']}/{r['documents']['partial']}/{r['failed_documents']}"
         print(
             f"| {r['mode']} | {r['windows']} | {r['valid_first_try']} | {r['valid_after_retries']} | {r['never']} "
             f"| {r['seconds_per_window']} | {r['tokens_per_page']} | {docs_cell} | {1 if r['crash'] else 0} |"
         )
-    print(
-        f"\nask ({args.modes[-1]} pyramid, {asked['questions']} questions): answered {asked['answered']}, "
-        f"partial {asked['partial']}, failed {asked['failed']}, tokens/question {asked['tokens_per_question']}"
-    )
-    for r in runs:
         r.pop("dsn")
+    print_asked(asked, pyramid)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "real_model.json"
-    out.write_text(json.dumps({"runs": runs, "ask": asked, "docs": args.docs}, indent=2) + "\n")
+    out = RESULTS / ("real_model_ask.json" if args.ask_only else "real_model.json")
+    names = [d.name for d in docs]
+    out.write_text(json.dumps({"runs": runs, "ask": asked, "docs": names}, indent=2) + "\n")
     print(f"wrote {out}")
 
 

@@ -80,3 +80,31 @@ def test_ingest_with_a_real_model_stores_every_document(server: Server, fresh_ds
                 assert insight.distiller in ("openai-chat:local", "extractive")
         steps = {s.step: s.usage for s in kp.stats().steps}
         assert steps["insights"].requests > 0 and steps["insights"].input_tokens > 0
+
+
+def test_ask_with_a_real_model_answers_or_says_why(server: Server, fresh_dsn: str) -> None:
+    """Over an extractive pyramid of the two documents, the real model researches (or, when it makes
+    no tool call, retrieve-then-answer runs) and answers: exit 0, and every citation is an item of
+    the evidence, or the answer is partial and says why."""
+    ingest = run_cli("ingest", *map(str, DOCS), "--json", dsn=fresh_dsn, timeout=600)
+    assert ingest.returncode == 0, ingest.stderr
+    result = run_cli(
+        "ask",
+        "When does the Holm Orchards pilot start?",
+        "--model",
+        "openai-chat:local",
+        "--max-requests",
+        "5",
+        "--json",
+        dsn=fresh_dsn,
+        env={**server.env(), **LIMITS, "PYRAMID_ASK_ANSWER_RETRIES": "1", "PYRAMID_ANSWER_MAX_TOKENS": "320"},
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["model"] == "openai-chat:local" and answer["usage"]["requests"] >= 1
+    assert answer["evidence"] and answer["citations"]
+    assert {c["item_id"] for c in answer["citations"]} <= {e["id"] for e in answer["evidence"]}
+    if answer["partial"]:
+        assert answer["stopped"]
