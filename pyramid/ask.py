@@ -384,7 +384,10 @@ async def answer_with_model(
         answer.text = NOTHING_FOUND
     else:
         try:
-            answer.text = await write_answer(question, pack, llm, usage, budget, settings, on_event)
+            framed = found.notice is not None  # a model that made no tool call gets no tool exchange
+            answer.text = await write_answer(
+                question, pack, llm, usage, budget, settings, on_event, framed=framed
+            )
             answer.citations = check(answer.text, pack.items).citations
         except AnswerFailed as failed:
             salvage(answer, failed)
@@ -439,22 +442,25 @@ async def write_answer(
     budget: Budget,
     settings: Settings,
     on_event: AskListener | None = None,
+    *,
+    framed: bool = False,
 ) -> str:
-    """The answer step: the answer agent writes from ``pack`` within what is left of the budget.
+    """The answer step: the answer agent writes from ``pack`` within what is left of the budget;
+    ``framed``: the evidence follows the question in a data frame instead of a tool result.
     Raises ``AnswerFailed`` when no answer passes the checks, ``ModelError`` when the model cannot
     be reached at all."""
     from pydantic_ai.exceptions import AgentRunError, UsageLimitExceeded
     from pydantic_ai.usage import UsageLimits
 
-    from .agents.answer import AnswerDeps, build_answer_agent, evidence_history
+    from .agents.answer import AnswerDeps, build_answer_agent, evidence_history, evidence_prompt
     from .agents.base import _describe
     from .agents.stream import answer_events
 
     deps = AnswerDeps(pack)
     try:
-        result = await build_answer_agent().run(
-            None,
-            message_history=evidence_history(question, pack),
+        result = await build_answer_agent(framed=framed).run(
+            evidence_prompt(question, pack) if framed else None,
+            message_history=None if framed else evidence_history(question, pack),
             deps=deps,
             model=llm,
             usage=usage,

@@ -9,6 +9,7 @@ documents is added. Every text is real corpus text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic_ai.messages import (
     TextPart,
     ToolCallPart,
     ToolReturnPart,
+    UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -184,6 +186,27 @@ def tool_returns(messages: list[ModelMessage], name: str | None = None) -> list[
 Step = Callable[[list[ModelMessage], AgentInfo], ModelResponse]
 
 
+def framed_evidence(messages: list[ModelMessage]) -> dict[str, Any] | None:
+    """The evidence a framed answer step got in its user prompt (``<evidence>…</evidence>``)."""
+    for message in reversed(messages):
+        for part in getattr(message, "parts", []):
+            content = getattr(part, "content", None)
+            if isinstance(part, UserPromptPart) and isinstance(content, str) and "<evidence>" in content:
+                inside = content.split("<evidence>", 1)[1].rsplit("</evidence>", 1)[0]
+                return json.loads(inside.replace("&lt;", "<"))
+    return None
+
+
+def evidence_pack(messages: list[ModelMessage]) -> dict[str, Any]:
+    """The evidence of an answer step: the ``evidence`` tool result, or the framed prompt's."""
+    returned = tool_returns(messages, "evidence")
+    if returned:
+        return returned[-1].content  # type: ignore[no-any-return]
+    framed = framed_evidence(messages)
+    assert framed is not None, "the answer step got no evidence"
+    return framed
+
+
 def scripted(*steps: Step | ModelResponse) -> tuple[FunctionModel, list[list[ModelMessage]]]:
     """A FunctionModel that plays ``steps`` in order (a step is a response, or a function of what the
     model received), and the list of every message list it received."""
@@ -209,7 +232,7 @@ def cite_evidence(claim: str, containing: str = "") -> Step:
     """An answer step: ``claim``, cited with the first evidence item whose text has ``containing``."""
 
     def step(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        pack = tool_returns(messages, "evidence")[-1].content
+        pack = evidence_pack(messages)
         item = next(i for i in pack["items"] if containing in i["text"])
         return text(f"{claim} {item['cite']}.")
 

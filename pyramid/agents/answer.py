@@ -1,6 +1,9 @@
 """The answer agent: gets the question as the user's prompt and the evidence as the result of an
 ``evidence`` tool call, so document text reaches the model only inside tool results (the channel
-models treat as data), never in the instructions or in the user's turn. Its output validator resolves
+models treat as data), never in the instructions or in the user's turn. For a model that makes no
+tool calls (retrieve-then-answer) the evidence comes after the question inside an ``<evidence>`` data
+frame instead (``evidence_prompt``), as the distillers send pages: small local models imitate a tool
+exchange they cannot make and answer with JSON, while they answer a framed prompt in prose. Its output validator resolves
 every citation against that evidence and sends the answer back (``ModelRetry``) while one does not."""
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pydantic_ai.messages import (
 
 from ..models import Evidence, Note
 from ..search import citations
-from .base import prompt
+from .base import EVIDENCE, frame, prompt
 
 EVIDENCE_TOOL = "evidence"
 EVIDENCE_CALL_ID = "pyramid_evidence"
@@ -85,8 +88,8 @@ async def _checked(ctx: RunContext[AnswerDeps], text: str) -> str:
     if tool_call_text(text):
         deps.problem = "the model wrote JSON (a tool call as text), not an answer"
         raise ModelRetry(
-            "That is JSON, not an answer. The evidence is already in the `evidence` result: answer the "
-            "question in plain sentences, citing the items' `cite` strings."
+            "That is JSON, not an answer. You have the evidence already: answer the question in plain "
+            "sentences, citing the items' `cite` strings."
         )
     found = citations.check(text, deps.pack.items)
     if found.problems:
@@ -109,16 +112,24 @@ async def _checked(ctx: RunContext[AnswerDeps], text: str) -> str:
     return text
 
 
-def build_answer_agent() -> Agent[AnswerDeps, str]:
+def build_answer_agent(*, framed: bool = False) -> Agent[AnswerDeps, str]:
+    """The answer agent; ``framed``: the evidence is in the prompt (``evidence_prompt``), no tool."""
     agent: Agent[AnswerDeps, str] = Agent(
         output_type=str,
         deps_type=AnswerDeps,
         name="pyramid-answer",
         instructions=prompt("answer"),
-        tools=[evidence],
+        tools=[] if framed else [evidence],
     )
     agent.output_validator(_checked)
     return agent
+
+
+def evidence_prompt(question: str, pack: EvidencePack) -> str:
+    """The user's turn of a framed answer step: the question, then the evidence as JSON inside an
+    ``<evidence>`` frame (escaped: nothing in it can close the frame)."""
+    data = json.dumps(pack.brief(), ensure_ascii=False)
+    return f"{question}\n\n{frame(EVIDENCE, data)}"
 
 
 def evidence_history(question: str, pack: EvidencePack) -> list[ModelMessage]:

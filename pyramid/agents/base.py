@@ -35,6 +35,7 @@ INSIGHTS = register_tag("insights")
 CONCEPTS = register_tag("concepts")
 DOCUMENT = register_tag("document")
 RECOLLECTIONS = register_tag("recollections")
+EVIDENCE = register_tag("evidence")
 
 # HTTP statuses worth another try: timeouts, conflicts, rate limits, server trouble.
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
