@@ -41,9 +41,12 @@ if TYPE_CHECKING:
 
     from .ask import AskListener
     from .models import Answer, Evidence, Expansion
+    from .queue import EnqueueReport
     from .search.hybrid import Hit, SearchOptions
     from .search.tools import ToolSession
     from .store.database import BuildInfo
+    from .store.jobs import JobRow
+    from .worker import WorkerOptions, WorkerReport
 
 
 P = ParamSpec("P")
@@ -85,7 +88,9 @@ class IngestOptions(TypedDict, total=False):
     "anthropic:…", "ollama:…") or ``Model`` instance distils with an LLM; none, or "extractive",
     uses the extractive distiller (no LLM). ``concurrency`` (``settings.concurrency``): documents
     distilled at once. ``distill`` (True): False stores pages only (status "converted"); a later run
-    with distillation distills them without converting or embedding the pages again."""
+    with distillation distills them without converting or embedding the pages again. ``workers``
+    (None): queue the files and run this many local worker processes over the queue (see
+    ``awork``); no writer lock is taken, and ``dry_run``, ``force`` and ``prune`` are not offered."""
 
     include: Sequence[str]
     exclude: Sequence[str]
@@ -95,6 +100,7 @@ class IngestOptions(TypedDict, total=False):
     model: str | Model | None
     concurrency: int | None
     distill: bool
+    workers: int | None
 
 
 class Opening:
@@ -292,6 +298,8 @@ class Pyramid:
             raise ConfigError(f"concurrency must be between 1 and 512, not {concurrency}")
         dry_run = options.get("dry_run", False)
         include, exclude = options.get("include", ()), options.get("exclude", ())
+        if options.get("workers") is not None:
+            return await self._ingest_with_workers(paths, prune=prune, **options)
         distiller = (
             make_distiller(
                 self._rt.settings, options.get("model"), concurrency=concurrency, resolve=not dry_run
@@ -337,6 +345,117 @@ class Pyramid:
         return report
 
     sync = blocking(async_sync)
+
+    async def _ingest_with_workers(
+        self, paths: Sequence[str | Path], *, prune: bool, **options: Unpack[IngestOptions]
+    ) -> IngestReport:
+        from .errors import ConfigError
+        from .queue import ingest_with_workers
+
+        workers = options.get("workers") or 0
+        if not 1 <= workers <= 64:
+            raise ConfigError(f"workers must be between 1 and 64, not {workers}")
+        for name in ("dry_run", "force"):
+            if options.get(name):
+                raise ConfigError(f"--{name.replace('_', '-')} cannot be combined with --workers")
+        if prune:
+            raise ConfigError("sync --prune cannot be combined with --workers (use --no-prune)")
+        model = options.get("model")
+        if model is not None and not isinstance(model, str):
+            raise ConfigError(
+                "with workers, the model is named by a string (each worker process builds its own)"
+            )
+        return await ingest_with_workers(
+            self._rt,
+            paths,
+            workers=workers,
+            include=options.get("include", ()),
+            exclude=options.get("exclude", ()),
+            model=model,
+            distill=options.get("distill", True),
+            concurrency=options.get("concurrency"),
+        )
+
+    # -- the queue ------------------------------------------------------------------------------
+    @on_loop
+    async def aenqueue(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        distill: bool = True,
+        max_attempts: int = 3,
+    ) -> EnqueueReport:
+        """Queue one ingest job per new or changed file below ``paths`` for the workers
+        (``awork``, ``pyramid worker``); enqueuing the same file content twice leaves one job."""
+        from .queue import enqueue
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return await enqueue(
+            self._rt, paths, include=include, exclude=exclude, distill=distill, max_attempts=max_attempts
+        )
+
+    enqueue = blocking(aenqueue)
+
+    @on_loop
+    async def awork(
+        self,
+        options: WorkerOptions | None = None,
+        *,
+        model: str | Model | None = None,
+        distill: bool = True,
+        concurrency: int | None = None,
+        distiller: Any = None,
+    ) -> WorkerReport:
+        """Work on the queue as one worker (``pyramid worker``) until ``options`` say to stop
+        (``once``, ``drain``, ``max_jobs``; by default forever). ``distiller`` overrides
+        ``model`` (tests and benchmarks pass their own)."""
+        from .distill import make_distiller
+        from .worker import Worker
+
+        if distiller is None and distill:
+            distiller = make_distiller(self._rt.settings, model, concurrency=concurrency)
+        worker = Worker(self._rt, distiller=distiller, options=options, concurrency=concurrency)
+        return await worker.run()
+
+    work = blocking(awork)
+
+    @on_loop
+    async def ajobs(self, *, status: str | None = None) -> list[JobRow]:
+        """The queue's jobs (optionally of one status: queued, running, done, failed), oldest first."""
+        from .errors import ConfigError
+        from .store import jobs
+
+        if status is not None and status not in jobs.JOB_STATUSES:
+            raise ConfigError(f"no job status {status!r} (one of {', '.join(jobs.JOB_STATUSES)})")
+        async with self._rt.db.connection() as conn:
+            return await jobs.list_jobs(conn, status=status)
+
+    jobs = blocking(ajobs)
+
+    @on_loop
+    async def aretry_jobs(self, ids: Sequence[int] | None = None) -> list[int]:
+        """Queue the failed jobs (all, or ``ids``) again with their attempts reset; returns their ids."""
+        from .store import jobs
+
+        async with self._rt.db.connection() as conn:
+            return await jobs.retry(conn, ids)
+
+    retry_jobs = blocking(aretry_jobs)
+
+    @on_loop
+    async def acorpus(self, *, model: str | Model | None = None, distill: bool = True) -> None:
+        """The corpus step now (recollections of the documents waiting for it, BM25 compaction),
+        under the lock the workers take for it."""
+        from .distill import make_distiller
+        from .worker import run_corpus_step
+
+        distiller = make_distiller(self._rt.settings, model) if distill else None
+        await run_corpus_step(self._rt, distiller)
+
+    corpus = blocking(acorpus)
 
     # -- reading --------------------------------------------------------------------------------
     @on_loop

@@ -86,3 +86,8 @@ class SearchError(PyramidError):
     """A search request that cannot be answered (bad level, bad mode, unusable reranker…)."""
 
     exit_code = EXIT_USAGE
+
+
+class LeaseLostError(PyramidError):
+    """A worker no longer holds the lease of the job it was writing (it expired and another
+    worker took the job, or the job was finished): its write is rolled back."""

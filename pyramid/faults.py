@@ -7,8 +7,9 @@ places again and again; named points hit each place on purpose.
 
 ``PYRAMID_TEST_CRASH_AT=N`` makes the process SIGKILL itself (no cleanup, no rollback from Python:
 what a power cut or the OOM killer does) at the N-th point it reaches; ``PYRAMID_TEST_CRASH_LOG=FILE``
-appends the name of every point reached. With neither set — always, outside those tests — a point
-costs one dictionary lookup.
+appends the name of every point reached; ``PYRAMID_TEST_CRASH_AT=NAME`` kills at the first point of
+that name (the queue's crash test kills one worker of several at a chosen stage). With neither set —
+always, outside those tests — a point costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -32,5 +33,5 @@ def checkpoint(name: str) -> None:
         if log:
             with open(log, "a", encoding="utf-8") as handle:
                 handle.write(f"{_reached} {name}\n")
-        if target and _reached == int(target):
+        if target and (_reached == int(target) if target.isdigit() else name == target):
             os.kill(os.getpid(), signal.SIGKILL)

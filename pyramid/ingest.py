@@ -13,7 +13,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, TypeVar
 from .discover import discover
 from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
 from .distill.incremental import align_pages
-from .errors import ConversionError, DistillationError, PyramidError
+from .errors import ConversionError, DistillationError, LeaseLostError, PyramidError
 from .faults import checkpoint
 from .models import FileResult, IngestReport, Outcome, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import DocumentRecord, NewItem, StoredFileState, stored_pages, text_hash
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
     from .convert import ConvertedDocument
 
 T = TypeVar("T")
@@ -40,7 +42,17 @@ READY_STATES = ("ready", "distilled")
 PAGES_ONLY_STATES = (*READY_STATES, "converted")  # enough when this run does not distill
 WRITERS = 2  # document transactions at once (the pool has a few connections; writes are short)
 
-__all__ = ["Distilled", "Distiller", "Ingest", "PreparedDocument"]
+__all__ = ["Distilled", "Distiller", "Ingest", "PreparedDocument", "WriteGuard", "is_unchanged"]
+
+# Called inside a document's write transaction with (connection, file path, whether this is the
+# file's last document to write); raises LeaseLostError to roll the write back. The queue's workers
+# use it to check their lease and mark the job done in the document's own transaction.
+WriteGuard = Callable[["AsyncConnection", str, bool], Awaitable[None]]
+
+
+def is_unchanged(stored: Sequence[StoredFileState], file_sha256: str, done_states: Sequence[str]) -> bool:
+    """Whether a file needs no work: every document stored from it has this file hash and is done."""
+    return bool(stored) and all(s.file_sha256 == file_sha256 and s.status in done_states for s in stored)
 
 
 def _raise_unexpected() -> bool:
@@ -70,9 +82,13 @@ class Ingest:
         force: bool = False,
         concurrency: int | None = None,
         prune: bool = False,
+        write_guard: WriteGuard | None = None,
+        corpus_step: bool = True,
     ) -> None:
         self.rt = rt
         self.prune = prune
+        self.write_guard = write_guard
+        self.corpus_step = corpus_step  # False: a queue worker leaves it to whoever drains the queue
         self._done_states = READY_STATES if distiller is not None else PAGES_ONLY_STATES
         self.settings = rt.settings
         self.distiller = distiller
@@ -153,14 +169,8 @@ class Ingest:
 
                 for result in await prune(self.rt, paths, found, dry_run=self.dry_run):
                     self._finish_file_result(result)
-            if self.distiller is not None and not self.dry_run:
-                await self._corpus_step()
-            if not self.dry_run:
-                from .search.hybrid import compact
-
-                # Keep the BM25 delta tables short: every search sums the deltas it reads.
-                checkpoint("compact")
-                await compact(self.rt.db, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
+            if self.corpus_step and not self.dry_run:
+                await self.finish_corpus()
         finally:
             self._convert_pool.shutdown(wait=False, cancel_futures=True)
         if self.distiller is not None:
@@ -168,6 +178,17 @@ class Ingest:
             self.report.price = self.distiller.price(self.report.usage)
         self.report.elapsed = time.perf_counter() - started
         return self.report
+
+    async def finish_corpus(self) -> None:
+        """What follows the documents: the corpus step (recollections) when distilling, then the
+        BM25 compaction. Both are driven by the database's state, so any process may run them."""
+        if self.distiller is not None:
+            await self._corpus_step()
+        from .search.hybrid import compact
+
+        # Keep the BM25 delta tables short: every search sums the deltas it reads.
+        checkpoint("compact")
+        await compact(self.rt.db, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
 
     async def _corpus_step(self) -> None:
         """Recollections, after the documents. Driven by what the database says is pending, not by
@@ -287,12 +308,7 @@ class Ingest:
         except OSError as exc:
             await self._fail_file(job, f"cannot read file: {exc.strerror or exc}")
             return None
-        unchanged = (
-            not self.force
-            and stored
-            and all(s.file_sha256 == job.sha256 and s.status in self._done_states for s in stored)
-        )
-        if unchanged:
+        if not self.force and is_unchanged(stored, job.sha256, self._done_states):
             for state in stored:
                 job.results.append(FileResult(source=state.source, outcome="unchanged"))
             self._finish_job(job)
@@ -315,6 +331,7 @@ class Ingest:
                     ),
                 ),
             )
+            checkpoint("file.converted")
         except ConversionError as exc:
             await self._fail_file(job, exc.reason)
             return None
@@ -518,7 +535,13 @@ class Ingest:
                 doc_id, existed, _ = await store.replace_document(
                     conn, record, prepared.pages + distilled.items
                 )
+                if self.write_guard is not None:
+                    # The file's last document, and none of its others failed: the job is done.
+                    last = job.pending_docs == 1 and not any(r.outcome == "failed" for r in job.results)
+                    await self.write_guard(conn, str(job.path), last)
                 checkpoint("document.before-commit")
+        except LeaseLostError as exc:  # rolled back: the job is another worker's now
+            return FileResult(source=doc.source, outcome="failed", title=doc.title, reason=str(exc))
         except Exception as exc:  # a write that fails for one document must not lose the others
             if _raise_unexpected():
                 raise

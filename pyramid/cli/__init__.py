@@ -23,6 +23,7 @@ from . import ingest as ingest_commands
 from . import recollections as recollection_commands
 from . import search as search_commands
 from . import serve as serve_commands
+from . import worker as worker_commands
 from .common import (
     DataDirOption,
     DsnOption,
@@ -78,6 +79,7 @@ ask_commands.register(app)
 recollection_commands.register(app)
 serve_commands.register(app)
 doctor_commands.register(app)
+worker_commands.register(app)
 
 
 def _raise_errors() -> bool:

@@ -226,6 +226,18 @@ DistillOption = Annotated[
     ),
 ]
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        metavar="N",
+        min=1,
+        max=64,
+        help="Queue the files and ingest them with N local worker processes (see `pyramid worker`).",
+        show_default=False,
+    ),
+]
+
 
 @dataclass
 class IngestFlags:
@@ -271,7 +283,9 @@ def _with_ingest_flags(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _run(title: str, paths: list[str], flags: IngestFlags, *, prune: bool) -> None:
+def _run(
+    title: str, paths: list[str], flags: IngestFlags, *, prune: bool, workers: int | None = None
+) -> None:
     """``kp.ingest`` (with ``prune``: what ``sync`` is), a progress bar, and the summary."""
     started = time.perf_counter()
     with (
@@ -290,6 +304,7 @@ def _run(title: str, paths: list[str], flags: IngestFlags, *, prune: bool) -> No
             model=flags.model,
             concurrency=flags.concurrency,
             distill=flags.distill,
+            workers=workers,
         )
     report.elapsed = time.perf_counter() - started
     if flags.json_output:
@@ -310,7 +325,7 @@ def register(app: typer.Typer) -> None:
     @command(app, "ingest")
     @with_global_options
     @_with_ingest_flags
-    def ingest(paths: PathsArgument, *, flags: IngestFlags) -> None:
+    def ingest(paths: PathsArgument, workers: WorkersOption = None, *, flags: IngestFlags) -> None:
         """Ingest files and folders: convert to pages, embed, distill into the pyramid, store.
 
         Distilling makes insights, concepts, an abstract and recollections.
@@ -320,7 +335,7 @@ def register(app: typer.Typer) -> None:
         code 0: every file stored; 1: some files failed (the others are stored); 2: usage or
         configuration error; 75: the database is busy (see --wait).
         """
-        _run("Ingest", paths, flags, prune=False)
+        _run("Ingest", paths, flags, prune=False, workers=workers)
 
     @command(app, "sync")
     @with_global_options

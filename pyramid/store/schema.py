@@ -15,6 +15,7 @@ LOCK_WRITER = (LOCK_NAMESPACE, 2)  # the single writer (ingest, sync, reembed)
 LOCK_IMPACTS = (LOCK_NAMESPACE, 3)  # stored BM25 impacts: writers shared, a re-impacting compaction exclusive
 LOCK_COMPACT = (LOCK_NAMESPACE, 4)  # one BM25 compaction at a time
 LOCK_LEARN = (LOCK_NAMESPACE, 5)  # one learned finding written at a time (ask --learn, verify)
+LOCK_CORPUS = (LOCK_NAMESPACE, 6)  # one corpus step at a time (the worker that drains the queue)
 
 
 def _sql_text_array(values: tuple[str, ...]) -> str:

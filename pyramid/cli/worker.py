@@ -1,0 +1,165 @@
+"""``pyramid worker``, ``pyramid jobs`` (and ``jobs retry``), ``pyramid corpus``: the ingest queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .common import (
+    DataDirOption,
+    DsnOption,
+    Group,
+    JsonOption,
+    command,
+    display_path,
+    err,
+    global_options,
+    open_pyramid,
+    out,
+    print_json,
+    with_global_options,
+)
+
+jobs_app = typer.Typer(
+    help="The ingest queue: list jobs (--failed for the dead letters), retry failed ones.",
+    cls=Group,
+    invoke_without_command=True,
+)
+
+FailedOption = Annotated[bool, typer.Option("--failed", help="Only the jobs that failed for good.")]
+StatusOption = Annotated[
+    str | None,
+    typer.Option("--status", help="Only jobs of this status: queued, running, done or failed."),
+]
+
+
+@jobs_app.callback()
+def _jobs(
+    ctx: typer.Context,
+    failed: FailedOption = False,
+    status: StatusOption = None,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    dsn: DsnOption = None,
+) -> None:
+    """The ingest queue: list jobs (--failed for the dead letters), retry failed ones."""
+    options = global_options()
+    options.data_dir = data_dir or options.data_dir
+    options.dsn = dsn or options.dsn
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_pyramid(check_model=False) as kp:
+        rows = kp.jobs(status="failed" if failed else status)
+    if json_output:
+        print_json([{**row.__dict__} for row in rows])
+        return
+    table = Table(title="Jobs", header_style="bold")
+    for column in ("id", "file", "status", "attempts", "worker", "error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            display_path(row.source),
+            row.status,
+            f"{row.attempts}/{row.max_attempts}",
+            row.lease_owner or "",
+            row.last_error or "",
+        )
+    out.print(table)
+
+
+@command(jobs_app, "retry")
+@with_global_options
+def retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Job ids (default: every failed job).")] = None,
+) -> None:
+    """Queue failed jobs again with their attempts reset (all of them, or the ids given)."""
+    with open_pyramid(check_model=False) as kp:
+        queued = kp.retry_jobs(ids or None)
+    err.print(f"Queued {len(queued)} failed job(s) again.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app, name="jobs")
+
+    @command(app, "worker")
+    @with_global_options
+    def worker(
+        once: Annotated[
+            bool, typer.Option("--once", help="Exit as soon as no job can be claimed (for tests, cron).")
+        ] = False,
+        drain: Annotated[
+            bool,
+            typer.Option(
+                "--drain", help="Exit when no job is queued or running (takes over expired leases)."
+            ),
+        ] = False,
+        lease: Annotated[
+            float, typer.Option("--lease", metavar="SECONDS", min=1, help="How long a claim lasts unrenewed.")
+        ] = 60.0,
+        batch: Annotated[
+            int, typer.Option("--batch", metavar="N", min=1, max=256, help="Jobs claimed at once.")
+        ] = 4,
+        retry_delay: Annotated[
+            float,
+            typer.Option(
+                "--retry-delay", metavar="SECONDS", min=0, help="A failed job waits this × its attempts."
+            ),
+        ] = 2.0,
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Distill with this PydanticAI model. Default: PYRAMID_MODEL, else extractive.",
+            ),
+        ] = None,
+        distill: Annotated[
+            bool, typer.Option("--distill/--no-distill", help="--no-distill stores pages only.")
+        ] = True,
+        concurrency: Annotated[
+            int | None,
+            typer.Option(
+                "--concurrency", "-c", metavar="N", min=1, max=512, help="Documents distilled at once."
+            ),
+        ] = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Work on the ingest queue: claim jobs under a lease, ingest them, mark them done.
+
+        Run any number, on any machines, against the same --dsn. Exit code 0: every job this
+        worker took is done; 1: some failed (see `pyramid jobs --failed`).
+        """
+        from ..worker import WorkerOptions
+
+        options = WorkerOptions(lease=lease, batch=batch, retry_delay=retry_delay, once=once, drain=drain)
+        with open_pyramid() as kp:
+            report = kp.work(options, model=model, distill=distill, concurrency=concurrency)
+        summary = report.summary()
+        if json_output:
+            print_json(summary)
+        else:
+            err.print(
+                f"Worker {report.worker}: {report.jobs_done} job(s) done, {report.jobs_retried} to retry, "
+                f"{report.jobs_failed} failed, {report.leases_lost} lease(s) lost, "
+                f"{summary['documents']} in {report.elapsed:.1f}s"
+            )
+        if report.jobs_failed or report.jobs_retried:
+            raise typer.Exit(1)
+
+    @command(app, "corpus")
+    @with_global_options
+    def corpus(
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model", "-m", help="The model for recollections. Default: PYRAMID_MODEL, else extractive."
+            ),
+        ] = None,
+    ) -> None:
+        """Run the corpus step now: recollections of the documents waiting for it, BM25 compaction."""
+        with open_pyramid() as kp:
+            kp.corpus(model=model)
+        err.print("Corpus step done.")

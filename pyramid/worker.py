@@ -1,0 +1,305 @@
+"""``pyramid worker``: take ingest jobs from the queue (``ingest_jobs``) and run them through the
+ingest pipeline, on any number of processes and machines sharing one database.
+
+A worker claims a few jobs under a lease, renews the lease by heartbeat while it works, and runs
+the same pipeline as ``pyramid ingest`` (:class:`pyramid.ingest.Ingest`) over the claimed files.
+Inside each document's write transaction it checks that it still holds the job (row-locked until the
+commit) and, with the file's last document, marks the job done: a worker that lost its lease (it
+stalled, the lease expired, another worker took the job) rolls its write back and so never stores a
+second version. A worker killed anywhere loses only its lease. A job that fails is queued again after
+a delay, and after ``max_attempts`` it is ``failed`` with its reason (the dead letter).
+
+When the queue is empty, the worker that gets the corpus lock runs the corpus step (recollections,
+BM25 compaction), which is driven by what the database says is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import LeaseLostError
+from .faults import checkpoint
+from .ingest import Ingest
+from .models import FileResult
+from .runtime import Runtime
+from .store import jobs
+from .store.schema import LOCK_CORPUS, LOCK_WRITER
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    from .distill.base import Distiller
+
+
+def worker_name() -> str:
+    """host:pid:random — unique even for two workers that reuse a pid on one host."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker works. ``lease``: seconds a claim lasts without a heartbeat; ``heartbeat``:
+    seconds between renewals (default a third of the lease); ``batch``: jobs claimed at once (run
+    through one pipeline, so the encoder batches pages across them); ``poll``: seconds between
+    looks at an empty queue; ``retry_delay``: seconds × attempts before a failed job is tried again;
+    ``once``: exit when nothing is claimable; ``drain``: exit when no job is queued or running;
+    ``max_jobs``: exit after this many jobs (None: no limit)."""
+
+    lease: float = 60.0
+    heartbeat: float | None = None
+    batch: int = 4
+    poll: float = 1.0
+    retry_delay: float = 5.0
+    once: bool = False
+    drain: bool = False
+    max_jobs: int | None = None
+    corpus: bool = True
+
+
+@dataclass
+class WorkerReport:
+    """What one worker did."""
+
+    worker: str
+    jobs_done: int = 0
+    jobs_retried: int = 0  # failed attempts queued again
+    jobs_failed: int = 0  # failed for good (max_attempts)
+    leases_lost: int = 0
+    corpus_steps: int = 0
+    elapsed: float = 0.0
+    results: list[FileResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return {
+            "worker": self.worker,
+            "jobs_done": self.jobs_done,
+            "jobs_retried": self.jobs_retried,
+            "jobs_failed": self.jobs_failed,
+            "leases_lost": self.leases_lost,
+            "corpus_steps": self.corpus_steps,
+            "documents": counts,
+            "elapsed": round(self.elapsed, 3),
+            "jobs_per_s": round(self.jobs_done / self.elapsed, 3) if self.elapsed else None,
+        }
+
+
+def _belongs(result: FileResult, path: str) -> bool:
+    return result.source == path or result.source.startswith(path + "#")
+
+
+class Worker:
+    """One worker process's loop over the queue."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        distiller: Distiller | None,
+        options: WorkerOptions | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.rt = rt
+        self.distiller = distiller
+        self.options = options or WorkerOptions()
+        self.concurrency = concurrency
+        self.name = name or worker_name()
+        self.report = WorkerReport(worker=self.name)
+        self._dirty = True  # run the corpus step at the first empty queue (a killed worker's leftovers)
+
+    @contextlib.asynccontextmanager
+    async def _control(self) -> AsyncIterator[AsyncConnection]:
+        """The worker's own connection for heartbeats and its locks: a session lock dies with it,
+        so a killed worker never leaves the writer or the corpus lock held."""
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(self.rt.db.url, autocommit=True)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def run(self) -> WorkerReport:
+        started = time.perf_counter()
+        opts = self.options
+        async with self._control() as control:
+            while opts.max_jobs is None or self.report.jobs_done + self.report.jobs_failed < opts.max_jobs:
+                claimed = await self._claim(control)
+                if claimed:
+                    await self.process(claimed, control=control)
+                    continue
+                async with self.rt.db.connection() as conn:
+                    waiting = await jobs.counts(conn)
+                empty = waiting["queued"] == 0 and waiting["running"] == 0
+                if empty and opts.corpus:
+                    await self._corpus(control)
+                if opts.once or (opts.drain and empty):
+                    break
+                await asyncio.sleep(opts.poll)
+        self.report.elapsed = time.perf_counter() - started
+        return self.report
+
+    async def _claim(self, control: AsyncConnection) -> list[jobs.Claimed]:
+        limit = self.options.batch
+        if self.options.max_jobs is not None:
+            limit = min(limit, self.options.max_jobs - self.report.jobs_done - self.report.jobs_failed)
+        async with self.rt.db.connection() as conn:
+            claimed = await jobs.claim(conn, owner=self.name, lease=self.options.lease, limit=limit)
+        if claimed:
+            checkpoint("job.claimed")
+        return claimed
+
+    async def process(
+        self, claimed: Sequence[jobs.Claimed], *, control: AsyncConnection | None = None
+    ) -> None:
+        """Run claimed jobs through one ingest pipeline and settle each: done, queued again, failed."""
+        by_path = {job.source: job for job in claimed}
+        completed: set[int] = set()
+        lost: set[int] = set()
+
+        async def guard(conn: AsyncConnection, path: str, last: bool) -> None:
+            job = by_path[path]
+            if not await jobs.hold(conn, job.id, owner=self.name):
+                lost.add(job.id)
+                raise LeaseLostError(
+                    f"{path}: this worker's lease of job {job.id} expired and the job is another's now"
+                )
+            if last:
+                await jobs.complete(conn, job.id, owner=self.name)
+                completed.add(job.id)
+
+        run = Ingest(
+            self.rt,
+            distiller=self.distiller,
+            concurrency=self.concurrency,
+            write_guard=guard,
+            corpus_step=False,
+        )
+        async with self._writing(control) as beat:
+            beating = asyncio.create_task(self._heartbeat(beat, [job.id for job in claimed], lost))
+            try:
+                report = await run.run([job.source for job in claimed])
+                error = None
+            except Exception as exc:  # the pipeline itself failed (the encoder, the database): retry
+                report, error = None, f"{type(exc).__name__}: {exc}"
+            finally:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+        self._dirty = True
+        async with self.rt.db.connection() as conn:
+            for job in claimed:
+                results = [r for r in report.results if _belongs(r, job.source)] if report else []
+                self.report.results.extend(results)
+                await self._settle(conn, job, results, error, done=job.id in completed, lost=job.id in lost)
+
+    async def _settle(
+        self,
+        conn: AsyncConnection,
+        job: jobs.Claimed,
+        results: list[FileResult],
+        error: str | None,
+        *,
+        done: bool,
+        lost: bool,
+    ) -> None:
+        if lost:
+            self.report.leases_lost += 1
+            return
+        as_json = [r.model_dump(mode="json") for r in results]
+        failed = [r for r in results if r.outcome == "failed"]
+        if error is None and not failed:
+            # Unchanged files, removals, a feed whose documents were written at once: no write
+            # transaction of the job's own marked it done.
+            if done or await jobs.complete(conn, job.id, owner=self.name):
+                await jobs.set_results(conn, job.id, as_json, owner=self.name)
+                self.report.jobs_done += 1
+            else:
+                self.report.leases_lost += 1
+            return
+        reason = error or "; ".join(f"{r.source}: {r.reason}" for r in failed)
+        status = await jobs.fail(
+            conn, job.id, owner=self.name, error=reason, delay=self.options.retry_delay, results=as_json
+        )
+        if status == "failed":
+            self.report.jobs_failed += 1
+        elif status == "queued":
+            self.report.jobs_retried += 1
+        else:
+            self.report.leases_lost += 1
+
+    @contextlib.asynccontextmanager
+    async def _writing(self, control: AsyncConnection | None) -> AsyncIterator[AsyncConnection | None]:
+        """Workers share the writer lock: a plain ``pyramid ingest`` (which holds it alone) and the
+        workers never write at once, while any number of workers write side by side."""
+        if control is None:
+            yield None
+            return
+        while True:
+            cur = await control.execute("SELECT pg_try_advisory_lock_shared(%s, %s)", LOCK_WRITER)
+            (got,) = await cur.fetchone()  # type: ignore[misc]
+            if got:
+                break
+            await asyncio.sleep(0.5)
+        try:
+            yield control
+        finally:
+            await control.execute("SELECT pg_advisory_unlock_shared(%s, %s)", LOCK_WRITER)
+
+    async def _heartbeat(self, control: AsyncConnection | None, ids: list[int], lost: set[int]) -> None:
+        every = self.options.heartbeat or self.options.lease / 3
+        while True:
+            await asyncio.sleep(every)
+            if control is None:
+                async with self.rt.db.connection() as conn:
+                    held = await jobs.heartbeat(conn, ids, owner=self.name, lease=self.options.lease)
+            else:
+                held = await jobs.heartbeat(control, ids, owner=self.name, lease=self.options.lease)
+            # A job this worker no longer holds is not renewed; its write will find out and roll back.
+            ids = [i for i in ids if i in held]
+
+    async def _corpus(self, control: AsyncConnection) -> None:
+        """The corpus step, by the one worker that takes the corpus lock while the queue is empty,
+        and only when something is pending (this worker wrote, or the database says so)."""
+        from . import store
+
+        if not self._dirty:
+            async with self.rt.db.connection() as conn:
+                pending, changed = await store.corpus_pending(conn)
+            if not pending and not changed:
+                return
+        cur = await control.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_CORPUS)
+        (got,) = await cur.fetchone()  # type: ignore[misc]
+        if not got:
+            return  # another worker is running it
+        try:
+            async with self.rt.db.connection() as conn:
+                waiting = await jobs.counts(conn)
+            if waiting["queued"] or waiting["running"]:
+                return  # work arrived meanwhile: whoever drains it runs the step
+            await Ingest(self.rt, distiller=self.distiller).finish_corpus()
+            self.report.corpus_steps += 1
+            self._dirty = False
+        finally:
+            await control.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_CORPUS)
+
+
+async def run_corpus_step(rt: Runtime, distiller: Distiller | None) -> None:
+    """``pyramid corpus``: the corpus step now, under the corpus lock (waiting for it)."""
+    async with rt.db.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_CORPUS)
+        try:
+            await Ingest(rt, distiller=distiller).finish_corpus()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_CORPUS)

@@ -1,0 +1,223 @@
+"""The ingest queue and its workers on the real embedded PostgreSQL with the extractive distiller:
+one job per file content however often it is enqueued, workers that drain a queue store what a
+plain ingest stores, an expired lease is taken over, a stale worker's late write is rolled back,
+and a job that keeps failing becomes a dead letter that `pyramid jobs` lists and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import run_cli
+from test_crash import per_document, snapshot
+
+from pyramid import Pyramid
+from pyramid.distill.extractive import ExtractiveDistiller
+from pyramid.store import jobs
+from pyramid.worker import Worker, WorkerOptions
+
+SETTINGS = {"page_chars": 300, "convert_workers": 1, "concurrency": 1}
+TOPIC = "The harbor crane lifts containers from the ferry. The crane operator checks the steel cable daily."
+
+
+def _corpus(root: Path, n: int = 5) -> Path:
+    root.mkdir()
+    for i in range(n):
+        (root / f"doc{i}.md").write_text(
+            f"# Note {i}\n\nThe ferry {i} leaves at {i + 6} o'clock. {TOPIC}\n\n"
+            f"## Cargo\n\nCrane {i} lifts {i * 7 + 3} tons of grain. The dock {i} closes at night."
+        )
+    return root
+
+
+def _jobs(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT source, status, attempts, lease_owner, last_error FROM ingest_jobs ORDER BY id"
+        ).fetchall()
+
+
+def _levels(rows: list[tuple[tuple[Any, ...], int]]) -> dict[str, int]:
+    """Rows (of items or provenance links) counted per level."""
+    counts: dict[str, int] = {}
+    for (_, level, *_rest), count in rows:
+        counts[level] = counts.get(level, 0) + count
+    return counts
+
+
+def _versions(dsn: str) -> list[tuple[Any, ...]]:
+    """Each document with the ids of its items: a second version would change them."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT d.source, d.updated_at, array_agg(i.id ORDER BY i.id)"
+            " FROM documents d JOIN items i ON i.document_id = d.id GROUP BY d.id ORDER BY d.source"
+        ).fetchall()
+
+
+def test_enqueue_twice_and_two_scans_at_once_leave_one_job_per_file(fresh_dsn: str, tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "docs", 4)
+    with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:
+        first = kp.enqueue([root])
+        again = kp.enqueue([root])
+
+        async def two_scans() -> list[Any]:
+            return list(await asyncio.gather(kp.aenqueue([root]), kp.aenqueue([root])))
+
+        both = kp.run(two_scans())
+    assert (first.enqueued, first.already) == (4, 0)
+    assert (again.enqueued, again.already) == (0, 4)
+    assert [r.enqueued for r in both] == [0, 0]
+    rows = _jobs(fresh_dsn)
+    assert len(rows) == 4 and {r[1] for r in rows} == {"queued"}
+    assert sorted(first.job_ids) == sorted(again.job_ids)
+
+    # A file that changed before anyone took its job: one job, of the new content.
+    (root / "doc0.md").write_text("# Note 0\n\nThe ferry was cancelled today.")
+    with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:
+        changed = kp.enqueue([root])
+    assert (changed.enqueued, changed.already) == (1, 3)
+    assert len(_jobs(fresh_dsn)) == 4
+
+
+def test_two_workers_store_what_a_plain_ingest_stores(pg_server_url: str, tmp_path: Path) -> None:
+    from conftest import _create_database, _drop_database
+
+    root = _corpus(tmp_path / "docs", 6)
+    names = ["t_workers_plain", "t_workers_queue"]
+    plain, queue = (_create_database(pg_server_url, name) for name in names)
+    env = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
+    try:
+        with Pyramid.open(dsn=plain, **SETTINGS) as kp:
+            assert kp.ingest([root]).ok
+        done = run_cli("ingest", str(root), "--workers", "2", "--json", dsn=queue, env=env)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["counts"]["added"] == 6, summary
+        expected, got = snapshot(plain), snapshot(queue)
+        assert got["documents"] == expected["documents"]
+        # Every document's own items are identical; the corpus's recollections are as many, from
+        # the same documents (their text names the documents in the order they were stored).
+        assert per_document(got) == per_document(expected)
+        assert _levels(got["items"]) == _levels(expected["items"])
+        assert _levels(got["links"]) == _levels(expected["links"])
+        assert got["duplicates"] == [] and got["pending"] == (0,)
+        rows = _jobs(queue)
+        assert len(rows) == 6 and {r[1] for r in rows} == {"done"}
+        assert len({r[3] for r in rows}) == 2, "both workers took jobs"
+        # Nothing changed: a second run queues nothing and writes nothing.
+        again = run_cli("ingest", str(root), "--workers", "2", "--json", dsn=queue, env=env)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["counts"]["unchanged"] == 6
+        assert snapshot(queue) == got
+    finally:
+        for name in names:
+            _drop_database(pg_server_url, name)
+
+
+def test_an_expired_lease_is_taken_over(fresh_dsn: str, tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "docs", 2)
+    with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:
+        kp.enqueue([root])
+
+        async def lost_worker() -> list[jobs.Claimed]:
+            async with kp.runtime.db.connection() as conn:
+                return await jobs.claim(conn, owner="gone:1:x", lease=0.5, limit=1)
+
+        (claimed,) = kp.run(lost_worker())
+        kp.run(asyncio.sleep(1.0))
+        report = kp.work(WorkerOptions(drain=True, poll=0.2))
+    assert report.jobs_done == 2 and report.leases_lost == 0
+    rows = {r[0]: r for r in _jobs(fresh_dsn)}
+    taken = rows[claimed.source]
+    assert taken[1] == "done" and taken[2] == 2 and taken[3] == report.worker
+    assert len(_versions(fresh_dsn)) == 2
+
+
+class GatedDistiller(ExtractiveDistiller):
+    """The extractive distiller that waits for a gate: a worker stalled mid-document."""
+
+    def __init__(self, settings: Any, gate: asyncio.Event) -> None:
+        super().__init__(settings)
+        self.gate = gate
+        self.reached = asyncio.Event()
+
+    async def distill(self, rt: Any, doc: Any) -> Any:
+        self.reached.set()
+        await self.gate.wait()
+        return await super().distill(rt, doc)
+
+
+def test_a_stale_worker_that_finishes_late_writes_nothing(fresh_dsn: str, tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "docs", 1)
+    with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:
+        kp.enqueue([root])
+        rt = kp.runtime
+
+        async def scenario() -> tuple[Worker, Worker, list[Any]]:
+            gate = asyncio.Event()
+            stalled = GatedDistiller(rt.settings, gate)
+            # No heartbeat: the whole worker is stalled (a GC pause, a suspended VM).
+            stale = Worker(
+                rt,
+                distiller=stalled,
+                options=WorkerOptions(lease=0.5, heartbeat=3600, corpus=False),
+                name="stale",
+            )
+            async with rt.db.connection() as conn:
+                claimed = await jobs.claim(conn, owner="stale", lease=0.5, limit=1)
+            late = asyncio.create_task(stale.process(claimed))
+            await stalled.reached.wait()
+            await asyncio.sleep(1.0)
+            fresh = Worker(rt, distiller=ExtractiveDistiller(rt.settings), options=WorkerOptions(once=True))
+            await fresh.run()
+            written = await asyncio.to_thread(_versions, fresh_dsn)
+            gate.set()
+            await late
+            return stale, fresh, written
+
+        stale, fresh, written = kp.run(scenario())
+    assert fresh.report.jobs_done == 1
+    assert stale.report.leases_lost == 1 and stale.report.jobs_done == 0
+    assert [r.outcome for r in stale.report.results] == ["failed"]
+    assert "lease" in (stale.report.results[0].reason or "")
+    assert _versions(fresh_dsn) == written and len(written) == 1
+    ((_, status, attempts, owner, _),) = _jobs(fresh_dsn)
+    assert (status, attempts, owner) == ("done", 2, fresh.name)
+
+
+def test_a_job_that_keeps_failing_is_a_dead_letter_until_retried(fresh_dsn: str, tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "docs", 1)
+    (root / "broken.pdf").write_bytes(b"\x00\x13 not a pdf at all \xff" * 40)
+    with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:
+        kp.enqueue([root], max_attempts=2)
+        report = kp.work(WorkerOptions(drain=True, retry_delay=0, poll=0.1))
+    assert (report.jobs_done, report.jobs_retried, report.jobs_failed) == (1, 1, 1)
+    failed = [r for r in _jobs(fresh_dsn) if r[1] == "failed"]
+    assert len(failed) == 1 and failed[0][0].endswith("broken.pdf") and failed[0][2] == 2
+    assert "broken.pdf" in failed[0][4]
+
+    listed = run_cli("jobs", "--failed", "--json", dsn=fresh_dsn)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["source"].endswith("broken.pdf") and row["status"] == "failed" and row["last_error"]
+    table = run_cli("jobs", dsn=fresh_dsn)
+    assert "broken.pdf" in table.stdout and "done" in table.stdout
+
+    retried = run_cli("jobs", "retry", dsn=fresh_dsn)
+    assert retried.returncode == 0, retried.stderr
+    assert "1 failed job" in retried.stderr
+    statuses = {r[0].rsplit("/", 1)[1]: (r[1], r[2]) for r in _jobs(fresh_dsn)}
+    assert statuses["broken.pdf"] == ("queued", 0)
+    worker = run_cli("worker", "--once", "--retry-delay", "0", "--json", dsn=fresh_dsn)
+    assert worker.returncode == 1, worker.stderr  # it failed again: exit 1
+    assert json.loads(worker.stdout)["jobs_retried"] == 1
+
+
+@pytest.mark.parametrize("option", [["--dry-run"], ["--force"]])
+def test_workers_refuse_options_they_do_not_offer(dsn: str, tmp_path: Path, option: list[str]) -> None:
+    done = run_cli("ingest", str(tmp_path), "--workers", "2", *option, dsn=dsn)
+    assert done.returncode == 2 and "--workers" in done.stderr
