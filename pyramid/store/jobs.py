@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
+from .rows import Row, fetch_all, fetch_as
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -49,12 +50,8 @@ class JobRow:
     finished_at: datetime | None
 
 
-async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query(name), params)
-        return await cur.fetchall() if cur.description else []
+async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any]) -> list[Row]:
+    return await fetch_all(conn, query(name), params)
 
 
 async def enqueue(
@@ -150,8 +147,8 @@ async def counts(conn: AsyncConnection, ids: Sequence[int] | None = None) -> dic
 async def list_jobs(
     conn: AsyncConnection, *, status: str | None = None, ids: Sequence[int] | None = None
 ) -> list[JobRow]:
-    rows = await _rows(conn, "jobs.list", {"status": status, "ids": list(ids) if ids is not None else None})
-    return [JobRow(**row) for row in rows]
+    params = {"status": status, "ids": list(ids) if ids is not None else None}
+    return await fetch_as(conn, JobRow, query("jobs.list"), params)
 
 
 async def retry(conn: AsyncConnection, ids: Sequence[int] | None = None) -> list[int]:
