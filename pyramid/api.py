@@ -28,6 +28,7 @@ from .models import (
     IngestReport,
     ItemView,
     Level,
+    Overview,
     RecollectionView,
     Stats,
     VerifyReport,
@@ -685,6 +686,17 @@ class Pyramid:
         return await verify(self._rt, model=model, every=all)
 
     verify_recollections = blocking(averify_recollections)
+
+    @on_loop
+    async def aoverview(self) -> Overview:
+        """What the collection holds, without a model: documents by format and size, the main
+        themes (concepts central across documents, with how many documents each spans), what the
+        recollections say, and example questions the pyramid can answer well."""
+        from .overview import overview
+
+        return await overview(self._rt)
+
+    overview = blocking(aoverview)
 
     @on_loop
     async def astats(self) -> Stats:

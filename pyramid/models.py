@@ -466,3 +466,56 @@ class VerifyReport(BaseModel):
 
     def count(self, status: str) -> int:
         return sum(1 for v in self.verdicts if v.status == status)
+
+
+# --- what the collection holds: pyramid overview ----------------------------------------------------
+
+
+class FormatCount(BaseModel):
+    format: str
+    documents: int
+    files: int = Field(description="files they came from (a feed file holds several documents)")
+    pages: int
+    bytes: int
+
+
+class DocumentBrief(BaseModel):
+    id: int
+    title: str
+    source: str
+    format: str
+    pages: int
+    bytes: int | None = Field(None, description="size of the file it came from")
+
+
+class Theme(BaseModel):
+    """A concept central to the collection: concepts of ``documents`` documents are close to it."""
+
+    name: str
+    text: str = Field(description="the concept's description")
+    concept_id: int
+    documents: int = Field(description="documents it spans (its own included)")
+    titles: list[str] = Field(default_factory=list, description="those documents, nearest first")
+
+
+class RecollectionBrief(BaseModel):
+    id: int
+    kind: RecollectionKind
+    status: RecollectionStatus
+    text: str
+
+
+class Overview(BaseModel):
+    """What ``pyramid overview`` prints: documents by format and size, the main themes, what the
+    recollections say, and questions the pyramid can answer well."""
+
+    documents: list[DocumentBrief] = Field(default_factory=list)
+    formats: list[FormatCount] = Field(default_factory=list)
+    pages: int = 0
+    bytes: int = 0
+    themes: list[Theme] = Field(default_factory=list)
+    recollections: dict[str, int] = Field(
+        default_factory=dict, description="live recollections per kind (retired ones left out)"
+    )
+    says: list[RecollectionBrief] = Field(default_factory=list, description="some of them, learned first")
+    questions: list[str] = Field(default_factory=list, description="example questions")

@@ -20,6 +20,7 @@ from . import distill as distill_commands
 from . import docs as doc_commands
 from . import doctor as doctor_commands
 from . import ingest as ingest_commands
+from . import overview as overview_commands
 from . import recollections as recollection_commands
 from . import search as search_commands
 from . import serve as serve_commands
@@ -77,6 +78,7 @@ db_commands.register(app)
 search_commands.register(app)
 ask_commands.register(app)
 recollection_commands.register(app)
+overview_commands.register(app)
 serve_commands.register(app)
 doctor_commands.register(app)
 worker_commands.register(app)

@@ -1,0 +1,48 @@
+"""pyramid overview on the really ingested example corpus, with no model: every document by format and
+size, at least three themes that span two documents or more, example questions, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ask_helpers import ingest_examples
+
+
+@pytest.fixture(scope="module")
+def ids(kp: Any) -> dict[str, int]:
+    return ingest_examples(kp)
+
+
+def test_the_overview_lists_every_document_and_themes_that_span_documents(
+    kp: Any, ids: dict[str, int]
+) -> None:
+    view = kp.overview()
+    stored = kp.documents()
+    assert sorted(d.source for d in view.documents) == sorted(d.source for d in stored)
+    assert sum(f.documents for f in view.formats) == len(stored) == 11
+    # The feed's four items come from one file, whose bytes count once.
+    feed = next(f for f in view.formats if f.documents > f.files)
+    assert feed.files == 1 and feed.documents == 4
+    assert view.bytes == sum(p.stat().st_size for p in {Path(d.path) for d in stored})
+    assert view.pages == sum(d.pages for d in stored)
+
+    spanning = [t for t in view.themes if t.documents >= 2]
+    assert len(spanning) >= 3
+    assert all(len(t.titles) == t.documents and len(set(t.titles)) == t.documents for t in view.themes)
+    assert 5 <= len(view.questions) <= 10 and len(set(view.questions)) == len(view.questions)
+    # The user recollection of the test corpus is what the recollections say.
+    assert view.recollections.get("user") == 1 and any("Ruth Calder" in r.text for r in view.says)
+
+
+def test_the_cli_prints_the_overview_as_json(kp: Any, ids: dict[str, int], dsn: str) -> None:
+    from conftest import run_cli
+
+    done = run_cli("overview", "--json", dsn=dsn)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert len(data["documents"]) == 11 and data["themes"] and data["questions"]
+    done = run_cli("overview", dsn=dsn, env={"COLUMNS": "120"})
+    assert done.returncode == 0 and "Themes" in done.stdout and "Questions" in done.stdout
