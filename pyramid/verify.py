@@ -108,9 +108,8 @@ async def _verify_one(rt: Runtime, row: dict[str, Any], llm: Model | None, repor
     if judgement.verdict == "unsupported":
         return await _judge(rt, row, "retired", "the model found that its sources no longer say it")
     by_id = {r["id"]: r for r in shown}
-    chosen = sorted(
-        {best_source(statement, [r["id"] for r in group], by_id) for group in candidates} - {None}
-    )
+    best = {best_source(statement, [r["id"] for r in group], by_id) for group in candidates}
+    chosen = sorted(i for i in best if i is not None)
     sources = [by_id[i] for i in chosen]
     why = unsupported(statement, [r["text"] for r in sources])
     if why is None and len(sources) < MIN_ITEMS:
@@ -160,7 +159,7 @@ async def _judge(
         await learned.judge(
             conn, row["item_id"], status=status, cited=cited, entry=entry, fresh=sources is not None
         )
-    return Verdict(id=row["item_id"], status=status, text=row["text"], reason=reason)  # type: ignore[arg-type]
+    return Verdict(id=row["item_id"], status=status, text=row["text"], reason=reason)
 
 
 async def _revise(rt: Runtime, row: dict[str, Any], statement: str, sources: list[Any]) -> Verdict:
