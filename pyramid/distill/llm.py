@@ -28,6 +28,7 @@ from .base import Distilled, PreparedDocument, UsageMeter, carry_over, record_us
 from .cache import OutputCache, digest, forget_unused
 from .estimate import estimate_tokens, price_of
 from .incremental import StoredInsight, WindowPlan, full_plan, incremental_plan, page_batches
+from .items import abstract_item, concept_item, insight_item
 from .windows import InsightBook
 
 if TYPE_CHECKING:
@@ -430,47 +431,26 @@ class LLMDistiller:
     ) -> list[NewItem]:
         items: list[NewItem] = []
         for ordinal, entry in enumerate(insights, start=1):
-            items.append(
-                NewItem(
-                    key=f"insight:{ordinal}",
-                    level="insight",
-                    text=entry.text,
-                    ordinal=ordinal,
-                    pages=entry.pages,
-                    distiller=self.name,
-                    meta={"key": entry.key, "number": entry.number},
-                    sources=[f"page:{p}" for p in entry.pages],
-                )
-            )
+            meta = {"key": entry.key, "number": entry.number}
+            items.append(insight_item(ordinal, entry.text, entry.pages, distiller=self.name, meta=meta))
         pages_of: Callable[[list[int]], list[int]] = lambda ordinals: sorted(  # noqa: E731
             {p for o in ordinals for p in insights[o - 1].pages}
         )
         for number, concept in enumerate(concepts, start=1):
             items.append(
-                NewItem(
-                    key=f"concept:{number}",
-                    level="concept",
-                    title=concept.name,
-                    text=concept.description,
-                    ordinal=number,
-                    pages=pages_of(concept.insights),
+                concept_item(
+                    number,
+                    concept.name,
+                    concept.description,
+                    concept.insights,
+                    pages_of(concept.insights),
                     distiller=concept.distiller or self.name,
-                    sources=[f"insight:{o}" for o in concept.insights],
                 )
             )
         if abstract is not None and abstract[0]:
             text, used = abstract
-            items.append(
-                NewItem(
-                    key="abstract",
-                    level="abstract",
-                    text=text,
-                    ordinal=1,
-                    pages=sorted({p for n in used for p in pages_of(concepts[n - 1].insights)}),
-                    distiller=abstract_by,
-                    sources=[f"concept:{n}" for n in used],
-                )
-            )
+            pages = sorted({p for n in used for p in pages_of(concepts[n - 1].insights)})
+            items.append(abstract_item(text, used, pages, distiller=abstract_by))
         return items
 
     # -- the corpus -----------------------------------------------------------------------------

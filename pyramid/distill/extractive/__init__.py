@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ...models import Usage
 from ...store import NewItem
 from ..base import Distilled, EmbedBatcher, PreparedDocument, carry_over
+from ..items import abstract_item, concept_item, insight_item
 from .segment import Candidate, drop_repeated, normalize, segment, words
 
 if TYPE_CHECKING:
@@ -206,21 +207,19 @@ class ExtractiveDistiller:
     ) -> list[NewItem]:
         items: list[NewItem] = []
         for number, insight in enumerate(insights, start=1):
+            meta = {
+                "spans": [list(span) for span in insight.spans],
+                "kind": insight.kind,
+                "section": insight.section,
+            }
             items.append(
-                NewItem(
-                    key=f"insight:{number}",
-                    level="insight",
-                    text=insight.text,
-                    ordinal=number,
-                    pages=insight.pages,
-                    embedding=vectors[insight.row],
+                insight_item(
+                    number,
+                    insight.text,
+                    insight.pages,
                     distiller=NAME,
-                    meta={
-                        "spans": [list(span) for span in insight.spans],
-                        "kind": insight.kind,
-                        "section": insight.section,
-                    },
-                    sources=[f"page:{page}" for page in insight.pages],
+                    meta=meta,
+                    embedding=vectors[insight.row],
                 )
             )
         concept_of: dict[int, int] = {}
@@ -228,32 +227,15 @@ class ExtractiveDistiller:
             for member in concept.members:
                 concept_of[member] = number
             pages = sorted({page for m in concept.members for page in insights[m].pages})
+            members = [m + 1 for m in concept.members]
             items.append(
-                NewItem(
-                    key=f"concept:{number}",
-                    level="concept",
-                    title=concept.name,
-                    text=concept.description,
-                    ordinal=number,
-                    pages=pages,
-                    distiller=NAME,
-                    sources=[f"insight:{m + 1}" for m in concept.members],
-                )
+                concept_item(number, concept.name, concept.description, members, pages, distiller=NAME)
             )
         if abstract:
             used = sorted({concept_of[i] for i in picked})
-            items.append(
-                NewItem(
-                    key="abstract",
-                    level="abstract",
-                    text=abstract,
-                    ordinal=1,
-                    pages=sorted({page for i in picked for page in insights[i].pages}),
-                    distiller=NAME,
-                    meta={"insights": [i + 1 for i in picked]},
-                    sources=[f"concept:{n}" for n in used],
-                )
-            )
+            pages = sorted({page for i in picked for page in insights[i].pages})
+            shown = {"insights": [i + 1 for i in picked]}
+            items.append(abstract_item(abstract, used, pages, distiller=NAME, meta=shown))
         return items
 
     async def finish(self, rt: Runtime, document_ids: Sequence[int]) -> Usage:

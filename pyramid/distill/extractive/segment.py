@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...text import Block, blocks, list_items, sentence_spans
-from ...text.markdown import LIST_ITEM, TABLE_SEPARATOR
+from ...text.markdown import LIST_ITEM, TABLE_SEPARATOR, unquote
 
 Kind = Literal["prose", "list", "table"]
 
-_QUOTE = re.compile(r"^\s*>\s?")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 # Inline markdown to plain text.
@@ -214,7 +213,7 @@ class _Page:
             start += len(first) + 1
             text = rest
         for s, e in split_sentences(text):
-            sentence = "\n".join(_QUOTE.sub("", line) for line in text[s:e].split("\n"))
+            sentence = "\n".join(unquote(line) for line in text[s:e].split("\n"))
             self._add(plain(sentence), start + s, start + e, "prose")
 
     def _table(self, block: Block) -> None:
