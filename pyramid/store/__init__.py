@@ -352,11 +352,12 @@ async def stored_pages(conn: AsyncConnection, document_id: int) -> list[StoredPa
 
 
 async def list_documents(conn: AsyncConnection, *, status: str | None = None) -> list[DocumentInfo]:
-    return [_document_info(row) for row in await fetch_all(conn, query("documents.list"), {"status": status})]
+    rows = await fetch_all(conn, query("documents.list"), {"status": status, "id": None})
+    return [_document_info(row) for row in rows]
 
 
 async def get_document(conn: AsyncConnection, document_id: int) -> DocumentInfo:
-    row = await fetch_one(conn, query("documents.get_by_id"), {"id": document_id})
+    row = await fetch_one(conn, query("documents.list"), {"status": None, "id": document_id})
     if row is None:
         raise NotFoundError(f"no document with id {document_id}")
     return _document_info(row)

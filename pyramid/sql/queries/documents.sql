@@ -51,6 +51,7 @@ RETURNING id
 DELETE FROM documents WHERE id = ANY(%(ids)s) RETURNING id, source
 
 -- name: list
+-- Documents with their item counts per level: every one (optionally of one status), or the one id.
 SELECT d.id, d.source, d.path, d.title, d.format, d.page_count, d.status, d.error, d.distiller,
        d.sha256, d.ingested_at, d.updated_at, d.usage,
        coalesce((SELECT jsonb_object_agg(level, n)
@@ -58,16 +59,8 @@ SELECT d.id, d.source, d.path, d.title, d.format, d.page_count, d.status, d.erro
                        WHERE i.document_id = d.id GROUP BY level) counts), '{}'::jsonb) AS items
 FROM documents d
 WHERE (%(status)s::text IS NULL OR d.status = %(status)s)
+  AND (%(id)s::bigint IS NULL OR d.id = %(id)s)
 ORDER BY d.source
-
--- name: get_by_id
-SELECT d.id, d.source, d.path, d.title, d.format, d.page_count, d.status, d.error, d.distiller,
-       d.sha256, d.ingested_at, d.updated_at, d.usage,
-       coalesce((SELECT jsonb_object_agg(level, n)
-                 FROM (SELECT level, count(*) AS n FROM items i
-                       WHERE i.document_id = d.id GROUP BY level) counts), '{}'::jsonb) AS items
-FROM documents d
-WHERE d.id = %(id)s
 
 -- name: find
 -- A user names a document by id, by its exact source, by a path relative to where they stand
