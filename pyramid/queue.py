@@ -21,6 +21,18 @@ from .runtime import ProgressEvent, Runtime
 from .store import documents_of_paths, jobs
 
 
+FORWARDED_SETTINGS = (
+    "page_chars",
+    "max_file_mb",
+    "embedding_backend",
+    "embedding_precision",
+    "embedding_device",
+    "embedding_batch_size",
+    "convert_workers",
+    "text_search_config",
+)
+
+
 @dataclass
 class EnqueueReport:
     """What a scan queued: ``enqueued`` new jobs, ``requeued`` finished jobs queued again (the
@@ -138,6 +150,12 @@ async def ingest_with_workers(
     queued = await enqueue(rt, paths, include=include, exclude=exclude, distill=distill)
     rt.emit(ProgressEvent("start", total=queued.files + len(queued.problems)))
     env = {**os.environ, "PYRAMID_DSN": rt.db.url, "PYRAMID_EMBEDDING_MODEL": rt.embedder.name}
+    # What shapes the stored result travels with the workers, however it was given here (a flag,
+    # a keyword of Pyramid.open), so a worker stores what this process's own ingest would.
+    for name in FORWARDED_SETTINGS:
+        value = getattr(rt.settings, name)
+        if value is not None:
+            env[f"PYRAMID_{name.upper()}"] = str(value)
     command = worker_command(model=model, distill=distill, concurrency=concurrency)
     procs = [
         await asyncio.create_subprocess_exec(
