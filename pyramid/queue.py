@@ -20,7 +20,6 @@ from .models import FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import documents_of_paths, jobs
 
-
 FORWARDED_SETTINGS = (
     "page_chars",
     "max_file_mb",
