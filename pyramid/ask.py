@@ -316,7 +316,7 @@ async def research(
         if rejected_shape(exc):
             refused = _describe(exc)
         else:
-            found.stopped = f"the research stopped, the model misbehaved: {_describe(exc)}"
+            found.stopped = f"the research stopped, the model misbehaved: {_brief(_describe(exc))}"
     found.notes, found.searches, found.usage = session.notes, session.searches, _usage(usage)
     if refused is not None:
         found.notice = f"The model refused the research tools ({refused}): {RETRIEVED}."
@@ -477,7 +477,7 @@ async def write_answer(
     except AgentRunError as exc:
         if unreachable(exc) and not usage.requests:
             raise ModelError(f"the model could not be reached: {_describe(exc)}") from exc
-        reason = deps.problem or f"the answer step failed: {_describe(exc)}"
+        reason = deps.problem or f"the answer step failed: {_brief(_describe(exc))}"
         raise AnswerFailed(reason, deps.last) from exc
     return result.output.strip()
 
@@ -506,6 +506,13 @@ def _model_settings(settings: Settings) -> ModelSettings:
         "max_retries": settings.retries,
         "max_tokens": settings.answer_max_tokens,
     }
+
+
+def _brief(text: str) -> str:
+    """A library's message without its advice ("Tool 'note' exceeded max retries count of 2.
+    Consider raising the retry limit, or see …" → its first sentence)."""
+    first, dot, rest = text.partition(". ")
+    return first + "." if dot and rest else text
 
 
 def _first_line(exc: BaseException) -> str:

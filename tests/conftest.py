@@ -20,8 +20,15 @@ pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Nothing a test runs may read the developer's own configuration.
-for _name in [n for n in os.environ if n.startswith("PYRAMID_") and n != "PYRAMID_TEST_DATA_DIR"]:
+# Nothing a test runs may read the developer's own configuration; the knobs of the test suite itself
+# (not settings of the library) stay.
+SUITE_KNOBS = {
+    "PYRAMID_TEST_DATA_DIR",
+    "PYRAMID_RECORD_CASSETTES",
+    "PYRAMID_REAL_MODEL_MODES",
+    "PYRAMID_LLAMA_CACHE",
+}
+for _name in [n for n in os.environ if n.startswith("PYRAMID_") and n not in SUITE_KNOBS]:
     os.environ.pop(_name)
 os.environ["PYRAMID_CONFIG"] = str(ROOT / "tests" / "no-such-pyramid.toml")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -47,8 +47,9 @@ class EvidencePack(BaseModel):
 @dataclass
 class AnswerDeps:
     pack: EvidencePack
-    last: str | None = None  # the last text the model wrote, checked or not
-    problem: str | None = None  # what was wrong with it, when it was sent back
+    last: str | None = None  # the last prose answer the model wrote, before its citations were checked
+    problem: str | None = None  # what was wrong with the last answer, when it was sent back
+    sent: list[str] = field(default_factory=list)  # what was sent back, in order
 
 
 async def evidence(ctx: RunContext[AnswerDeps]) -> dict[str, Any]:
@@ -77,38 +78,71 @@ def tool_call_text(text: str) -> bool:
 TOOL_CALL_START = re.compile(r'^\{\s*"(name|tool|function|tool_calls|arguments)"\s*:')
 
 
+def _retry(deps: AnswerDeps, problem: str, message: str) -> ModelRetry:
+    """Send the answer back with ``message``; ``problem`` is what the result says if it stays."""
+    deps.problem = problem
+    deps.sent.append(message)
+    return ModelRetry(message)
+
+
+def _echoes(text: str, sent: list[str]) -> bool:
+    """Whether ``text`` repeats a sentence of what was sent back to the model (a small model copies
+    the feedback, example citation included, instead of following it)."""
+    said = " ".join(text.lower().split())
+    for message in sent:
+        for sentence in message.lower().split(". "):
+            words = sentence.split()
+            if len(words) >= 5 and " ".join(words) in said:
+                return True
+    return False
+
+
 async def _checked(ctx: RunContext[AnswerDeps], text: str) -> str:
-    """An answer passes when it is prose (not a tool call or JSON written as text), cites at least
-    one evidence item and cites nothing that is not in the evidence; otherwise it goes back."""
+    """An answer passes when it is prose (not a tool call or JSON written as text, not our feedback
+    repeated), cites at least one evidence item and cites nothing that is not in the evidence;
+    otherwise it goes back. ``last`` keeps the last prose answer, for what ``ask`` salvages."""
     deps = ctx.deps
-    deps.last, deps.problem = text, None
     if not text.strip():
-        deps.problem = "the model wrote an empty answer"
-        raise ModelRetry("The answer is empty. Answer the question in plain sentences, with citations.")
-    if tool_call_text(text):
-        deps.problem = "the model wrote JSON (a tool call as text), not an answer"
-        raise ModelRetry(
-            "That is JSON, not an answer. You have the evidence already: answer the question in plain "
-            "sentences, citing the items' `cite` strings."
+        raise _retry(
+            deps,
+            "the model wrote an empty answer",
+            "The answer is empty. Answer the question in plain sentences, with citations.",
         )
+    if tool_call_text(text):
+        raise _retry(
+            deps,
+            "the model wrote JSON (a tool call as text), not an answer",
+            "That is JSON, not an answer. You have the evidence already: answer the question in plain "
+            "sentences, citing the items' `cite` strings.",
+        )
+    if _echoes(text, deps.sent):
+        raise _retry(
+            deps,
+            "the model repeated the feedback instead of answering",
+            "Do not repeat these messages. Answer the question itself, in your own sentences, citing "
+            "the evidence items' `cite` strings.",
+        )
+    deps.last = text
     found = citations.check(text, deps.pack.items)
     if found.problems:
-        deps.problem = "the model kept citing sources that are not in the evidence: " + "; ".join(
-            found.problems
-        )
-        raise ModelRetry(
+        raise _retry(
+            deps,
+            "the model kept citing sources that are not in the evidence: " + "; ".join(found.problems),
             "Some citations are not in the evidence: "
             + "; ".join(found.problems)
-            + ". Cite only the `cite` strings of the evidence items, exactly as written, and only for what they say."
+            + ". Cite only the `cite` strings of the evidence items, exactly as written, and only for "
+            "what they say.",
         )
     if not found.citations:
-        deps.problem = "the model's answer cited nothing"
         example = deps.pack.items[0].cite if deps.pack.items else "[file, p. N]"
-        raise ModelRetry(
+        raise _retry(
+            deps,
+            "the model's answer cited nothing",
             "The answer cites nothing. Cite the evidence items it rests on with their `cite` strings, "
             f"for example {example}; if the evidence does not answer the question, say what is missing "
-            "and cite the closest items."
+            "and cite the closest items.",
         )
+    deps.problem = None
     return text
 
 
