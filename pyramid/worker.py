@@ -30,7 +30,7 @@ from .faults import checkpoint
 from .ingest import Ingest
 from .models import FileResult
 from .runtime import Runtime
-from .store import jobs
+from .store import jobs, locks
 from .store.schema import LOCK_CORPUS, LOCK_WRITER
 
 if TYPE_CHECKING:
@@ -246,16 +246,12 @@ class Worker:
         if control is None:
             yield None
             return
-        while True:
-            cur = await control.execute("SELECT pg_try_advisory_lock_shared(%s, %s)", LOCK_WRITER)
-            (got,) = await cur.fetchone()  # type: ignore[misc]
-            if got:
-                break
+        while not await locks.try_lock(control, LOCK_WRITER, shared=True):
             await asyncio.sleep(0.5)
         try:
             yield control
         finally:
-            await control.execute("SELECT pg_advisory_unlock_shared(%s, %s)", LOCK_WRITER)
+            await locks.unlock(control, LOCK_WRITER, shared=True)
 
     async def _heartbeat(self, control: AsyncConnection | None, ids: list[int], lost: set[int]) -> None:
         every = self.options.heartbeat or self.options.lease / 3
@@ -279,9 +275,7 @@ class Worker:
                 pending, changed = await store.corpus_pending(conn)
             if not pending and not changed:
                 return
-        cur = await control.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_CORPUS)
-        (got,) = await cur.fetchone()  # type: ignore[misc]
-        if not got:
+        if not await locks.try_lock(control, LOCK_CORPUS):
             return  # another worker is running it
         try:
             async with self.rt.db.connection() as conn:
@@ -292,14 +286,10 @@ class Worker:
             self.report.corpus_steps += 1
             self._dirty = False
         finally:
-            await control.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_CORPUS)
+            await locks.unlock(control, LOCK_CORPUS)
 
 
 async def run_corpus_step(rt: Runtime, distiller: Distiller | None) -> None:
     """``pyramid corpus``: the corpus step now, under the corpus lock (waiting for it)."""
-    async with rt.db.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_CORPUS)
-        try:
-            await Ingest(rt, distiller=distiller).finish_corpus()
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_CORPUS)
+    async with rt.db.connection() as conn, locks.held(conn, LOCK_CORPUS):
+        await Ingest(rt, distiller=distiller).finish_corpus()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..errors import BusyError, DatabaseError, EmbeddingMismatchError
 from ..sqlfiles import functions, migrations
+from . import locks
 from .rows import fetch_all, fetch_one
 from .schema import LOCK_MIGRATE, LOCK_WRITER
 
@@ -210,8 +211,7 @@ class Database:
     ) -> BuildInfo:
         import psycopg
 
-        await conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_MIGRATE)
-        try:
+        async with locks.held(conn, LOCK_MIGRATE):
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS pyramid_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL,"
@@ -256,8 +256,6 @@ class Database:
                     ) from exc
             await self._apply_functions(conn)
             return await self.read_build(conn)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_MIGRATE)
 
     async def _apply_functions(self, conn: AsyncConnection) -> None:
         """(Re-)create the SQL functions whose file changed since they were last applied, in one
@@ -327,8 +325,7 @@ class Database:
             loop = asyncio.get_running_loop()
             deadline = None if wait is None else loop.time() + wait
             while True:
-                row = await fetch_one(conn, "SELECT pg_try_advisory_lock(%s, %s) AS got", LOCK_WRITER)
-                if row and row["got"]:
+                if await locks.try_lock(conn, LOCK_WRITER):
                     break
                 if deadline is not None and loop.time() >= deadline:
                     raise BusyError(
@@ -339,7 +336,7 @@ class Database:
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_WRITER)
+                await locks.unlock(conn, LOCK_WRITER)
 
     async def close(self) -> None:
         if self._pool is not None:
