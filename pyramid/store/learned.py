@@ -8,20 +8,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
+from .rows import Row, fetch_all
 from .schema import LOCK_LEARN
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-Row = dict[str, Any]
-
 
 async def _rows(conn: AsyncConnection[Any], name: str, params: dict[str, Any]) -> list[Row]:
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query(name), params)
-        return await cur.fetchall() if cur.description else []
+    return await fetch_all(conn, query(name), params)
 
 
 def _json(value: Any) -> Any:

@@ -6,19 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
+from .rows import Row, fetch_all
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-Row = dict[str, Any]
-
 
 async def _rows(conn: AsyncConnection[Any], name: str, params: dict[str, Any] | None = None) -> list[Row]:
-    from psycopg.rows import dict_row
-
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query(name), params)
-        return await cur.fetchall()
+    return await fetch_all(conn, query(name), params)
 
 
 async def documents(conn: AsyncConnection[Any]) -> list[Row]:

@@ -13,11 +13,12 @@ T = TypeVar("T")
 
 
 async def fetch_all(conn: AsyncConnection[Any], sql: str, params: Any = None) -> list[Row]:
+    """Every row (none for a statement that returns no rows, such as an UPDATE without RETURNING)."""
     from psycopg.rows import dict_row
 
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql, params)
-        return await cur.fetchall()
+        return await cur.fetchall() if cur.description else []
 
 
 async def fetch_one(conn: AsyncConnection[Any], sql: str, params: Any = None) -> Row | None:
