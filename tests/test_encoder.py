@@ -123,6 +123,16 @@ def test_a_probe_that_disagrees_is_refused_with_the_fix(fresh_dsn: str, cache: P
     assert "pyramid reembed --embedding-backend onnx" in str(info.value)
 
 
+def test_an_empty_database_opens_with_another_backend(fresh_dsn: str, cache: Path) -> None:
+    # `pyramid db start` records the default encoder before anything is stored; a first ingest with
+    # --embedding-backend torch then has nothing to probe (it failed reshaping the empty sample).
+    with Pyramid.open(dsn=fresh_dsn, embedding_backend="onnx", encoder_cache_dir=cache) as kp:
+        assert (kp.build.embedding_backend, kp.build.embedding_precision) == ("onnx", "int8")
+    with Pyramid.open(dsn=fresh_dsn, embedding_backend="torch") as kp:
+        _add_items(kp)
+        assert kp.search("battery charge", mode="vector", k=1)
+
+
 def test_another_model_is_still_refused_whatever_the_backend(fresh_dsn: str, cache: Path) -> None:
     with Pyramid.open(dsn=fresh_dsn, embedding_backend="onnx", encoder_cache_dir=cache):
         pass
