@@ -252,8 +252,9 @@ class Ingest:
             # A stage that fails (the encoder, say) must not leave the others waiting on its queue.
             done, _ = await asyncio.wait([closer, *tasks], return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                failure = None if task.cancelled() else task.exception()
+                if failure is not None:
+                    raise failure
             await closer
         except BaseException:
             for task in (closer, *tasks):

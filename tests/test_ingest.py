@@ -316,3 +316,18 @@ def test_pages_only_then_distilled_later(fresh_dsn: str, tmp_path: Path) -> None
         view = kp.document(str(path))
         assert view.document.status == "ready" and view.insights and view.pages[0].id == page_id
         assert kp.ingest([path]).counts()["unchanged"] == 1
+
+
+def test_a_failing_encoder_stops_the_ingest_with_its_error(fresh_dsn: str, tmp_path: Path) -> None:
+    # The encoder is one stage of the pipeline: when it fails, the ingest fails with its error at
+    # once instead of leaving the other stages waiting on its queue.
+    (tmp_path / "a.md").write_text("# A\n\nThe encoder will fail on this page.\n")
+
+    def broken(texts: object) -> object:
+        raise RuntimeError("the encoder broke")
+
+    with Pyramid.open(dsn=fresh_dsn) as kp:
+        kp.runtime.embedder.encode_documents = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="the encoder broke"):
+            kp.ingest([tmp_path])
+        assert kp.documents() == []

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     from typer import _click as click  # typer vendors its own click
@@ -46,7 +46,7 @@ class _Defaults(dict[str, str]):
         from ..config import Settings
 
         field_info = Settings.model_fields[name]
-        value = field_info.default_factory() if field_info.default_factory else field_info.default  # type: ignore[call-arg]
+        value = field_info.get_default(call_default_factory=True)
         if isinstance(value, list | tuple):
             return ",".join(str(v) for v in value)
         return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
@@ -106,9 +106,8 @@ class Command(TyperCommand):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for param in self.get_params(ctx):
-            help_text = getattr(param, "help", None)
-            if help_text and "{" in help_text:
-                param.help = help_text.format_map(_Defaults())  # type: ignore[attr-defined]
+            if isinstance(param, TyperOption | TyperArgument) and param.help and "{" in param.help:
+                param.help = param.help.format_map(_Defaults())
         super().format_help(ctx, formatter)
 
 
