@@ -134,6 +134,22 @@ def test_the_same_finding_again_revises_it_instead_of_adding_a_second(kp: Any, i
     assert {s["item"] for s in view.history[-1]["sources"]} == set(first.sources)
 
 
+def test_a_statement_close_to_a_learned_one_revises_it_though_it_cites_other_items(
+    kp: Any, ids: dict[str, int]
+) -> None:
+    first = kp.ask(
+        QUESTION, model=research(SAYS_HANDBOOK, SAYS_NEWS), levels=DOCUMENT_LEVELS, learn=True
+    ).learned
+    before = kp.run(_learned_count(kp))
+    # The same sentences, the news item cited through its abstract instead of its concept.
+    again = kp.ask(
+        QUESTION, model=research(SAYS_HANDBOOK, SAYS_NEWS), levels=["insight", "abstract"], learn=True
+    ).learned
+    assert again is not None and again.action == "revised" and again.recollection == first.recollection
+    assert set(again.sources) != set(first.sources) and "similarity" in (again.reason or "")
+    assert kp.run(_learned_count(kp)) == before
+
+
 def test_a_finding_resting_on_one_item_is_not_stored(kp: Any, ids: dict[str, int]) -> None:
     before = kp.run(_learned_count(kp))
     answer = kp.ask(QUESTION, model=research(SAYS_NEWS), levels=DOCUMENT_LEVELS, learn=True)
