@@ -218,3 +218,12 @@ def test_two_learns_of_one_finding_at_once_store_one_recollection(kp: Any, ids: 
 def test_without_a_model_nothing_is_learned(kp: Any, ids: dict[str, int]) -> None:
     answer = kp.ask(QUESTION, learn=True)
     assert not answer.answered and answer.learned is not None and answer.learned.action == "none"
+
+
+def test_the_cli_says_when_nothing_was_learned(kp: Any, ids: dict[str, int], dsn: str) -> None:
+    from conftest import run_cli
+
+    done = run_cli("ask", QUESTION, "--learn", "--no-stream", dsn=dsn, env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "Nothing learned: no model wrote this answer" in done.stdout
+    assert "Nothing learned" not in run_cli("ask", QUESTION, "--no-stream", dsn=dsn).stdout
