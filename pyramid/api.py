@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from pydantic_ai.toolsets import FunctionToolset
 
     from .ask import AskListener
-    from .models import Answer, Evidence, Expansion
+    from .models import Answer, Evidence, Expansion, Hit
     from .queue import EnqueueReport
-    from .search.hybrid import Hit, SearchOptions
+    from .search.hybrid import SearchOptions
     from .search.tools import ToolSession
     from .store.database import BuildInfo
     from .store.jobs import JobRow

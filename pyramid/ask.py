@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from .distill import EXTRACTIVE_NAMES
 from .errors import ModelError, SearchError
-from .models import QUOTE_CHARS, Answer, Citation, Evidence, Level, Note, Usage
+from .models import QUOTE_CHARS, Answer, AskEvent, AskListener, Citation, Evidence, Level, Note, Usage
 from .search.evidence import Labels, rank, search_items, select
 from .store import retrieval
 from .text.words import key_terms
@@ -54,33 +54,6 @@ NOTHING_RELEVANT = (
     "Nothing relevant was found: the best evidence is only loosely related to the question (similarity "
     "{best:.2f}, below ask_min_score {threshold:.2f})."
 )
-
-
-AskEventKind = Literal["tool_call", "tool_result", "text", "reset", "answer"]
-
-
-@dataclass
-class AskEvent:
-    """What ``ask`` reports while it works, for a listener (``on_event``) that shows progress:
-
-    - ``tool_call``: the research calls ``tool`` (search, expand, note) with ``args``;
-    - ``tool_result``: that call is answered; ``summary`` says what came back;
-    - ``text``: the next piece of the answer as the model writes it;
-    - ``reset``: the answer written so far was rejected (a citation did not resolve) and is written
-      again: drop the text shown;
-    - ``answer``: the finished ``Answer``, citations validated (always the last event).
-    """
-
-    kind: AskEventKind
-    tool: str | None = None
-    args: dict[str, Any] = field(default_factory=dict)
-    summary: str | None = None
-    text: str | None = None
-    answer: Answer | None = None
-
-
-# Called on the library's own thread, in order; it must not block (hand the event over and return).
-AskListener = Callable[[AskEvent], None]
 
 
 def citation_of(item: Evidence) -> Citation:

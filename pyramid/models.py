@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -230,6 +231,33 @@ class Stats(BaseModel):
 
 
 # --- what agents read and cite: evidence, citations, answers ---------------------------------------
+
+
+class Hit(BaseModel):
+    """One search result: an item of some level, where it comes from, and how it scored.
+
+    A hit is what a ranking returns (the scores of each leg, for ``pyramid search`` and its JSON);
+    ``Evidence`` is the same item as an agent cites it, named by a session's label table, which a
+    hit cannot know. ``Evidence.from_hit`` turns one into the other without reading the item again.
+    """
+
+    rank: int = Field(description="1-based position in the result")
+    id: int = Field(description="item id")
+    level: Level
+    text: str
+    title: str | None = Field(None, description="the item's own title (a concept's name)")
+    document_id: int | None = Field(None, description="None for cross-document recollections")
+    source: str | None = Field(None, description="the document's source path")
+    path: str | None = Field(None, description="the file the document came from (a feed item: the feed)")
+    document_title: str | None = None
+    pages: list[int] = Field(default_factory=list)
+    stale: bool = False
+    fused: float = Field(description="fused score (RRF or weighted) the result is ordered by, before rerank")
+    bm25: float | None = Field(None, description="Okapi BM25 within the item's level")
+    bm25_rank: int | None = None
+    vector: float | None = Field(None, description="cosine similarity to the query")
+    vector_rank: int | None = None
+    rerank: float | None = Field(None, description="cross-encoder score, when reranked")
 
 
 class Evidence(BaseModel):
@@ -519,3 +547,30 @@ class Overview(BaseModel):
     )
     says: list[RecollectionBrief] = Field(default_factory=list, description="some of them, learned first")
     questions: list[str] = Field(default_factory=list, description="example questions")
+
+
+AskEventKind = Literal["tool_call", "tool_result", "text", "reset", "answer"]
+
+
+@dataclass
+class AskEvent:
+    """What ``ask`` reports while it works, for a listener (``on_event``) that shows progress:
+
+    - ``tool_call``: the research calls ``tool`` (search, expand, note) with ``args``;
+    - ``tool_result``: that call is answered; ``summary`` says what came back;
+    - ``text``: the next piece of the answer as the model writes it;
+    - ``reset``: the answer written so far was rejected (a citation did not resolve) and is written
+      again: drop the text shown;
+    - ``answer``: the finished ``Answer``, citations validated (always the last event).
+    """
+
+    kind: AskEventKind
+    tool: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    summary: str | None = None
+    text: str | None = None
+    answer: Answer | None = None
+
+
+# Called on the library's own thread, in order; it must not block (hand the event over and return).
+AskListener = Callable[[AskEvent], None]

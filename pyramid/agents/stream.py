@@ -19,7 +19,7 @@ from pydantic_ai.messages import (
     TextPartDelta,
 )
 
-from ..ask import AskEvent, AskListener
+from ..models import AskEvent, AskListener
 
 
 def _summary(content: Any) -> str:

@@ -24,7 +24,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..search.hybrid import Hit
+    from ..models import Hit
 
 TEXT_CHARS = 400
 

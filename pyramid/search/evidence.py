@@ -20,8 +20,8 @@ from ..text import sentences
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
+    from ..models import Hit
     from ..runtime import Runtime
-    from .hybrid import Hit
 
 # How many neighbours of one kind an expansion lists: a page can carry dozens of insights, and an
 # agent that asked about one insight should not pay for all of them.

@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pydantic import BaseModel, Field
-
 from ..config import Fusion, SearchMode
 from ..errors import SearchError
-from ..models import LEVELS, Level
+from ..models import LEVELS, Hit, Level
 from .rerank import resolve_reranker
 
 if TYPE_CHECKING:
@@ -37,33 +35,6 @@ class SearchOptions(TypedDict, total=False):
     rerank: bool | str | None
     documents: Sequence[str] | str | None
     fusion: str | None
-
-
-class Hit(BaseModel):
-    """One search result: an item of some level, where it comes from, and how it scored.
-
-    A hit is what a ranking returns (the scores of each leg, for ``pyramid search`` and its JSON);
-    ``Evidence`` is the same item as an agent cites it, named by a session's label table, which a
-    hit cannot know. ``Evidence.from_hit`` turns one into the other without reading the item again.
-    """
-
-    rank: int = Field(description="1-based position in the result")
-    id: int = Field(description="item id")
-    level: Level
-    text: str
-    title: str | None = Field(None, description="the item's own title (a concept's name)")
-    document_id: int | None = Field(None, description="None for cross-document recollections")
-    source: str | None = Field(None, description="the document's source path")
-    path: str | None = Field(None, description="the file the document came from (a feed item: the feed)")
-    document_title: str | None = None
-    pages: list[int] = Field(default_factory=list)
-    stale: bool = False
-    fused: float = Field(description="fused score (RRF or weighted) the result is ordered by, before rerank")
-    bm25: float | None = Field(None, description="Okapi BM25 within the item's level")
-    bm25_rank: int | None = None
-    vector: float | None = Field(None, description="cosine similarity to the query")
-    vector_rank: int | None = None
-    rerank: float | None = Field(None, description="cross-encoder score, when reranked")
 
 
 def _levels(levels: Sequence[str] | str | None) -> list[Level] | None:

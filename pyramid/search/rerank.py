@@ -18,7 +18,7 @@ from ..errors import SearchError
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
-    from .hybrid import Hit
+    from ..models import Hit
 
 # A real, small cross-encoder; used when rerank is asked for without naming one (needs the hub or
 # a local copy under this name).

@@ -18,7 +18,7 @@ from .app import ServeConfig, error
 
 if TYPE_CHECKING:
     from ..api import Pyramid
-    from ..ask import AskEvent
+    from ..models import AskEvent
 
 router = APIRouter(prefix="/api")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
