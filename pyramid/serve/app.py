@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -15,59 +14,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import (
-    BusyError,
-    ConfigError,
-    ConversionError,
-    DatabaseError,
-    EmbeddingMismatchError,
-    ModelError,
-    NotFoundError,
-    PyramidError,
-    SearchError,
-)
+from ..errors import PyramidError
 from . import auth
+from .common import DEFAULT_MAX_UPLOAD, ServeConfig, error, pyramid_error, set_session
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
 
     from ..api import Pyramid
-
-DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
-
-# Each user-facing error of the library as an HTTP status and a short machine-readable name.
-_STATUS: list[tuple[type[PyramidError], int, str]] = [
-    (NotFoundError, 404, "not_found"),
-    (SearchError, 400, "bad_request"),
-    (ConfigError, 400, "bad_request"),
-    (ConversionError, 422, "conversion_failed"),
-    (BusyError, 409, "busy"),
-    (EmbeddingMismatchError, 409, "embedding_mismatch"),
-    (ModelError, 502, "model_failed"),
-    (DatabaseError, 503, "database_unavailable"),
-]
-
-
-@dataclass
-class ServeConfig:
-    """What the app needs besides the pyramid: the token, the model ``ask`` uses (None: the pyramid's
-    configured one), the upload cap and where uploads are kept."""
-
-    token: str | None = None
-    model: str | Model | None = None
-    max_upload: int = DEFAULT_MAX_UPLOAD
-    upload_dir: Path | None = None
-
-
-def error(status: int, name: str, detail: Any) -> JSONResponse:
-    return JSONResponse({"error": name, "detail": detail}, status_code=status)
-
-
-def _pyramid_error(exc: PyramidError) -> JSONResponse:
-    for kind, status, name in _STATUS:
-        if isinstance(exc, kind):
-            return error(status, name, str(exc))
-    return error(500, "failed", str(exc))
 
 
 def create_app(
@@ -125,8 +79,8 @@ def create_app(
 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(PyramidError)
-    async def pyramid_error(request: Request, exc: PyramidError) -> JSONResponse:
-        return _pyramid_error(exc)
+    async def library_error(request: Request, exc: PyramidError) -> JSONResponse:
+        return pyramid_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -176,7 +130,3 @@ def _guard(app: FastAPI, token: str) -> None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
-
-
-def set_session(response: Response, token: str) -> None:
-    response.set_cookie(auth.COOKIE, auth.session_value(token), httponly=True, samesite="strict", path="/")

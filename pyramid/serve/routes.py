@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import SearchError
-from .app import ServeConfig, error
+from .common import ServeConfig, error
 
 if TYPE_CHECKING:
     from ..api import Pyramid
@@ -124,7 +124,7 @@ def event_data(event: AskEvent) -> tuple[str, dict[str, Any]]:
 
 async def _ask_events(kp: Pyramid, config: ServeConfig, body: AskRequest) -> AsyncIterator[str]:
     from ..errors import PyramidError
-    from .app import _pyramid_error
+    from .common import pyramid_error
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[AskEvent | None] = asyncio.Queue()
@@ -145,7 +145,7 @@ async def _ask_events(kp: Pyramid, config: ServeConfig, body: AskRequest) -> Asy
         try:
             answer = task.result()
         except PyramidError as exc:
-            response = _pyramid_error(exc)
+            response = pyramid_error(exc)
             yield _sse("error", json.loads(bytes(response.body)))
             return
         except Exception as exc:

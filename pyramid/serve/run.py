@@ -45,7 +45,8 @@ def serve(
     """Serve until interrupted (what ``pyramid serve`` runs)."""
     import uvicorn
 
-    from .app import DEFAULT_MAX_UPLOAD, create_app
+    from .app import create_app
+    from .common import DEFAULT_MAX_UPLOAD
 
     check_bind(host, token)
     app = create_app(

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from . import auth
-from .app import error, set_session
+from .common import error, set_session
 
 router = APIRouter(include_in_schema=False)
 _STATIC = files("pyramid.serve") / "static"
