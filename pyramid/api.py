@@ -739,25 +739,37 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
     url = settings.dsn
     if url is None:
         url = await asyncio.to_thread(start_embedded, settings.data_dir)
-    embedder = Embedder(
-        settings.embedding_model,
-        device=settings.embedding_device,
-        batch_size=settings.embedding_batch_size,
-        nice=settings.encoder_nice,
-        backend=settings.embedding_backend,
-        precision=settings.embedding_precision,
-        cache_dir=settings.encoder_cache,
-    )
-    embedder.on_message = say
+
+    def encoder(name: str) -> Embedder:
+        made = Embedder(
+            name,
+            device=settings.embedding_device,
+            batch_size=settings.embedding_batch_size,
+            nice=settings.encoder_nice,
+            backend=settings.embedding_backend,
+            precision=settings.embedding_precision,
+            cache_dir=settings.encoder_cache,
+        )
+        made.on_message = say
+        return made
+
+    embedder = encoder(settings.embedding_model)
+    # No model named (flag, PYRAMID_EMBEDDING_MODEL, pyramid.toml): use the one the database
+    # records. After `reembed --embedding-model X` every command, even `ls`, asked for X again.
+    follow = "embedding_model" not in settings.model_fields_set
     db = Database(url, pool_size=settings.pool_size, on_message=say)
     try:
         await db.open(
             embedding_model=embedder.name,
             embedding_dim=lambda: embedder.dimension,
             text_search_config=settings.text_search_config,
-            check_model=check_model,
+            check_model=check_model and not follow,
             encoder={"backend": embedder.backend, "precision": embedder.precision},
         )
+        assert db.build is not None
+        if follow and db.build.embedding_model != embedder.name:
+            settings = settings.model_copy(update={"embedding_model": db.build.embedding_model})
+            embedder = encoder(db.build.embedding_model)
         if check_model:
             from .encoder_check import check_encoder
 

@@ -228,11 +228,23 @@ def test_reembed_switches_the_model(fresh_dsn: str, tmp_path: Path) -> None:
                 return [row[0] for row in await cur.fetchall()]
 
         assert kp.run(dims()) == [48, 48]
-    # Now the new model opens without complaint and the old one is refused.
+    # Now the new model opens without complaint, and so does a pyramid that names no model: it
+    # uses the one the database records (every command needed --embedding-model again). Naming
+    # the old one is refused.
     with Pyramid.open(dsn=fresh_dsn, embedding_model=str(other)):
         pass
+    with Pyramid.open(dsn=fresh_dsn) as kp:
+        assert kp.runtime.embedder.name == str(other.resolve())
+        assert kp.settings.embedding_model == str(other.resolve())
+        assert [h.text for h in kp.search("cats on mats", mode="vector", k=1)] == ["The cat sat on the mat."]
     with pytest.raises(EmbeddingMismatchError):
-        Pyramid.open(dsn=fresh_dsn)
+        Pyramid.open(dsn=fresh_dsn, embedding_model="all-MiniLM-L6-v2")
+    for command in (["ls"], ["search", "interest rates", "--mode", "vector", "-k", "1", "--json"]):
+        done = run_cli(*command, dsn=fresh_dsn)
+        assert done.returncode == 0, done.stderr
+    assert "Interest rates rose in March." in done.stdout
+    refused = run_cli("ls", dsn=fresh_dsn, env={"PYRAMID_EMBEDDING_MODEL": "all-MiniLM-L6-v2"})
+    assert refused.returncode == 2 and "pyramid reembed" in refused.stderr
 
 
 def test_embedded_server_lifecycle(tmp_path: Path) -> None:

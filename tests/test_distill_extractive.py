@@ -129,6 +129,39 @@ def test_recollections_span_at_least_two_documents(kp: Pyramid) -> None:
         assert len(set(documents)) >= 2
 
 
+def _extractive_recollections(kp: Pyramid) -> dict[int, tuple[str, bool, list[int]]]:
+    from pyramid.store import corpus
+
+    async def read() -> list[dict[str, object]]:
+        async with kp.runtime.db.connection() as conn:
+            return await corpus.recollections_by(conn, "extractive")
+
+    return {int(r["id"]): (str(r["text"]), bool(r["stale"]), list(r["sources"])) for r in kp.run(read())}  # type: ignore[call-overload]
+
+
+def test_an_unchanged_recollection_keeps_its_id_across_ingests(fresh_dsn: str, corpus: Path) -> None:
+    """A recollection whose text and sources (by their trail) did not change keeps its id when its
+    concepts are stored again under new ids: a saved [recollection 306] became 331 after a re-run."""
+    people = [corpus / f"{stem}.md" for stem in PEOPLE]
+    with Pyramid.open(dsn=fresh_dsn, recollection_threshold=0.5) as kp:
+        assert kp.ingest(people).ok
+        first = _extractive_recollections(kp)
+        assert first, "the biographies share a theme"
+        for run in ({"force": True}, {"force": True, "distill": False}, {}):
+            # --force stores every concept again; --no-distill leaves the recollections stale
+            # (their concepts are gone) until the run after it distills the pages again.
+            assert kp.ingest(people, **run).ok
+            now = _extractive_recollections(kp)
+            if run.get("distill") is False:
+                assert sorted(now) == sorted(first) and all(stale for _, stale, _ in now.values())
+                continue
+            assert {i: (text, stale) for i, (text, stale, _) in now.items()} == {
+                i: (text, False) for i, (text, _, _) in first.items()
+            }, run
+            # The same ids, resting on the concepts as stored now (new ids), not on deleted ones.
+            assert all(not set(sources) & set(first[i][2]) and sources for i, (_, _, sources) in now.items())
+
+
 def test_a_user_recollection_has_an_audit_trail_and_goes_stale(
     kp: Pyramid, corpus: Path, tmp_path: Path
 ) -> None:

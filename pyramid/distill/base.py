@@ -248,16 +248,36 @@ class NewRecollection:
 async def write_recollections(
     rt: Runtime, distiller: str, fresh: Sequence[NewRecollection], *, remove: Sequence[int] = ()
 ) -> None:
-    """In one transaction: delete the recollections ``remove`` and store ``fresh`` (embedded here,
-    numbered after the existing ones, linked to their concepts with a readable trail)."""
+    """In one transaction: replace the recollections ``remove`` with ``fresh`` (embedded here,
+    numbered after the existing ones, linked to their concepts with a readable trail). A fresh one
+    that says what one of ``remove`` says, on the same sources (by their trail), is that one kept:
+    same id, linked to the concepts as stored now, no longer stale. Deleting and inserting it gave
+    an unchanged recollection a new id at every re-ingest, so a saved ``[recollection 306]`` broke."""
     from .. import store
     from ..store import corpus
 
-    texts = [store.embedded_text("recollection", None, r.text.strip()) for r in fresh]
-    vectors: np.ndarray | list[np.ndarray] = await rt.embedder.aencode_documents(texts) if fresh else []
+    async with rt.db.connection() as conn:
+        trails = await corpus.recollection_trails(conn, remove) if remove else {}
+    by_trail: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for item_id, trail in trails.items():
+        by_trail.setdefault(trail, []).append(item_id)
+    kept: list[tuple[int, NewRecollection]] = []
+    new: list[NewRecollection] = []
+    for r in fresh:
+        same = by_trail.get((r.text.strip(), tuple(sorted(c.ref for c in r.concepts))))
+        if same:
+            kept.append((same.pop(0), r))
+        else:
+            new.append(r)
+    kept_ids = {item_id for item_id, _ in kept}
+    gone = [item_id for item_id in remove if item_id not in kept_ids]
+    texts = [store.embedded_text("recollection", None, r.text.strip()) for r in new]
+    vectors: np.ndarray | list[np.ndarray] = await rt.embedder.aencode_documents(texts) if new else []
     async with rt.db.connection() as conn, conn.transaction():
-        if remove:
-            await corpus.delete_items(conn, remove)
+        if gone:
+            await corpus.delete_items(conn, gone)
+        for item_id, r in kept:
+            await corpus.keep_recollection(conn, item_id, r.concepts)
         ordinal = await corpus.next_recollection_ordinal(conn)
         items = [
             NewItem(
@@ -271,7 +291,7 @@ async def write_recollections(
                 sources=[c.id for c in r.concepts],
                 source_refs={c.id: c.ref for c in r.concepts},
             )
-            for n, (r, vector) in enumerate(zip(fresh, vectors, strict=True))
+            for n, (r, vector) in enumerate(zip(new, vectors, strict=True))
         ]
         await store.write_items(conn, None, items)
         checkpoint("recollections.before-commit")

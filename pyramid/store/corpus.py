@@ -95,6 +95,31 @@ async def recollections_by(conn: AsyncConnection, distiller: str) -> list[dict[s
     return await _rows(conn, "distill.recollections_by", {"distiller": distiller})
 
 
+async def recollection_trails(
+    conn: AsyncConnection, ids: Sequence[int]
+) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """id → (text, the sorted readable trails of its sources) of these recollections."""
+    rows = await _rows(conn, "distill.recollection_trails", {"ids": list(ids)})
+    return {row["id"]: (row["text"], tuple(row["refs"])) for row in rows}
+
+
+async def keep_recollection(conn: AsyncConnection, item_id: int, concepts: Sequence[CorpusConcept]) -> None:
+    """Point a recollection that did not change at its concepts as stored now (their ids change when
+    a document is stored again) and clear its stale mark: its id, and every citation of it, stays."""
+    import json
+
+    await conn.execute(query("distill.unlink_recollection"), {"id": item_id})
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            query("distill.link_recollection"),
+            [{"id": item_id, "source": c.id, "ref": c.ref} for c in concepts],
+        )
+    documents = sorted({c.document_id for c in concepts})
+    await conn.execute(
+        query("distill.keep_recollection"), {"id": item_id, "documents": json.dumps(documents)}
+    )
+
+
 async def next_recollection_ordinal(conn: AsyncConnection) -> int:
     (row,) = await _rows(conn, "distill.next_recollection_ordinal")
     return int(row["ordinal"])

@@ -7,7 +7,9 @@ chains of pairwise-similar concepts do not merge the whole corpus into one group
 spans two or more documents becomes a recollection whose sources are its concepts.
 
 The set is recomputed for the whole corpus, so a removed or changed document's groups go away; a
-recollection whose group did not change keeps its id. User and LLM recollections are not touched.
+recollection whose text and sources did not change keeps its id, also when its concepts were
+stored again under new ids (``write_recollections`` matches them by their trail). User and LLM
+recollections are not touched.
 """
 
 from __future__ import annotations
@@ -99,7 +101,13 @@ async def refresh_recollections(rt: Runtime) -> int:
     # pgvector hands back Vector objects (or arrays, depending on its version)
     vectors = np.array([getattr(v, "to_numpy", lambda v=v: v)() for _, v in rows], dtype=np.float32)
     vectors = vectors.reshape(len(rows), -1)
-    found = groups(concepts, vectors, rt.settings)
+    # Each group in the order of its documents' sources, not of concept ids: ids follow the order in
+    # which concurrent documents were stored, and with it the titles' order and a label's spelling
+    # ("Damaged fruit" or "damaged fruit") changed between two ingests of the same files.
+    found = [
+        sorted(group, key=lambda i: (concepts[i].source, concepts[i].name, concepts[i].text))
+        for group in groups(concepts, vectors, rt.settings)
+    ]
     labels = key_phrases([[f"{concepts[i].name}. {concepts[i].text}" for i in g] for g in found])
     wanted = []
     for group, label in zip(found, labels, strict=True):

@@ -42,6 +42,28 @@ WHERE i.level = 'recollection' AND i.distiller = %(distiller)s
 GROUP BY i.id
 ORDER BY i.ordinal, i.id
 
+-- name: recollection_trails
+-- What a recollection says and rests on, by the readable trail of each source (concept — document
+-- (source)): the trail survives its concept being stored again under a new id.
+SELECT i.id, i.text,
+       coalesce(array_agg(s.source_ref ORDER BY s.source_ref) FILTER (WHERE s.id IS NOT NULL), '{}') AS refs
+FROM items i
+LEFT JOIN item_sources s ON s.item_id = i.id
+WHERE i.id = ANY(%(ids)s) AND i.level = 'recollection'
+GROUP BY i.id
+ORDER BY i.id
+
+-- name: unlink_recollection
+DELETE FROM item_sources WHERE item_id = %(id)s
+
+-- name: link_recollection
+INSERT INTO item_sources (item_id, source_item_id, source_ref) VALUES (%(id)s, %(source)s, %(ref)s)
+
+-- name: keep_recollection
+-- The same recollection, resting on the concepts as they are stored now: fresh, not stale.
+UPDATE items SET stale = false, meta = meta || jsonb_build_object('documents', %(documents)s::jsonb)
+WHERE id = %(id)s
+
 -- name: next_recollection_ordinal
 SELECT coalesce(max(ordinal), 0) + 1 AS ordinal FROM items WHERE level = 'recollection'
 
