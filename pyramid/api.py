@@ -736,9 +736,15 @@ async def _open_runtime(settings: Settings, progress: ProgressCallback | None, c
         if progress is not None:
             progress(ProgressEvent("message", message=message))
 
+    def stage(what: str) -> None:
+        if progress is not None:
+            progress(ProgressEvent("stage", message=what))
+
     url = settings.dsn
     if url is None:
+        stage("starting the database")
         url = await asyncio.to_thread(start_embedded, settings.data_dir)
+    stage("opening the database")
 
     def encoder(name: str) -> Embedder:
         made = Embedder(

@@ -199,6 +199,11 @@ class Embedder:
 
     # -- loading ------------------------------------------------------------------------------
     @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (the first encode pays for loading it)."""
+        return self._model is not None
+
+    @property
     def model(self) -> SentenceTransformer | OnnxEncoder:
         if self._model is None:
             with self._lock:

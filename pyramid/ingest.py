@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .discover import discover
 from .distill.base import Distilled, Distiller, PreparedDocument, embed_new
@@ -320,6 +320,7 @@ class Ingest:
         from .convert import convert_file
 
         loop = asyncio.get_running_loop()
+        self.rt.step(str(job.path), "converting")
         try:
             docs = await loop.run_in_executor(
                 self._convert_pool,
@@ -436,13 +437,31 @@ class Ingest:
             await self._embed_batch(batch)
 
     async def _embed_batch(self, batch: list[PreparedDocument]) -> None:
+        owners = [
+            prepared.converted.source
+            for prepared in batch
+            for item in prepared.pages
+            if item.existing_id is None
+        ]
         fresh = [item for prepared in batch for item in prepared.pages if item.existing_id is None]
+        totals = {source: owners.count(source) for source in set(owners)}
+        done = dict.fromkeys(totals, 0)
+        # In chunks of a few encoder batches, each reported: a 90-page file's pages took minutes
+        # in one call with nothing on the screen.
+        chunk = max(self.settings.embedding_batch_size * 2, 32)
+        vectors: list[Any] = []
         try:
             async with self._timed("embed"):
-                vectors, seconds = await self.rt.embedder.aencode_documents_timed(
-                    [item.embedded_text for item in fresh]
-                )
-            self._count_encoded(len(fresh), seconds)
+                for start in range(0, len(fresh), chunk):
+                    part, seconds = await self.rt.embedder.aencode_documents_timed(
+                        [item.embedded_text for item in fresh[start : start + chunk]]
+                    )
+                    self._count_encoded(len(part), seconds)
+                    vectors.extend(part)
+                    for source in owners[start : start + chunk]:
+                        done[source] += 1
+                    for source in dict.fromkeys(owners[start : start + chunk]):
+                        self.rt.step(source, "embedding pages", done[source], totals[source])
         except BaseException as exc:
             for prepared in batch:
                 assert prepared.pages_ready is not None

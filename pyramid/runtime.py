@@ -12,7 +12,7 @@ from .embed import Embedder
 from .models import FileResult
 from .store.database import Database
 
-EventKind = Literal["start", "file", "done", "result", "message", "stage"]
+EventKind = Literal["start", "file", "done", "result", "message", "stage", "step"]
 
 
 @dataclass
@@ -20,8 +20,12 @@ class ProgressEvent:
     """A progress report from a long operation.
 
     ``start``: ``total`` files are about to be processed; ``file``: work on ``path`` began;
-    ``done``: ``path`` is finished (``files_done`` so far); ``result``: one document (or file) finished with ``result``; ``stage``: the operation moved on to
-    ``message`` (e.g. "recollections"); ``message``: something to tell the user.
+    ``done``: ``path`` is finished (``files_done`` so far); ``result``: one document (or file)
+    finished with ``result``; ``stage``: the operation moved on to ``message`` (e.g.
+    "recollections", "searching"); ``step``: within the document or file ``path``, ``files_done``
+    of ``total`` units of the step ``message`` are done ("embedding pages" 40 of 90; ``total`` 0:
+    a step without a count, "converting"), so a long file does not sit at 0 files for minutes;
+    ``message``: something to tell the user.
     """
 
     kind: EventKind
@@ -51,3 +55,10 @@ class Runtime:
 
     def say(self, message: str) -> None:
         self.progress(ProgressEvent("message", message=message))
+
+    def step(self, path: str, what: str, done: int = 0, total: int = 0) -> None:
+        """Progress within one document or file (a ``step`` event)."""
+        self.progress(ProgressEvent("step", path=path, message=what, files_done=done, total=total))
+
+    def stage(self, what: str) -> None:
+        self.progress(ProgressEvent("stage", message=what))

@@ -441,8 +441,10 @@ def test_the_terminal_streamer_shows_steps_then_writes_the_text_as_it_comes(monk
 
     screen, status = io.StringIO(), io.StringIO()
     monkeypatch.setattr(cli_ask, "out", Console(file=screen, force_terminal=True))
-    monkeypatch.setattr(cli_ask, "err", Console(file=status, force_terminal=True, width=100))
-    with cli_ask.Streamer() as streamer:
+    terminal = Console(file=status, force_terminal=True, width=100)
+    monkeypatch.setattr(cli_ask, "err", terminal)
+    monkeypatch.setattr("pyramid.cli.common.err", terminal)  # the start-up spinner's console
+    with cli_ask.Stages(enabled=True) as stages, cli_ask.Streamer(stages) as streamer:
         streamer(AskEvent("tool_call", tool="search", args={"query": "pilot start"}))
         assert not streamer.wrote and screen.getvalue() == ""
         streamer(AskEvent("text", text="The pilot "))

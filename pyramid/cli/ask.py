@@ -13,6 +13,7 @@ from .common import (
     JsonOption,
     LevelOption,
     RerankOption,
+    Stages,
     command,
     err,
     interactive,
@@ -107,12 +108,12 @@ class Streamer:
     """Research steps as one updating status line on stderr, then the answer text on stdout as the
     model writes it (``on_event`` of ``Pyramid.ask``; runs on the library's thread)."""
 
-    def __init__(self) -> None:
-        self.status = err.status("Researching…")
+    def __init__(self, stages: Stages) -> None:
+        self.status = stages  # the start-up spinner goes on as the research status line
         self.wrote = False
 
     def __enter__(self) -> Streamer:
-        self.status.start()
+        self.status.show("Researching…")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +122,7 @@ class Streamer:
     def __call__(self, event: AskEvent) -> None:
         if event.kind == "tool_call":
             what = event.args.get("query") or event.args.get("text") or event.args.get("item_id") or ""
-            self.status.update(f"{event.tool} {escape(str(what))[:70]}")
+            self.status.show(f"{event.tool} {escape(str(what))[:70]}")
         elif event.kind == "text" and event.text:
             if not self.wrote:
                 self.status.stop()
@@ -203,13 +204,19 @@ def register(app: typer.Typer) -> None:
         r"""Answer a question from the pyramid, with citations \[file, p. N] and the tokens it used."""
         live = stream and not json_output and out.is_terminal and interactive()
         chosen, reranker = split_levels(levels), rerank_choice(rerank)
-        with open_pyramid(
-            ask_request_limit=max_requests, ask_token_limit=max_tokens, output_mode=output_mode
-        ) as kp:
+        with (
+            Stages(enabled=interactive() and not json_output) as stages,
+            open_pyramid(
+                ask_request_limit=max_requests,
+                ask_token_limit=max_tokens,
+                output_mode=output_mode,
+                stages=stages,
+            ) as kp,
+        ):
             if not live:
                 answer = kp.ask(question, model=model, levels=chosen, rerank=reranker, learn=learn)
             else:
-                with Streamer() as streamer:
+                with Streamer(stages) as streamer:
                     answer = kp.ask(
                         question, model=model, levels=chosen, rerank=reranker, on_event=streamer, learn=learn
                     )
@@ -225,5 +232,6 @@ def register(app: typer.Typer) -> None:
     def mcp() -> None:
         """Serve the pyramid's read-only tools (search, expand) over MCP on stdio, for MCP clients."""
         # stdout is the protocol channel from here on: notices go to stderr, results only over MCP.
-        with open_pyramid() as kp:
+        with Stages(enabled=interactive()) as stages, open_pyramid(stages=stages) as kp:
+            stages.stop()
             kp.serve_mcp()

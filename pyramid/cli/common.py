@@ -300,9 +300,49 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class Stages:
+    """A spinner on stderr naming the stage a command is in ("Loading the encoder…"), on a terminal
+    only (never in a pipe, under cron, or with --json): search, ask and mcp spend seconds starting
+    (the database, the encoder) and printed nothing meanwhile."""
+
+    def __init__(self, *, enabled: bool, first: str = "opening the pyramid") -> None:
+        self.enabled = enabled
+        self._first = first
+        self._status: Any = None
+
+    def __enter__(self) -> Stages:
+        if self.enabled:
+            self._status = err.status(_stage_text(self._first))
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "stage" and event.message:
+            self.show(_stage_text(event.message))
+
+    def show(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def _stage_text(what: str) -> str:
+    return f"{what[:1].upper()}{what[1:]}…"
+
+
 @contextmanager
-def open_pyramid(*, check_model: bool = True, quiet: bool = False, **settings: Any) -> Iterator[Pyramid]:
-    """Open the pyramid the global options name; notices (migrations) go to stderr."""
+def open_pyramid(
+    *, check_model: bool = True, quiet: bool = False, stages: Stages | None = None, **settings: Any
+) -> Iterator[Pyramid]:
+    """Open the pyramid the global options name; notices (migrations) go to stderr, stages to the
+    ``stages`` spinner."""
     from ..api import Pyramid
 
     options = global_options()
@@ -310,6 +350,8 @@ def open_pyramid(*, check_model: bool = True, quiet: bool = False, **settings: A
     def notice(event: ProgressEvent) -> None:
         if event.kind == "message" and event.message and not quiet:
             err.print(f"[dim]{event.message}[/dim]")
+        elif stages is not None:
+            stages(event)
 
     kp = Pyramid.open(
         data_dir=options.data_dir,

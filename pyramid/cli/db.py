@@ -15,6 +15,7 @@ from .common import (
     command,
     err,
     global_options,
+    interactive,
     open_pyramid,
     out,
     print_json,
@@ -113,7 +114,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Re-embed every item with --embedding-model and make it the database's model."""
-        with open_pyramid(check_model=False) as kp:
+        from .ingest import IngestProgress
+
+        with (
+            IngestProgress(enabled=interactive(), description="Re-embedding", unit="items") as progress,
+            open_pyramid(check_model=False) as kp,
+        ):
+            kp.set_progress(progress)
             count = kp.reembed(wait=wait)
             err.print(
                 f"Re-embedded {count} item(s) with {kp.build.embedding_model!r} ({kp.build.embedding_dim} dims)."

@@ -28,6 +28,7 @@ from .common import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from ..models import IngestReport
@@ -35,14 +36,27 @@ if TYPE_CHECKING:
 
 
 class IngestProgress:
-    """A Rich progress bar on stderr: files done / total, the current file, and an ETA.
-    Without a terminal (cron, CI) it stays silent; the summary says what happened."""
+    """A Rich progress bar on stderr: files done / total, the current file, and an ETA, with a line
+    per document in a long step (pages embedded, sentences encoded, insight windows read), so a
+    90-page file does not sit at ``0/1 files`` for minutes. Without a terminal (cron, CI) or with
+    --json it stays silent; the summary says what happened. ``reembed`` uses it for its items."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        description: str = "Ingesting",
+        unit: str = "files",
+        console: Console | None = None,
+    ) -> None:
         self.enabled = enabled
+        self.description = description
+        self.unit = unit
+        self.console = console or err
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._current: list[str] = []
+        self._steps: dict[str, TaskID] = {}
 
     def __enter__(self) -> IngestProgress:
         if self.enabled:
@@ -59,19 +73,19 @@ class IngestProgress:
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}", style="bold"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
-                TextColumn("files"),
+                TextColumn("{task.fields[unit]}"),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[current]}", style="dim"),
-                console=err,
+                console=self.console,
                 transient=False,
                 refresh_per_second=8,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("Ingesting", total=None, current="")
+            self._task = self._progress.add_task(self.description, total=None, current="", unit=self.unit)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -80,7 +94,7 @@ class IngestProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.kind == "message" and event.message:
-            err.print(f"[dim]{event.message}[/dim]")
+            self.console.print(f"[dim]{event.message}[/dim]")
             return
         if self._progress is None or self._task is None:
             return
@@ -89,13 +103,36 @@ class IngestProgress:
         elif event.kind == "file" and event.path:
             self._current.append(event.path)
             self._progress.update(self._task, current=_short(event.path))
+        elif event.kind == "step" and event.path:
+            self._step(event.path, event.message or "", event.files_done, event.total)
+        elif event.kind == "result" and event.path:
+            self._end_steps(lambda key: key == event.path)
         elif event.kind == "done":
             if event.path in self._current:
                 self._current.remove(event.path)
+            if event.path:
+                self._end_steps(lambda key: key == event.path or key.startswith(f"{event.path}#"))
             current = _short(self._current[-1]) if self._current else ""
             self._progress.update(self._task, completed=event.files_done, current=current)
         elif event.kind == "stage" and event.message:
+            self._end_steps(lambda _key: True)
             self._progress.update(self._task, description=event.message.capitalize(), current="")
+
+    def _step(self, path: str, what: str, done: int, total: int) -> None:
+        assert self._progress is not None
+        label = f"  {_short(path, 32)}: {what}"
+        task = self._steps.get(path)
+        if task is None:
+            self._steps[path] = self._progress.add_task(
+                label, total=total or None, completed=done, current="", unit=""
+            )
+        else:
+            self._progress.update(task, description=label, total=total or None, completed=done)
+
+    def _end_steps(self, ended: Callable[[str], bool]) -> None:
+        assert self._progress is not None
+        for key in [key for key in self._steps if ended(key)]:
+            self._progress.remove_task(self._steps.pop(key))
 
 
 def _short(path: str, width: int = 48) -> str:
@@ -289,7 +326,7 @@ def _run(
     """``kp.ingest`` (with ``prune``: what ``sync`` is), a progress bar, and the summary."""
     started = time.perf_counter()
     with (
-        IngestProgress(enabled=interactive()) as progress,
+        IngestProgress(enabled=interactive() and not flags.json_output) as progress,
         open_pyramid(output_mode=flags.output_mode) as kp,
     ):
         kp.set_progress(progress)

@@ -12,8 +12,10 @@ from .common import (
     JsonOption,
     LevelOption,
     RerankOption,
+    Stages,
     command,
     display_path,
+    interactive,
     open_pyramid,
     out,
     print_json,
@@ -111,7 +113,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Search every level (or --level) with BM25 + vectors fused per level, optionally reranked."""
         choice = rerank_choice(rerank)
-        with open_pyramid() as kp:
+        with Stages(enabled=interactive() and not json_output) as stages, open_pyramid(stages=stages) as kp:
             hits = kp.search(
                 query, levels=split_levels(level), k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion
             )

@@ -130,7 +130,14 @@ class LLMDistiller:
         try:
             plan = await self._plan(rt, doc)
             async with self._slots:
-                book = await self._read(doc, plan, cache, meter, failures)
+                book = await self._read(
+                    doc,
+                    plan,
+                    cache,
+                    meter,
+                    failures,
+                    lambda done, total: rt.step(doc.source, "reading insight windows", done, total),
+                )
                 insights = book.alive()
                 if not insights:
                     # Every window failed, or every one answered with nothing: no pyramid either way
@@ -292,15 +299,18 @@ class LLMDistiller:
         cache: OutputCache,
         meter: UsageMeter,
         failures: list[str],
+        report: Callable[[int, int], None] = lambda _done, _total: None,
     ) -> InsightBook:
         """Every window of the plan in order. A window whose call fails is recorded in
-        ``failures`` and leaves the book as it was; the next window goes on from there."""
+        ``failures`` and leaves the book as it was; the next window goes on from there. ``report``
+        is told (windows done, windows to run) as each one starts, and at the end."""
         from ..agents.insights import WindowDeps, build_insight_agent, content_words, window_prompt
 
         texts = [page.text for page in doc.pages]
         book = plan.book
         seen = set(plan.seen)
-        for position, pages in plan.run:
+        for done, (position, pages) in enumerate(plan.run):
+            report(done, len(plan.run))
             shown = book.for_pages(pages)
             user = window_prompt(
                 doc.title,
@@ -331,6 +341,7 @@ class LLMDistiller:
                 continue
             book.apply(position, edits)
             seen.update(pages)
+        report(len(plan.run), len(plan.run))
         return book
 
     async def _concepts(

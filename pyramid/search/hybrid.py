@@ -111,7 +111,9 @@ async def search(
     fetch = max(k, settings.rerank_top) if reranker else k
     embedding = None
     if mode != "bm25":
+        rt.stage("encoding the query" if rt.embedder.loaded else "loading the encoder")
         embedding = (await rt.embedder.aencode_queries([text]))[0]
+    rt.stage("searching")
     hits = await _run(
         rt.db,
         {
@@ -133,6 +135,7 @@ async def search(
     if reranker and hits:
         from .rerank import rerank_hits
 
+        rt.stage("reranking")
         hits = await rerank_hits(
             reranker, text, hits, top=settings.rerank_top, device=settings.embedding_device
         )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ...runtime import Runtime
 
 NAME = "extractive"
+SENTENCE_CHUNK = 128  # sentences per encoder request of one document (each chunk is reported)
 
 
 @dataclass
@@ -177,7 +178,7 @@ class ExtractiveDistiller:
         async with self._cpu:
             candidates = await asyncio.to_thread(self._segment, texts, doc.title)
         unique, sentences = _unique(candidates)
-        vectors = await self._encoder(rt).encode(sentences)
+        vectors = await self._encode(rt, doc.source, sentences)
         async with self._cpu:
             insights, vectors, concepts, (abstract, picked) = await asyncio.to_thread(
                 self._build, unique, vectors
@@ -186,6 +187,21 @@ class ExtractiveDistiller:
         await carry_over(rt, doc, items)
         # Concepts and the abstract are embedded by the pipeline's writer (see Distilled).
         return Distilled(items=items, distiller=NAME, usage=Usage(), status="ready")
+
+    async def _encode(self, rt: Runtime, source: str, sentences: list[str]) -> np.ndarray:
+        """The sentences' vectors, in chunks reported as ``step`` events (a long document's
+        sentences are minutes of encoding on a CPU)."""
+        import numpy as np
+
+        if len(sentences) <= SENTENCE_CHUNK:
+            return await self._encoder(rt).encode(sentences)
+        parts = []
+        for start in range(0, len(sentences), SENTENCE_CHUNK):
+            parts.append(await self._encoder(rt).encode(sentences[start : start + SENTENCE_CHUNK]))
+            rt.step(
+                source, "embedding sentences", min(start + SENTENCE_CHUNK, len(sentences)), len(sentences)
+            )
+        return np.concatenate(parts)
 
     def _segment(self, pages: list[str], title: str) -> list[Candidate]:
         return drop_repeated(segment(pages, subject=title), len(pages))
