@@ -450,6 +450,8 @@ class Ingest:
         # in one call with nothing on the screen.
         chunk = max(self.settings.embedding_batch_size * 2, 32)
         vectors: list[Any] = []
+        for source, total in totals.items():  # converted, now waiting for (or in) the encoder
+            self.rt.step(source, "embedding pages", 0, total)
         try:
             async with self._timed("embed"):
                 for start in range(0, len(fresh), chunk):

@@ -26,7 +26,7 @@ def _console() -> tuple[Console, io.StringIO]:
 @pytest.mark.unit
 def test_a_long_file_shows_its_steps_below_the_files_bar() -> None:
     console, buffer = _console()
-    with IngestProgress(enabled=True, console=console) as progress:
+    with IngestProgress(enabled=True, console=console, step_after=0) as progress:
         progress(ProgressEvent("start", total=1))
         progress(ProgressEvent("file", path="/data/big.pdf"))
         progress(

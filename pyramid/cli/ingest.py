@@ -26,13 +26,16 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from rich.console import Console
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, Task, TaskID
 
     from ..models import IngestReport
     from ..runtime import ProgressEvent
+
+
+STEP_AFTER = 2.0  # seconds a document's step runs before it gets a line of its own
 
 
 class IngestProgress:
@@ -48,8 +51,10 @@ class IngestProgress:
         description: str = "Ingesting",
         unit: str = "files",
         console: Console | None = None,
+        step_after: float = STEP_AFTER,
     ) -> None:
         self.enabled = enabled
+        self.step_after = step_after
         self.description = description
         self.unit = unit
         self.console = console or err
@@ -63,23 +68,26 @@ class IngestProgress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress,
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.table import Column
 
-            self._progress = Progress(
+            self._progress = _progress_class(self.step_after)(
                 SpinnerColumn(),
                 TextColumn("{task.description}", style="bold"),
-                BarColumn(bar_width=24),
+                BarColumn(bar_width=20),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[unit]}"),
                 TimeElapsedColumn(),
-                TextColumn("eta"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}", style="dim"),
+                TextColumn(
+                    "{task.fields[current]}",
+                    style="dim",
+                    table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+                ),
                 console=self.console,
                 transient=False,
                 refresh_per_second=8,
@@ -120,19 +128,35 @@ class IngestProgress:
 
     def _step(self, path: str, what: str, done: int, total: int) -> None:
         assert self._progress is not None
-        label = f"  {_short(path, 32)}: {what}"
+        name = path.rsplit("/", 1)[-1]
+        label = f"{name if len(name) <= 28 else name[:27] + '…'}: {what}"
         task = self._steps.get(path)
         if task is None:
             self._steps[path] = self._progress.add_task(
-                label, total=total or None, completed=done, current="", unit=""
+                "", total=total or None, completed=done, current=label, unit=""
             )
         else:
-            self._progress.update(task, description=label, total=total or None, completed=done)
+            self._progress.update(task, total=total or None, completed=done, current=label)
 
     def _end_steps(self, ended: Callable[[str], bool]) -> None:
         assert self._progress is not None
         for key in [key for key in self._steps if ended(key)]:
             self._progress.remove_task(self._steps.pop(key))
+
+
+def _progress_class(step_after: float) -> type[Progress]:
+    """Rich's Progress, showing a document's step line only once it has taken ``STEP_AFTER``
+    seconds: eight small files converting at once are not worth eight lines. (Built on first
+    use: rich.progress stays out of the CLI's start-up.)"""
+    from rich.progress import Progress
+
+    class StepProgress(Progress):
+        def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+            return super().make_tasks_table(
+                [t for t in tasks if t.description or (t.elapsed or 0.0) >= step_after]
+            )
+
+    return StepProgress
 
 
 def _short(path: str, width: int = 48) -> str:
