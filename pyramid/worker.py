@@ -133,6 +133,8 @@ class Worker:
     async def run(self) -> WorkerReport:
         started = time.perf_counter()
         opts = self.options
+        # Load the encoder before claiming: loading it under a lease holds jobs that others could run.
+        await self.rt.embedder.aload()
         async with self._control() as control:
             while opts.max_jobs is None or self.report.jobs_done + self.report.jobs_failed < opts.max_jobs:
                 claimed = await self._claim(control)
