@@ -202,9 +202,17 @@ async def learn(rt: Runtime, answer: Answer) -> Learned:
         rows = await learned.cited_items(conn, finding.items)
     kept: list[tuple[str, list[list[int]]]] = []
     for text, groups in finding.sentences:
-        backing = [best_source(text, [i for i in group if i in rows], rows) for group in groups]
+        # A recollection cited in the answer is not a source: provenance must reach pages, and a
+        # learned recollection resting on itself (revised by its own repetition) would reach none.
+        usable = [[i for i in group if i in rows and rows[i]["level"] != "recollection"] for group in groups]
+        backing = [best_source(text, group, rows) for group in usable]
         present = [i for i in backing if i is not None]
-        why = unsupported(text, [rows[i]["text"] for i in present]) if present else "its sources are gone"
+        if present:
+            why = unsupported(text, [rows[i]["text"] for i in present])
+        elif any(group for group in groups if any(i in rows for i in group)):
+            why = "it cites only recollections; a learned one rests on document items"
+        else:
+            why = "its sources are gone"
         if why is not None:
             finding.skipped.append(f"{text[:80]!r}: {why}")
         elif len(kept) < MAX_SENTENCES and sum(len(t) for t, _ in kept) + len(text) <= MAX_CHARS:

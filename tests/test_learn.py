@@ -31,7 +31,12 @@ def ids(kp: Any) -> dict[str, int]:
 
 
 def _item(pack: dict[str, Any], containing: str) -> dict[str, Any]:
-    found = [i for i in pack["items"] if containing in i["text"] and i["level"] != "recollection"]
+    # A claim names a recollection by its text in parentheses: "(handbook and news agree)".
+    found = [
+        i
+        for i in pack["items"]
+        if containing in i["text"] and (i["level"] != "recollection") != containing.startswith("(")
+    ]
     assert found, f"no evidence item holds {containing!r}: {[i['text'][:60] for i in pack['items']]}"
     return found[0]
 
@@ -189,6 +194,22 @@ def test_uncited_injected_and_unsupported_sentences_are_not_learned(
     # What is left rests on one item: nothing is stored, and no password is anywhere.
     assert learned.action == "none" and kp.run(_learned_count(kp)) == before
     assert all("4242" not in r.text for r in kp.recollections(all=True))
+
+
+def test_a_sentence_citing_only_a_recollection_is_no_source(kp: Any, ids: dict[str, int]) -> None:
+    answer = kp.ask(
+        QUESTION,
+        model=research(
+            ("Ruth Calder reviews the incident log every week", "(handbook and news agree)"),
+            ("Report every incident in the incident log within 24 hours", "Report every incident"),
+        ),
+        levels=["insight", "recollection"],
+        learn=True,
+    )
+    assert any(c.level == "recollection" for c in answer.citations)
+    learned = answer.learned
+    assert learned is not None and learned.action == "none"
+    assert any("cites only recollections" in s for s in learned.skipped)
 
 
 def test_two_learns_of_one_finding_at_once_store_one_recollection(kp: Any, ids: dict[str, int]) -> None:
