@@ -592,42 +592,59 @@ class Ingest:
 
     # -- bookkeeping ----------------------------------------------------------------------------
     async def _fail_file(self, job: _FileJob, reason: str) -> None:
-        from . import store
 
         if not self.dry_run:
-            async with self.rt.db.connection() as conn, conn.transaction():
-                if job.stored:
-                    for state in job.stored:
-                        await store.record_failure(
-                            conn,
-                            source=state.source,
-                            path=str(job.path),
-                            file_sha256=job.sha256 or None,
-                            error=reason,
-                        )
-                else:
+            try:
+                await self._record_file_failure(job, reason)
+            except LeaseLostError as exc:  # rolled back: the job is another worker's now
+                reason = str(exc)
+        job.results.append(FileResult(source=str(job.path), outcome="failed", reason=reason))
+        self._finish_job(job)
+
+    async def _hold(self, conn: AsyncConnection, job: _FileJob) -> None:
+        """Inside a write transaction: a queue worker checks it still holds the file's job."""
+        if self.write_guard is not None:
+            await self.write_guard(conn, str(job.path), False)
+
+    async def _record_file_failure(self, job: _FileJob, reason: str) -> None:
+        from . import store
+
+        async with self.rt.db.connection() as conn, conn.transaction():
+            await self._hold(conn, job)
+            if job.stored:
+                for state in job.stored:
                     await store.record_failure(
                         conn,
-                        source=str(job.path),
+                        source=state.source,
                         path=str(job.path),
                         file_sha256=job.sha256 or None,
                         error=reason,
                     )
-        job.results.append(FileResult(source=str(job.path), outcome="failed", reason=reason))
-        self._finish_job(job)
+            else:
+                await store.record_failure(
+                    conn,
+                    source=str(job.path),
+                    path=str(job.path),
+                    file_sha256=job.sha256 or None,
+                    error=reason,
+                )
 
     async def _fail_doc(self, job: _FileJob, doc: ConvertedDocument, reason: str) -> FileResult:
         from . import store
 
-        async with self.rt.db.connection() as conn, conn.transaction():
-            await store.record_failure(
-                conn,
-                source=doc.source,
-                path=str(job.path),
-                file_sha256=job.sha256,
-                error=reason,
-                title=doc.title,
-            )
+        try:
+            async with self.rt.db.connection() as conn, conn.transaction():
+                await self._hold(conn, job)
+                await store.record_failure(
+                    conn,
+                    source=doc.source,
+                    path=str(job.path),
+                    file_sha256=job.sha256,
+                    error=reason,
+                    title=doc.title,
+                )
+        except LeaseLostError as exc:  # rolled back: the job is another worker's now
+            reason = str(exc)
         return FileResult(source=doc.source, outcome="failed", title=doc.title, reason=reason)
 
     async def _touch_file_hash(self, state: StoredFileState, file_sha256: str) -> None:
@@ -639,8 +656,13 @@ class Ingest:
     async def _remove(self, job: _FileJob, gone: list[StoredFileState]) -> None:
         from . import store
 
-        async with self.rt.db.connection() as conn, conn.transaction():
-            removed = await store.delete_documents(conn, [s.id for s in gone])
+        try:
+            async with self.rt.db.connection() as conn, conn.transaction():
+                await self._hold(conn, job)
+                removed = await store.delete_documents(conn, [s.id for s in gone])
+        except LeaseLostError as exc:  # rolled back: the job is another worker's now
+            job.results.append(FileResult(source=str(job.path), outcome="failed", reason=str(exc)))
+            return
         for source in removed:
             job.results.append(FileResult(source=source, outcome="removed", reason="no longer in the file"))
 

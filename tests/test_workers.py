@@ -17,6 +17,7 @@ from test_crash import per_document, snapshot
 
 from pyramid import Pyramid
 from pyramid.distill.extractive import ExtractiveDistiller
+from pyramid.errors import BusyError, DistillationError
 from pyramid.store import jobs
 from pyramid.worker import Worker, WorkerOptions
 
@@ -142,18 +143,22 @@ def test_an_expired_lease_is_taken_over(fresh_dsn: str, tmp_path: Path) -> None:
 class GatedDistiller(ExtractiveDistiller):
     """The extractive distiller that waits for a gate: a worker stalled mid-document."""
 
-    def __init__(self, settings: Any, gate: asyncio.Event) -> None:
+    def __init__(self, settings: Any, gate: asyncio.Event, *, fail: bool = False) -> None:
         super().__init__(settings)
         self.gate = gate
+        self.fail = fail
         self.reached = asyncio.Event()
 
     async def distill(self, rt: Any, doc: Any) -> Any:
         self.reached.set()
         await self.gate.wait()
+        if self.fail:  # a stale worker whose document fails must not mark the stored one failed
+            raise DistillationError("the model gave up")
         return await super().distill(rt, doc)
 
 
-def test_a_stale_worker_that_finishes_late_writes_nothing(fresh_dsn: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fail", [False, True], ids=["stores", "fails"])
+def test_a_stale_worker_that_finishes_late_writes_nothing(fresh_dsn: str, tmp_path: Path, fail: bool) -> None:
     root = _corpus(tmp_path / "docs", 1)
     with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:
         kp.enqueue([root])
@@ -161,7 +166,7 @@ def test_a_stale_worker_that_finishes_late_writes_nothing(fresh_dsn: str, tmp_pa
 
         async def scenario() -> tuple[Worker, Worker, list[Any]]:
             gate = asyncio.Event()
-            stalled = GatedDistiller(rt.settings, gate)
+            stalled = GatedDistiller(rt.settings, gate, fail=fail)
             # No heartbeat: the whole worker is stalled (a GC pause, a suspended VM).
             stale = Worker(
                 rt,
@@ -223,3 +228,16 @@ def test_a_job_that_keeps_failing_is_a_dead_letter_until_retried(fresh_dsn: str,
 def test_workers_refuse_options_they_do_not_offer(dsn: str, tmp_path: Path, option: list[str]) -> None:
     done = run_cli("ingest", str(tmp_path), "--workers", "2", *option, dsn=dsn)
     assert done.returncode == 2 and "--workers" in done.stderr
+
+
+def test_a_plain_ingest_waits_while_workers_write(fresh_dsn: str, tmp_path: Path) -> None:
+    """Workers share the writer lock; a plain ingest holds it alone, so it cannot start meanwhile."""
+    from pyramid.store.schema import LOCK_WRITER
+
+    root = _corpus(tmp_path / "docs", 1)
+    with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp, psycopg.connect(fresh_dsn, autocommit=True) as worker:
+        worker.execute("SELECT pg_advisory_lock_shared(%s, %s)", LOCK_WRITER)
+        with pytest.raises(BusyError):
+            kp.ingest([root], wait=0.5)
+        worker.execute("SELECT pg_advisory_unlock_shared(%s, %s)", LOCK_WRITER)
+        assert kp.ingest([root], wait=5).ok
