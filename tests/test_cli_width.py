@@ -76,3 +76,14 @@ def test_ls_shows_paths_below_the_common_root(ingested: str, folder: Path) -> No
     assert str(folder / "quarterly-operations-report.md") not in done.stdout
     full = run_cli("ls", "--json", dsn=ingested)
     assert str(folder / "quarterly-operations-report.md") in full.stdout
+
+
+@pytest.mark.unit
+def test_search_joins_a_pages_lines_within_a_paragraph() -> None:
+    """A PDF page's lines end mid-sentence; printed as they are, "A full charge" stood alone."""
+    from pyramid.cli.search import _reflow
+
+    page = "Power\n\nOne charge lasts a shift. A full charge\ntakes three hours.\n\n| a | b |\n| 1 | 2 |\n- one\n- two"
+    assert _reflow(page) == (
+        "Power\n\nOne charge lasts a shift. A full charge takes three hours.\n\n| a | b |\n| 1 | 2 |\n- one\n- two"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -37,6 +38,23 @@ def _score(value: float | None, rank: int | None) -> str | None:
     return f"{value:.4f}" + (f" (#{rank})" if rank is not None else "")
 
 
+_OWN_LINE = re.compile(r"^\s*(\||[-*+] |\d+[.)] |#)")  # table rows, list items, headings
+
+
+def _reflow(text: str) -> str:
+    """Lines joined within a paragraph, except those markdown keeps on their own line."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if not line.strip():
+            if lines and lines[-1]:
+                lines.append("")
+        elif lines and lines[-1] and not _OWN_LINE.match(line) and not _OWN_LINE.match(lines[-1]):
+            lines[-1] = f"{lines[-1]} {line.strip()}"
+        else:
+            lines.append(line.strip())
+    return "\n".join(lines).strip()
+
+
 def print_hits(hits: list[Hit]) -> None:
     if not hits:
         out.print("No results.")
@@ -62,6 +80,9 @@ def print_hits(hits: list[Hit]) -> None:
             f"[bold]{hit.rank}.[/bold] [cyan]{hit.level}[/cyan] {escape(where)}{stale} [dim]item {hit.id}[/dim]",
         )
         text = hit.text if len(hit.text) <= TEXT_CHARS else hit.text[:TEXT_CHARS].rstrip() + " …"
+        # A page keeps its source's line breaks (a PDF's lines end mid-sentence: "A full charge" /
+        # "takes three hours."): paragraphs stay, the lines within one are joined for Rich to wrap.
+        text = _reflow(text)
         if hit.title:
             text = f"{hit.title}: {text}"
         # Wrapped by Rich at word boundaries with a hanging indent (soft wrap left the terminal to
