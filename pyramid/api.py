@@ -91,7 +91,8 @@ class IngestOptions(TypedDict, total=False):
     distilled at once. ``distill`` (True): False stores pages only (status "converted"); a later run
     with distillation distills them without converting or embedding the pages again. ``workers``
     (None): queue the files and run this many local worker processes over the queue (see
-    ``awork``); no writer lock is taken, and ``dry_run``, ``force`` and ``prune`` are not offered."""
+    ``awork``); no writer lock is taken while they work (``prune`` takes it afterwards), and
+    ``dry_run`` and ``force`` are not offered."""
 
     include: Sequence[str]
     exclude: Sequence[str]
@@ -359,23 +360,38 @@ class Pyramid:
         for name in ("dry_run", "force"):
             if options.get(name):
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be combined with --workers")
-        if prune:
-            raise ConfigError("sync --prune cannot be combined with --workers (use --no-prune)")
         model = options.get("model")
         if model is not None and not isinstance(model, str):
             raise ConfigError(
                 "with workers, the model is named by a string (each worker process builds its own)"
             )
-        return await ingest_with_workers(
+        include, exclude = options.get("include", ()), options.get("exclude", ())
+        report = await ingest_with_workers(
             self._rt,
             paths,
             workers=workers,
-            include=options.get("include", ()),
-            exclude=options.get("exclude", ()),
+            include=include,
+            exclude=exclude,
             model=model,
             distill=options.get("distill", True),
             concurrency=options.get("concurrency"),
         )
+        if prune:
+            from .distill import make_distiller
+            from .queue import prune_after_workers
+
+            distiller = make_distiller(self._rt.settings, model) if options.get("distill", True) else None
+            report.results.extend(
+                await prune_after_workers(
+                    self._rt,
+                    paths,
+                    include=include,
+                    exclude=exclude,
+                    distiller=distiller,
+                    wait=options.get("wait"),
+                )
+            )
+        return report
 
     # -- the queue ------------------------------------------------------------------------------
     @on_loop

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .discover import discover
 from .ingest import PAGES_ONLY_STATES, READY_STATES, is_unchanged
 from .models import FileResult, IngestReport, Usage
 from .runtime import ProgressEvent, Runtime
 from .store import documents_of_paths, jobs
+
+if TYPE_CHECKING:
+    from .distill.base import Distiller
 
 FORWARDED_SETTINGS = (
     "page_chars",
@@ -181,6 +184,29 @@ async def ingest_with_workers(
     report = await jobs_report(rt, queued)
     report.elapsed = time.perf_counter() - started
     return report
+
+
+async def prune_after_workers(
+    rt: Runtime,
+    paths: Sequence[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    distiller: Distiller | None = None,
+    wait: float | None = None,
+) -> list[FileResult]:
+    """``sync --workers``: once the workers are done, remove the documents whose files are gone
+    (the same conservative rule as ``sync``) under the writer lock, held alone, and run the corpus
+    step again when something was removed."""
+    from .ingest import Ingest
+    from .sync import prune
+
+    async with rt.db.writer_lock(wait=wait, what="this sync's pruning"):
+        found = await asyncio.to_thread(discover, paths, include=include, exclude=exclude)
+        removed = await prune(rt, paths, found)
+        if removed:
+            await Ingest(rt, distiller=distiller).finish_corpus()
+    return removed
 
 
 async def jobs_report(rt: Runtime, queued: EnqueueReport) -> IngestReport:

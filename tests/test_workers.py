@@ -116,6 +116,16 @@ def test_two_workers_store_what_a_plain_ingest_stores(pg_server_url: str, tmp_pa
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["counts"]["unchanged"] == 6
         assert snapshot(queue) == got
+        # sync --workers: the workers ingest, then the documents of deleted files are removed.
+        (root / "doc5.md").unlink()
+        (root / "doc0.md").write_text("# Note 0\n\nThe ferry was cancelled today.")
+        synced = run_cli("sync", str(root), "--workers", "2", "--json", dsn=queue, env=env)
+        assert synced.returncode == 0, synced.stderr
+        counts = json.loads(synced.stdout)["counts"]
+        assert (counts["updated"], counts["removed"], counts["unchanged"]) == (1, 1, 4), counts
+        after = snapshot(queue)
+        assert [d[0].rsplit("/", 1)[1] for d in after["documents"]] == [f"doc{i}.md" for i in range(5)]
+        assert after["pending"] == (0,) and {d[3] for d in after["documents"]} == {"ready"}
     finally:
         for name in names:
             _drop_database(pg_server_url, name)

@@ -401,10 +401,12 @@ def register(app: typer.Typer) -> None:
     @command(app, "sync")
     @with_global_options
     @_with_ingest_flags
-    def sync(paths: PathsArgument, prune: PruneOption = True, *, flags: IngestFlags) -> None:
+    def sync(
+        paths: PathsArgument, prune: PruneOption = True, workers: WorkersOption = None, *, flags: IngestFlags
+    ) -> None:
         """Make the pyramid match folders (for cron): ingest new and changed files, remove deleted ones.
 
         Only documents whose file is gone from a root that exists now are removed: a missing root
         (e.g. an unmounted share) removes nothing. Exit codes as for ingest.
         """
-        _run("Sync", paths, flags, prune=prune)
+        _run("Sync", paths, flags, prune=prune, workers=workers)
