@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     # --- LLM -----------------------------------------------------------------------------
     model: str | None = Field(None, description="PydanticAI model string; none → extractive distiller")
     concurrency: int = Field(8, ge=1, le=512, description="documents distilled at once")
+    llm_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=512,
+        description="documents talking to the model at once across every worker on the database",
+    )
     request_timeout: float = Field(
         120.0,
         gt=0,

@@ -32,6 +32,7 @@ FORWARDED_SETTINGS = (
     "embedding_batch_size",
     "convert_workers",
     "text_search_config",
+    "llm_concurrency",
 )
 
 

@@ -135,7 +135,7 @@ class Worker:
         opts = self.options
         # Load the encoder before claiming: loading it under a lease holds jobs that others could run.
         await self.rt.embedder.aload()
-        async with self._control() as control:
+        async with self._control() as control, self._llm_cap():
             while opts.max_jobs is None or self.report.jobs_done + self.report.jobs_failed < opts.max_jobs:
                 claimed = await self._claim(control)
                 if claimed:
@@ -151,6 +151,23 @@ class Worker:
                 await asyncio.sleep(opts.poll)
         self.report.elapsed = time.perf_counter() - started
         return self.report
+
+    @contextlib.asynccontextmanager
+    async def _llm_cap(self) -> AsyncIterator[None]:
+        """``llm_concurrency``: the model's documents at once, counted across the cluster."""
+        cap = self.rt.settings.llm_concurrency
+        if cap is None or not hasattr(self.distiller, "cluster"):
+            yield
+            return
+        from .slots import ClusterSlots
+
+        slots = ClusterSlots(self.rt.db.url, cap)
+        self.distiller.cluster = slots  # type: ignore[union-attr]
+        try:
+            yield
+        finally:
+            self.distiller.cluster = None  # type: ignore[union-attr]
+            await slots.close()
 
     async def _claim(self, control: AsyncConnection) -> list[jobs.Claimed]:
         limit = self.options.batch

@@ -251,3 +251,40 @@ def test_a_plain_ingest_waits_while_workers_write(fresh_dsn: str, tmp_path: Path
             kp.ingest([root], wait=0.5)
         worker.execute("SELECT pg_advisory_unlock_shared(%s, %s)", LOCK_WRITER)
         assert kp.ingest([root], wait=5).ok
+
+
+def test_llm_concurrency_caps_the_model_calls_of_all_workers_together(fresh_dsn: str, tmp_path: Path) -> None:
+    """Two workers, each allowed 4 documents with the model at once, under a cluster cap of 2: never
+    more than 2 model calls in flight across both (the slots are counted in the database)."""
+    from scripted import Scripted
+
+    from pyramid.distill.llm import LLMDistiller
+
+    root = _corpus(tmp_path / "docs", 6)
+    brains = [Scripted(delay=0.3), Scripted(delay=0.3)]
+    with Pyramid.open(dsn=fresh_dsn, llm_concurrency=2, **SETTINGS) as kp:
+        kp.enqueue([root])
+        rt = kp.runtime
+
+        async def two_workers() -> list[Any]:
+            workers = [
+                Worker(
+                    rt,
+                    distiller=LLMDistiller(rt.settings, brain.model(f"slow-{i}"), concurrency=4),
+                    options=WorkerOptions(drain=True, batch=3, poll=0.1),
+                )
+                for i, brain in enumerate(brains)
+            ]
+            return list(await asyncio.gather(*(w.run() for w in workers)))
+
+        reports = kp.run(two_workers())
+    assert sum(r.jobs_done for r in reports) == 6 and all(r.jobs_done for r in reports)
+    spans = sorted(
+        (c.started, c.ended) for brain in brains for c in brain.calls if c.agent != "recollections"
+    )
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    in_flight = peak = 0
+    for _, step in events:
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak == 2, peak

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -125,6 +125,16 @@ def register(app: typer.Typer) -> None:
                 "--concurrency", "-c", metavar="N", min=1, max=512, help="Documents distilled at once."
             ),
         ] = None,
+        llm_concurrency: Annotated[
+            int | None,
+            typer.Option(
+                "--llm-concurrency",
+                metavar="N",
+                min=1,
+                max=512,
+                help="Documents talking to the model at once across all workers (counted in the database).",
+            ),
+        ] = None,
         json_output: JsonOption = False,
     ) -> None:
         """Work on the ingest queue: claim jobs under a lease, ingest them, mark them done.
@@ -135,7 +145,8 @@ def register(app: typer.Typer) -> None:
         from ..worker import WorkerOptions
 
         options = WorkerOptions(lease=lease, batch=batch, retry_delay=retry_delay, once=once, drain=drain)
-        with open_pyramid() as kp:
+        overrides: dict[str, Any] = {"llm_concurrency": llm_concurrency} if llm_concurrency else {}
+        with open_pyramid(**overrides) as kp:
             report = kp.work(options, model=model, distill=distill, concurrency=concurrency)
         summary = report.summary()
         if json_output:

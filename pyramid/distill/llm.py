@@ -17,6 +17,7 @@ calls that failed (the good ones are cached).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ..agents.base import OutputModes
     from ..config import OutputMode, Settings
     from ..runtime import Runtime
+    from ..slots import ClusterSlots
 
 T = TypeVar("T", bound="BaseModel")
 T2 = TypeVar("T2")
@@ -75,6 +77,9 @@ class LLMDistiller:
         # before any file is read.
         self._model: Model | None = self._resolve() if resolve else None
         self._slots: asyncio.Semaphore | None = None
+        # The cluster's cap (pyramid.slots.ClusterSlots), set by a queue worker: a slot of this
+        # process is held only together with one of the database's.
+        self.cluster: ClusterSlots | None = None
         self._agents: dict[tuple[Callable[..., Any], OutputMode], Agent[Any, Any]] = {}
         self._modes: OutputModes | None = None
         self._used: dict[str, set[str]] = {}
@@ -118,6 +123,9 @@ class LLMDistiller:
     def price(self, usage: Usage) -> float | None:
         return price_of(self.name, usage)
 
+    def _cluster_slot(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.cluster.hold() if self.cluster is not None else contextlib.nullcontext()
+
     # -- one document ---------------------------------------------------------------------------
     async def distill(self, rt: Runtime, doc: PreparedDocument) -> Distilled:
         if self._slots is None:
@@ -129,7 +137,7 @@ class LLMDistiller:
         failures: list[str] = []
         try:
             plan = await self._plan(rt, doc)
-            async with self._slots:
+            async with self._slots, self._cluster_slot():
                 book = await self._read(
                     doc,
                     plan,

@@ -16,6 +16,8 @@ LOCK_IMPACTS = (LOCK_NAMESPACE, 3)  # stored BM25 impacts: writers shared, a re-
 LOCK_COMPACT = (LOCK_NAMESPACE, 4)  # one BM25 compaction at a time
 LOCK_LEARN = (LOCK_NAMESPACE, 5)  # one learned finding written at a time (ask --learn, verify)
 LOCK_CORPUS = (LOCK_NAMESPACE, 6)  # one corpus step at a time (the worker that drains the queue)
+# The cluster's LLM slots (llm_concurrency): keys 1000 … 1000 + llm_concurrency - 1 (at most 512).
+LOCK_LLM_SLOTS = (LOCK_NAMESPACE, 1000)
 
 
 def _sql_text_array(values: tuple[str, ...]) -> str:
