@@ -333,7 +333,13 @@ class Embedder:
     async def aload(self) -> None:
         await self._run(lambda: self.model)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    def warm(self) -> None:
+        """Start loading the model on the encoder thread and return at once: the first encode
+        (queued behind it on the same thread) finds it loaded. A load that fails here fails again,
+        with its message, at that first encode."""
+        self._thread().submit(lambda: self.model)
+
+    def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=1,
@@ -341,7 +347,10 @@ class Embedder:
                 initializer=_background_priority,
                 initargs=(self.nice,),
             )
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return self._executor
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread(), fn, *args)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -108,3 +108,14 @@ def test_reembed_shows_its_items_on_a_terminal(fresh_dsn: str, tmp_path: Path) -
     assert "Re-embedding" in done.stderr and "items" in done.stderr
     quiet = run_cli("reembed", dsn=fresh_dsn)
     assert quiet.returncode == 0 and "Re-embedding" not in quiet.stderr
+
+
+def test_the_encoder_loads_while_the_pyramid_opens(dsn: str) -> None:
+    """search and ask open with warm_encoder: the model loads on the encoder's thread during the
+    open, so the query's first encode does not pay for it afterwards."""
+    with Pyramid.open(dsn=dsn) as cold:
+        assert not cold.runtime.embedder.loaded
+    with Pyramid.open(dsn=dsn, warm_encoder=True) as kp:
+        embedder = kp.runtime.embedder
+        embedder._thread().submit(lambda: None).result()  # queued behind the load on the one thread
+        assert embedder.loaded

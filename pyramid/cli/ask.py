@@ -211,6 +211,7 @@ def register(app: typer.Typer) -> None:
                 ask_token_limit=max_tokens,
                 output_mode=output_mode,
                 stages=stages,
+                warm_encoder=True,  # every question is encoded: load the encoder while the database opens
             ) as kp,
         ):
             if not live:

@@ -339,7 +339,12 @@ def _stage_text(what: str) -> str:
 
 @contextmanager
 def open_pyramid(
-    *, check_model: bool = True, quiet: bool = False, stages: Stages | None = None, **settings: Any
+    *,
+    check_model: bool = True,
+    quiet: bool = False,
+    stages: Stages | None = None,
+    warm_encoder: bool = False,
+    **settings: Any,
 ) -> Iterator[Pyramid]:
     """Open the pyramid the global options name; notices (migrations) go to stderr, stages to the
     ``stages`` spinner."""
@@ -360,6 +365,7 @@ def open_pyramid(
         embedding_backend=options.embedding_backend,
         progress=notice,
         check_model=check_model,
+        warm_encoder=warm_encoder,
         **{**options.extra, **settings},
     )
     try:

@@ -134,7 +134,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Search every level (or --level) with BM25 + vectors fused per level, optionally reranked."""
         choice = rerank_choice(rerank)
-        with Stages(enabled=interactive() and not json_output) as stages, open_pyramid(stages=stages) as kp:
+        warm = mode != "bm25"  # the query is encoded: load the encoder while the database opens
+        with (
+            Stages(enabled=interactive() and not json_output) as stages,
+            open_pyramid(stages=stages, warm_encoder=warm) as kp,
+        ):
             hits = kp.search(
                 query, levels=split_levels(level), k=k, mode=mode, rerank=choice, documents=doc, fusion=fusion
             )
