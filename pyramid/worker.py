@@ -188,7 +188,9 @@ class Worker:
         lost: set[int] = set()
 
         async def guard(conn: AsyncConnection, path: str, last: bool) -> None:
-            job = by_path[path]
+            job = by_path.get(path)
+            if job is None:  # discovery named the file differently from its job: never write it
+                raise LeaseLostError(f"{path}: not a file of this worker's jobs")
             if not await jobs.hold(conn, job.id, owner=self.name):
                 lost.add(job.id)
                 raise LeaseLostError(
@@ -238,10 +240,14 @@ class Worker:
             return
         as_json = [r.model_dump(mode="json") for r in results]
         failed = [r for r in results if r.outcome == "failed"]
+        if done:  # its last document's transaction marked it done (whatever failed after that)
+            await jobs.set_results(conn, job.id, as_json, owner=self.name)
+            self.report.jobs_done += 1
+            return
         if error is None and not failed:
             # Unchanged files, removals, a feed whose documents were written at once: no write
             # transaction of the job's own marked it done.
-            if done or await jobs.complete(conn, job.id, owner=self.name):
+            if await jobs.complete(conn, job.id, owner=self.name):
                 await jobs.set_results(conn, job.id, as_json, owner=self.name)
                 self.report.jobs_done += 1
             else:
