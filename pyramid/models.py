@@ -132,6 +132,10 @@ class IngestReport(BaseModel):
         default_factory=dict,
         description="sync: stale learned recollections found valid or retired by the cheap check",
     )
+    workers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="with --workers: per worker (host:pid:tag), the jobs it finished and its jobs/s",
+    )
 
     def _with(self, outcome: Outcome) -> list[FileResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -183,6 +187,7 @@ class IngestReport(BaseModel):
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "encoder": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.encoder.items()},
             "recollections": self.recollections,
+            **({"workers": self.workers} if self.workers else {}),
             "results": [_result_json(r) for r in self.results],
         }
 

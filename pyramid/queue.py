@@ -231,4 +231,20 @@ async def jobs_report(rt: Runtime, queued: EnqueueReport) -> IngestReport:
             report.results.append(FileResult(source=row.source, outcome="failed", reason=reason))
         for result in results:
             report.usage += result.usage or Usage()
+    report.workers = _per_worker(rows)
     return report
+
+
+def _per_worker(rows: Sequence[jobs.JobRow]) -> dict[str, dict[str, Any]]:
+    """Each worker's finished jobs and its rate over the time it had them (first claim to last done)."""
+    spans: dict[str, list[Any]] = {}
+    for row in rows:
+        if row.status == "done" and row.lease_owner and row.started_at and row.finished_at:
+            span = spans.setdefault(row.lease_owner, [0, row.started_at, row.finished_at])
+            span[0] += 1
+            span[1], span[2] = min(span[1], row.started_at), max(span[2], row.finished_at)
+    found = {}
+    for owner, (count, first, last) in sorted(spans.items()):
+        seconds = (last - first).total_seconds()
+        found[owner] = {"jobs": count, "jobs_per_s": round(count / seconds, 3) if seconds > 0 else None}
+    return found

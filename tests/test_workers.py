@@ -100,6 +100,7 @@ def test_two_workers_store_what_a_plain_ingest_stores(pg_server_url: str, tmp_pa
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
         assert summary["counts"]["added"] == 6, summary
+        assert len(summary["workers"]) == 2 and sum(w["jobs"] for w in summary["workers"].values()) == 6
         expected, got = snapshot(plain), snapshot(queue)
         assert got["documents"] == expected["documents"]
         # Every document's own items are identical; the corpus's recollections are as many, from
