@@ -81,7 +81,7 @@ def test_progress_on_a_terminal_only_and_never_with_json(dsn: str, tmp_path: Pat
     assert "Ingesting" in shown.stderr and "1/1" in shown.stderr
     searched = run_cli("search", "picker robot", dsn=dsn, env=TERMINAL)
     assert searched.returncode == 0, searched.stderr
-    assert "Searching…" in searched.stderr and "Opening the pyramid…" in searched.stderr
+    assert "Searching…" in searched.stderr  # the stage spinner; earlier stages may pass unseen
     asked = run_cli("ask", "Where does the picker robot work?", dsn=dsn, env=TERMINAL)
     assert asked.returncode == 0, asked.stderr
     assert "Searching…" in asked.stderr
