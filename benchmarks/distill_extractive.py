@@ -3,10 +3,12 @@ in pages per second, and what it builds: insights and concepts per page.
 
     python benchmarks/distill_extractive.py                    # PhantomWiki articles + a report corpus
     python benchmarks/distill_extractive.py --phantomwiki DIR --files 200
+    python benchmarks/distill_extractive.py --embedding-backend auto   # one encoder (default: torch,auto)
 
 Two corpora: the PhantomWiki biographies (short one-page articles of one-sentence facts, from
 shared/eval when present) and generated multi-page markdown reports (benchmarks/corpus.py: prose,
-lists and tables, ~3,000 characters a page). Prints a table and writes
+lists and tables, ~3,000 characters a page), each ingested once per encoder backend on the same
+files (torch, then the default). Prints a table and writes
 benchmarks/results/distill_extractive.json.
 """
 
@@ -33,11 +35,13 @@ from ingest_pages import RESULTS, fresh_database  # noqa: E402
 PHANTOMWIKI = ROOT.parent / "shared" / "eval" / "phantomwiki-s1" / "articles"
 
 
-def measure(name: str, dsn: str, corpus: Path) -> dict[str, Any]:
+def measure(name: str, dsn: str, corpus: Path, backend: str, cache: Path) -> dict[str, Any]:
     from pyramid import Pyramid
 
-    with Pyramid.open(dsn=dsn) as kp:
-        kp.run(kp.runtime.embedder.aload())  # the clock starts with the model loaded
+    with Pyramid.open(dsn=dsn, embedding_backend=backend, encoder_cache_dir=cache) as kp:
+        # The clock starts with the model loaded and warm (torch's first batches are slow).
+        kp.run(kp.runtime.embedder.aencode_documents(["Warm up the encoder."] * 64))
+        encoder = f"{kp.runtime.embedder.backend} {kp.runtime.embedder.precision}"
         started = time.perf_counter()
         report = kp.ingest([corpus])
         elapsed = time.perf_counter() - started
@@ -46,6 +50,8 @@ def measure(name: str, dsn: str, corpus: Path) -> dict[str, Any]:
     pages = stats.items.get("page", 0)
     return {
         "corpus": name,
+        "requested": backend,
+        "encoder": encoder,
         "documents": len(report.results),
         "pages": pages,
         "seconds": round(elapsed, 2),
@@ -71,7 +77,13 @@ def main() -> None:
         "--files", type=int, default=400, help="PhantomWiki articles to take (sorted by name)"
     )
     parser.add_argument("--reports", type=int, default=40, help="generated report files (8 pages each)")
+    parser.add_argument(
+        "--embedding-backend",
+        default="torch,auto",
+        help="backends to run in turn on the same files, each into fresh databases (auto, torch, onnx)",
+    )
     args = parser.parse_args()
+    backends = [b.strip() for b in args.embedding_backend.split(",") if b.strip()]
 
     from pyramid.store.database import stop_embedded
 
@@ -92,22 +104,29 @@ def main() -> None:
         dsn, data_dir = fresh_database(work)
         try:
             for name, corpus in corpora:
-                # Each corpus in its own database: the counts are its own.
-                own = fresh_database(work)[0] if results else dsn
-                result = measure(name, own, corpus)
-                print(json.dumps(result), file=sys.stderr)
-                results.append(result)
+                for backend in backends:
+                    # Each corpus and backend in its own database: the counts are its own.
+                    own = fresh_database(work)[0] if results else dsn
+                    result = measure(name, own, corpus, backend, work / "encoders")
+                    print(json.dumps(result), file=sys.stderr)
+                    results.append(result)
         finally:
             stop_embedded(data_dir)
     print()
+    first = {}
+    for r in results:
+        base = first.setdefault(r["corpus"], r)
+        r["speedup"] = round(r["pages_per_s"] / base["pages_per_s"], 2)
     print(
-        "| corpus | documents | pages | seconds | pages/s | insights/page | concepts/page | recollections |"
+        "| corpus | encoder | documents | pages | seconds | pages/s | × first | insights/page "
+        "| concepts/page | recollections |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['corpus']} | {r['documents']} | {r['pages']} | {r['seconds']} | {r['pages_per_s']} "
-            f"| {r['insights_per_page']} | {r['concepts_per_page']} | {r['recollections']} |"
+            f"| {r['corpus']} | {r['encoder']} ({r['requested']}) | {r['documents']} | {r['pages']} "
+            f"| {r['seconds']} | {r['pages_per_s']} | {r['speedup']} | {r['insights_per_page']} "
+            f"| {r['concepts_per_page']} | {r['recollections']} |"
         )
     RESULTS.mkdir(exist_ok=True)
     out = {"runs": results, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}

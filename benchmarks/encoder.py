@@ -10,8 +10,9 @@ cut at the model's 256 tokens as in ingest) and the sentences (insight-sized) at
 The ONNX exports are made first, into a throw-away cache. Prints a table and writes
 benchmarks/results/encoder.json.
 
-OpenVINO is not measured: sentence-transformers' OpenVINO backend needs optimum-intel, whose
-releases pin transformers below the version this project runs (the same conflict as optimum).
+OpenVINO is not measured: sentence-transformers' OpenVINO backend needs optimum-intel, whose newest
+release (2.2.0) requires transformers >=4.51,<5.6 while this project runs transformers 5.24 (and
+sentence-transformers 6 needs transformers 5): installing it would downgrade transformers.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def main() -> None:
         "sentences": args.sentences,
         "batch_size": args.batch_size,
         "rows": rows,
-        "openvino": "not measured: optimum-intel pins transformers below this project's version",
+        "openvino": "not measured: optimum-intel 2.2.0 requires transformers<5.6 (this project: 5.24)",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     RESULTS.mkdir(exist_ok=True)

@@ -1,8 +1,8 @@
-"""Page pipeline throughput: `pyramid ingest` end to end (pages only, no distillation) versus bare
-`SentenceTransformer.encode` on the same page texts, in the same run.
+"""Page pipeline throughput: `pyramid ingest` end to end (pages only, no distillation) versus the
+bare encoder on the same page texts, for each encoder backend in turn on the same files, in one run.
 
-    python benchmarks/ingest_pages.py                 # 250 files × 8 pages = 2,000 pages
-    python benchmarks/ingest_pages.py --files 500     # more
+    python benchmarks/ingest_pages.py                 # 250 files × 8 pages = 2,000 pages; torch, then auto
+    python benchmarks/ingest_pages.py --files 60 --embedding-backend torch,auto,onnx
 
 Prints a table and writes benchmarks/results/ingest_pages.json. Uses a fresh database in a
 throw-away embedded PostgreSQL (or --dsn).
@@ -42,60 +42,32 @@ def fresh_database(work: Path) -> tuple[str, Path]:
     return server.replace("/postgres?", f"/{name}?", 1), data_dir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--files", type=int, default=250)
-    parser.add_argument("--sections", type=int, default=8, help="pages per file")
-    parser.add_argument("--dsn", help="use this PostgreSQL instead of a throw-away embedded one")
-    parser.add_argument("--corpus", type=Path, help="where to write the corpus (default: a temp dir)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--embedding-backend", default="auto", help="auto, torch or onnx")
-    parser.add_argument("--out", default="ingest_pages.json", help="file name under benchmarks/results")
-    args = parser.parse_args()
-
+def measure(dsn: str, corpus: Path, backend: str, batch_size: int, cache: Path) -> dict:
+    """Ingest ``corpus`` (pages only) into ``dsn`` with one encoder backend, then encode the very
+    same page texts with the bare encoder (same model object, same batch size)."""
     from pyramid import Pyramid
-    from pyramid.embed import model_location
-    from pyramid.store.database import stop_embedded
 
-    with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
-        work = Path(tmp)
-        corpus = args.corpus or work / "corpus"
-        started = time.perf_counter()
-        files = write_markdown_corpus(corpus, files=args.files, sections=args.sections)
-        print(
-            f"corpus: {len(files)} files in {time.perf_counter() - started:.1f}s at {corpus}", file=sys.stderr
-        )
-        dsn, data_dir = (args.dsn, None) if args.dsn else fresh_database(work)
-        try:
-            with Pyramid.open(
-                dsn=dsn,
-                embedding_batch_size=args.batch_size,
-                embedding_backend=args.embedding_backend,
-                encoder_cache_dir=work / "encoders",
-            ) as kp:
-                # Load the model before the clock starts: both sides are measured warm.
-                kp.run(kp.runtime.embedder.aload())
-                report = kp.ingest([corpus], distill=False)  # the page pipeline alone
-                assert report.ok, report.failed
-                pages = [p.text for d in kp.documents() for p in kp.document(d.id).pages]
-                embedder = kp.runtime.embedder
-                backend, precision = embedder.backend, embedder.precision
-            pipeline_pages = sum(r.pages for r in report.results)
-            # Bare encoder on the very same page texts, same model object, same batch size.
-            embedder.encode_documents(pages[:64])
-            bare_started = time.perf_counter()
-            embedder.encode_documents(pages)
-            bare = time.perf_counter() - bare_started
-        finally:
-            if data_dir is not None:
-                stop_embedded(data_dir)
-
+    with Pyramid.open(
+        dsn=dsn, embedding_batch_size=batch_size, embedding_backend=backend, encoder_cache_dir=cache
+    ) as kp:
+        # Load and warm the model before the clock starts: both sides are measured warm.
+        kp.run(kp.runtime.embedder.aencode_documents(["Warm up the encoder."] * 64))
+        report = kp.ingest([corpus], distill=False)  # the page pipeline alone
+        assert report.ok, report.failed
+        pages = [p.text for d in kp.documents() for p in kp.document(d.id).pages]
+        embedder = kp.runtime.embedder
+        resolved, precision = embedder.backend, embedder.precision
+    pipeline_pages = sum(r.pages for r in report.results)
+    embedder.encode_documents(pages[:64])
+    bare_started = time.perf_counter()
+    embedder.encode_documents(pages)
+    bare = time.perf_counter() - bare_started
     pipeline_rate = pipeline_pages / report.elapsed
     bare_rate = len(pages) / bare
-    result = {
-        "files": len(files),
+    return {
+        "requested": backend,
+        "embedding_backend": resolved,
+        "embedding_precision": precision,
         "pages": pipeline_pages,
         "mean_page_chars": round(sum(map(len, pages)) / len(pages)),
         "pipeline_seconds": round(report.elapsed, 2),
@@ -104,23 +76,80 @@ def main() -> None:
         "bare_encode_pages_per_s": round(bare_rate, 1),
         "ratio": round(pipeline_rate / bare_rate, 3),
         "stage_seconds": {k: round(v, 2) for k, v in sorted(report.timings.items())},
-        "batch_size": args.batch_size,
-        "embedding_backend": backend,
-        "embedding_precision": precision,
         "encoder": report.summary()["encoder"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", type=int, default=250)
+    parser.add_argument("--sections", type=int, default=8, help="pages per file")
+    parser.add_argument("--dsn", help="use this (empty) database instead of a throw-away embedded server")
+    parser.add_argument("--corpus", type=Path, help="where to write the corpus (default: a temp dir)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--embedding-backend",
+        default="torch,auto",
+        help="backends to run in turn on the same files, each into a fresh database (auto, torch, onnx)",
+    )
+    parser.add_argument("--out", default="ingest_pages.json", help="file name under benchmarks/results")
+    args = parser.parse_args()
+
+    from pyramid.embed import model_location
+    from pyramid.store.database import stop_embedded
+
+    backends = [b.strip() for b in args.embedding_backend.split(",") if b.strip()]
+    if args.dsn and len(backends) > 1:
+        parser.error("--dsn takes one --embedding-backend: each backend needs its own fresh database")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
+        work = Path(tmp)
+        corpus = args.corpus or work / "corpus"
+        started = time.perf_counter()
+        files = write_markdown_corpus(corpus, files=args.files, sections=args.sections)
+        print(
+            f"corpus: {len(files)} files in {time.perf_counter() - started:.1f}s at {corpus}", file=sys.stderr
+        )
+        data_dir = None
+        try:
+            for backend in backends:
+                if args.dsn:
+                    dsn = args.dsn
+                else:
+                    dsn, data_dir = fresh_database(work)  # the same server, a new database each
+                run = measure(dsn, corpus, backend, args.batch_size, work / "encoders")
+                print(json.dumps(run), file=sys.stderr)
+                runs.append(run)
+        finally:
+            if data_dir is not None:
+                stop_embedded(data_dir)
+
+    base = runs[0]
+    for run in runs:
+        run["pipeline_speedup"] = round(run["pipeline_pages_per_s"] / base["pipeline_pages_per_s"], 2)
+        run["bare_speedup"] = round(run["bare_encode_pages_per_s"] / base["bare_encode_pages_per_s"], 2)
+    result = {
+        "files": len(files),
+        "batch_size": args.batch_size,
+        "runs": runs,
         "model": str(model_location("all-MiniLM-L6-v2")),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     print()
     print(
-        "| pages | pipeline pages/s | bare encode pages/s | ratio | convert s | embed s | write s | hash s |"
+        f"| encoder | pages | pipeline pages/s | × {base['embedding_backend']} | bare encode pages/s "
+        "| pipeline / bare | convert s | embed s | write s |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    st = result["stage_seconds"]
-    print(
-        f"| {pipeline_pages} | {pipeline_rate:.1f} | {bare_rate:.1f} | {pipeline_rate / bare_rate:.0%} "
-        f"| {st.get('convert', 0):.1f} | {st.get('embed', 0):.1f} | {st.get('write', 0):.1f} | {st.get('hash', 0):.1f} |"
-    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        st = r["stage_seconds"]
+        print(
+            f"| {r['embedding_backend']} {r['embedding_precision']} ({r['requested']}) | {r['pages']} "
+            f"| {r['pipeline_pages_per_s']} | {r['pipeline_speedup']} | {r['bare_encode_pages_per_s']} "
+            f"| {r['ratio']:.0%} | {st.get('convert', 0):.1f} | {st.get('embed', 0):.1f} | {st.get('write', 0):.1f} |"
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {RESULTS / args.out}", file=sys.stderr)

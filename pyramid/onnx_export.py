@@ -6,9 +6,9 @@ and ``manifest.json`` with what the runtime needs (pooling, normalisation, max l
 sha256 of both files. Every load checks the checksums, and the folder is made again when they do
 not match (a half-copied or edited file) or when the source model changed. Nothing is downloaded.
 
-Why not sentence-transformers' ``export_dynamic_quantized_onnx_model``: it needs ``optimum``, whose
-releases pin ``transformers<4.58`` while this project runs transformers 5; installing it would
-downgrade transformers under sentence-transformers 6. So the same two steps are done directly with
+Why not sentence-transformers' ``export_dynamic_quantized_onnx_model``: it needs optimum's ONNX
+exporter (``optimum-onnx`` 0.1.0 requires ``transformers<4.58``) while this project runs
+transformers 5; installing it would downgrade transformers under sentence-transformers 6. So the same two steps are done directly with
 the libraries optimum itself calls: ``torch.onnx.export`` of the transformer, then
 ``onnxruntime.quantization.quantize_dynamic`` (int8 per-channel weights, dynamic activations), and the pooling
 and normalisation modules are reproduced in :mod:`pyramid.onnx_encoder`.
