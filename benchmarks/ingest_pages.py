@@ -128,8 +128,9 @@ def main() -> None:
 
     base = runs[0]
     for run in runs:
-        run["pipeline_speedup"] = round(run["pipeline_pages_per_s"] / base["pipeline_pages_per_s"], 2)
-        run["bare_speedup"] = round(run["bare_encode_pages_per_s"] / base["bare_encode_pages_per_s"], 2)
+        # From the seconds (the same pages each run), not from the rounded rates.
+        run["pipeline_speedup"] = round(base["pipeline_seconds"] / run["pipeline_seconds"], 2)
+        run["bare_speedup"] = round(base["bare_encode_seconds"] / run["bare_encode_seconds"], 2)
     result = {
         "files": len(files),
         "batch_size": args.batch_size,
