@@ -369,7 +369,10 @@ class Pyramid:
             raise ConfigError(
                 "with workers, the model is named by a string (each worker process builds its own)"
             )
+        from .distill import make_distiller
+
         include, exclude = options.get("include", ()), options.get("exclude", ())
+        distiller = make_distiller(self._rt.settings, model) if options.get("distill", True) else None
         report = await ingest_with_workers(
             self._rt,
             paths,
@@ -379,12 +382,11 @@ class Pyramid:
             model=model,
             distill=options.get("distill", True),
             concurrency=options.get("concurrency"),
+            distiller=distiller,
         )
         if prune:
-            from .distill import make_distiller
             from .queue import prune_after_workers
 
-            distiller = make_distiller(self._rt.settings, model) if options.get("distill", True) else None
             report.results.extend(
                 await prune_after_workers(
                     self._rt,

@@ -146,12 +146,25 @@ async def ingest_with_workers(
     model: str | None = None,
     distill: bool = True,
     concurrency: int | None = None,
+    distiller: Distiller | None = None,
 ) -> IngestReport:
     """Enqueue the files, run ``workers`` local worker processes until the queue is drained, and
-    report what became of this scan's jobs (as ``ingest`` does; failed jobs with their reason)."""
+    report what became of this scan's jobs (as ``ingest`` does; failed jobs with their reason).
+    With nothing to queue no worker is started; the corpus step, which a worker would have run,
+    runs here (with ``distiller``), so work a killed run left pending is still finished."""
     started = time.perf_counter()
     queued = await enqueue(rt, paths, include=include, exclude=exclude, distill=distill)
     rt.emit(ProgressEvent("start", total=queued.files + len(queued.problems)))
+    if not queued.job_ids:
+        from .worker import run_corpus_step
+
+        async with rt.db.connection() as conn:
+            waiting = await jobs.counts(conn)
+        if not waiting["queued"] and not waiting["running"]:  # else the worker that drains runs it
+            await run_corpus_step(rt, distiller)
+        report = await jobs_report(rt, queued)
+        report.elapsed = time.perf_counter() - started
+        return report
     env = {**os.environ, "PYRAMID_DSN": rt.db.url, "PYRAMID_EMBEDDING_MODEL": rt.embedder.name}
     # What shapes the stored result travels with the workers, however it was given here (a flag,
     # a keyword of Pyramid.open), so a worker stores what this process's own ingest would.
