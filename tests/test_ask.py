@@ -488,7 +488,7 @@ def test_document_text_is_data_even_for_a_model_that_obeys_it(kp: Any, ids: Any,
     assert carriers == {"ToolReturnPart"}
     assert not any("maintenance mode" in text for text in instructions)
     # It tried to obey: the tool does not exist, and the citation was sent back.
-    assert tools_offered[0] == {"search", "expand", "note"} and tools_offered[-1] == {"evidence"}
+    assert tools_offered[0] == {"search", "expand", "note", "overview"} and tools_offered[-1] == {"evidence"}
     calls = [p.tool_name for m in seen[-1] for p in m.parts if type(p).__name__ == "ToolCallPart"]
     assert "delete_all_documents" not in calls  # the research history is not the answer's
     assert obeyed == ["delete", "cite"]

@@ -46,3 +46,24 @@ def test_the_cli_prints_the_overview_as_json(kp: Any, ids: dict[str, int], dsn: 
     assert len(data["documents"]) == 11 and data["themes"] and data["questions"]
     done = run_cli("overview", dsn=dsn, env={"COLUMNS": "120"})
     assert done.returncode == 0 and "Themes" in done.stdout and "Questions" in done.stdout
+
+
+def test_the_research_agent_can_ask_for_the_overview_and_cite_a_theme(kp: Any, ids: dict[str, int]) -> None:
+    from ask_helpers import call, scripted, text, tool_returns
+
+    def note_theme(messages: Any, info: Any) -> Any:
+        theme = tool_returns(messages, "overview")[-1].content["themes"][0]
+        return call("note", text=f"A main theme is {theme['name']}.", item_ids=[theme["id"]])
+
+    def answer(messages: Any, info: Any) -> Any:
+        noted = tool_returns(messages, "evidence")[-1].content["items"][0]  # noted items come first
+        return text(f"The collection is mostly about {noted['title']} {noted['cite']}.")
+
+    model, seen = scripted(call("overview"), note_theme, text("done"), answer)
+    result = kp.ask("What is this collection about?", model=model)
+    shown = tool_returns(seen[1], "overview")[0].content
+    assert shown["documents"] == 11 and shown["questions"] and len(shown["themes"]) >= 3
+    assert all(t["documents"] >= 1 and t["cite"].startswith("[") for t in shown["themes"])
+    # The theme is an item of the pyramid: noted, handed to the answer, cited.
+    [citation] = result.citations
+    assert citation.item_id == shown["themes"][0]["id"] and citation.level == "concept"

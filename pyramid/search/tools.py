@@ -1,4 +1,5 @@
-"""The pyramid as tools for agents: ``search``, ``expand`` and, for the research agent, ``note``.
+"""The pyramid as tools for agents: ``search``, ``expand`` and, for the research agent, ``note`` and
+``overview`` (what the collection holds, for questions about the collection itself).
 
 One factory serves every agent: the research agent of ``ask``, ``Pyramid.toolset()`` for any
 PydanticAI agent, and ``pyramid mcp`` for any MCP client. A ``ToolSession`` is one agent's view of
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from pydantic_ai.toolsets import FunctionToolset
 
+    from ..models import Overview
     from ..runtime import Runtime
 
 T = TypeVar("T")
@@ -123,6 +125,28 @@ class ToolSession:
         self.notes.append(kept)
         return kept
 
+    async def overview(self) -> dict[str, Any]:
+        """What the collection holds (``pyramid overview``), briefly; its themes and recollections
+        come as citable items (they are kept like search hits)."""
+        view, found = await self.run(_overview(self.rt, self.labels))
+        self._found(list(found.values()))
+
+        def item(item_id: int, **more: Any) -> dict[str, Any]:
+            known = found.get(item_id)
+            return {"id": item_id, **({"cite": known.cite} if known else {}), **more}
+
+        return {
+            "documents": len(view.documents),
+            "pages": view.pages,
+            "formats": [f.model_dump(include={"format", "documents", "pages"}) for f in view.formats],
+            "themes": [
+                item(t.concept_id, name=t.name, documents=t.documents, titles=t.titles[:5])
+                for t in view.themes
+            ],
+            "recollections": [item(r.id, text=r.text) for r in view.says],
+            "questions": view.questions,
+        }
+
     def functions(self, *, refuse: Callable[[str], Exception], note: bool = False) -> list[ToolFunction]:
         """The tools as plain async functions bound to this session (what PydanticAI and MCP both
         register: the same names, parameters, descriptions and results everywhere). A refusal is
@@ -176,7 +200,25 @@ class ToolSession:
             return f"noted ({len(session.notes)} so far)"
 
         note_.__name__ = "note"
-        return [search, expand, note_] if note else [search, expand]
+
+        async def overview() -> dict[str, Any]:
+            """What the whole collection holds: how many documents of which formats, its main themes
+            (each a concept you can expand or cite, with the documents it spans), what its
+            recollections say, and example questions. Call it when the question is about the
+            collection itself ("what is in here?", "what can I ask?")."""
+            return await session.overview()
+
+        return [search, expand, note_, overview] if note else [search, expand]
+
+
+async def _overview(rt: Runtime, labels: Labels) -> tuple[Overview, dict[int, Evidence]]:
+    from ..overview import overview
+    from .evidence import load
+
+    view = await overview(rt)
+    async with rt.db.connection() as conn:
+        found = await load(conn, [t.concept_id for t in view.themes] + [r.id for r in view.says], labels)
+    return view, found
 
 
 def toolset(session: ToolSession, *, note: bool = False) -> FunctionToolset[Any]:
