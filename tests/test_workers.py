@@ -21,9 +21,8 @@ from pyramid.errors import BusyError, DistillationError
 from pyramid.store import jobs
 from pyramid.worker import Worker, WorkerOptions
 
-# fp32: int8 quantization scales activations over a whole batch, and workers batch pages differently
-# from one ingest, so int8 vectors (and the extractive concepts chosen by them) could differ slightly.
-SETTINGS = {"page_chars": 300, "convert_workers": 1, "concurrency": 1, "embedding_precision": "fp32"}
+# The default encoder: a text's vector does not depend on how the workers batch it.
+SETTINGS = {"page_chars": 300, "convert_workers": 1, "concurrency": 1}
 TOPIC = "The harbor crane lifts containers from the ferry. The crane operator checks the steel cable daily."
 
 
