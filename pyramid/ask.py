@@ -117,10 +117,30 @@ async def ask(
         answer = await answer_with_model(
             rt, question, model=spec, levels=chosen, output_mode=output_mode, on_event=on_event
         )
+    await with_trails(rt, answer.citations)
     answer.elapsed = time.perf_counter() - started
     if on_event is not None:
         on_event(AskEvent("answer", answer=answer))
     return answer
+
+
+async def with_trails(rt: Runtime, citations: list[Citation]) -> None:
+    """A ``[recollection N]`` names no file, so its quote gets the files behind it (its audit trail):
+    "… (from handbook.md, news.rss)"."""
+    from pathlib import PurePath
+
+    from .store import learned
+
+    ids = [c.item_id for c in citations if c.level == "recollection"]
+    if not ids:
+        return
+    async with rt.db.connection() as conn:
+        trails = await learned.sources(conn, ids)
+    for citation in citations:
+        rows = trails.get(citation.item_id) if citation.level == "recollection" else None
+        files = [PurePath(r["path"] or r["source"]).name for r in rows or [] if r["path"] or r["source"]]
+        if files:
+            citation.quote = f"{citation.quote} (from {', '.join(dict.fromkeys(files))})"
 
 
 async def evidence_only(rt: Runtime, question: str, levels: list[Level]) -> Answer:

@@ -348,6 +348,9 @@ def test_without_a_model_ask_returns_the_best_evidence_with_citations(kp: Any, i
     assert sum(len(e.text) for e in answer.evidence) <= kp.settings.ask_evidence_chars
     recollection = kp.ask("Who reviews the incident log every week?", levels=["recollection"])
     assert recollection.evidence[0].cite == f"[recollection {recollection.evidence[0].id}]"
+    # A recollection names no file: its quote says which files are behind it (its audit trail).
+    quote = recollection.citations[0].quote
+    assert quote.endswith(")") and "(from " in quote and "handbook.md" in quote.rsplit("(from ", 1)[1]
 
 
 def test_without_a_model_the_evidence_is_ordered_across_levels_and_irrelevance_is_said(
