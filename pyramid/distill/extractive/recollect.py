@@ -114,6 +114,9 @@ async def refresh_recollections(rt: Runtime) -> int:
         wanted.append(
             (describe(group, concepts, label, vectors), sorted(concepts[i].id for i in group), group)
         )
+    # New ones are numbered in the order of what they say, not of concept ids (which follow the
+    # order documents happened to be stored in): a run resumed after a crash numbers them alike.
+    wanted.sort(key=lambda entry: entry[0])
     old = {(r["text"], tuple(r["sources"])): r["id"] for r in existing if not r["stale"]}
     keep = {old[(text, tuple(ids))] for text, ids, _ in wanted if (text, tuple(ids)) in old}
     fresh = [(text, ids, group) for text, ids, group in wanted if (text, tuple(ids)) not in old]
