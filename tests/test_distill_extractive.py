@@ -143,10 +143,9 @@ def test_an_unchanged_recollection_keeps_its_id_across_ingests(fresh_dsn: str, c
     """A recollection whose text and sources (by their trail) did not change keeps its id when its
     concepts are stored again under new ids: a saved [recollection 306] became 331 after a re-run."""
     people = [corpus / f"{stem}.md" for stem in PEOPLE]
-    # torch fp32: int8 ONNX scales activations per batch, so a re-ingest that batches the same
-    # sentences differently moves their vectors in the third decimal and can move a group across
-    # the threshold; what is tested here is the id of a recollection that did not change.
-    with Pyramid.open(dsn=fresh_dsn, recollection_threshold=0.5, embedding_backend="torch") as kp:
+    # On the default encoder: int8 encodes each text alone, so a re-ingest that batches the same
+    # sentences differently stores the same vectors and the same recollections.
+    with Pyramid.open(dsn=fresh_dsn, recollection_threshold=0.5) as kp:
         assert kp.ingest(people).ok
         first = _extractive_recollections(kp)
         assert first, "the biographies share a theme"
