@@ -710,13 +710,15 @@ class Pyramid:
     verify_recollections = blocking(averify_recollections)
 
     @on_loop
-    async def aoverview(self) -> Overview:
-        """What the collection holds, without a model: documents by format and size, the main
-        themes (concepts central across documents, with how many documents each spans), what the
-        recollections say, and example questions the pyramid can answer well."""
+    async def aoverview(self, *, model: str | Model | None = None) -> Overview:
+        """What the collection holds: documents by format and size, the main themes (concepts
+        central across documents, with how many documents each spans), what the recollections say,
+        and example questions the pyramid can answer well, built from the themes; with ``model``
+        (a model string or ``Model``), written by it (``questions_by``), the built ones kept, with a
+        notice, when its answer cannot be used."""
         from .overview import overview
 
-        return await overview(self._rt)
+        return await overview(self._rt, model=model)
 
     overview = blocking(aoverview)
 

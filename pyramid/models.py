@@ -552,6 +552,12 @@ class Overview(BaseModel):
     )
     says: list[RecollectionBrief] = Field(default_factory=list, description="some of them, learned first")
     questions: list[str] = Field(default_factory=list, description="example questions")
+    questions_by: str | None = Field(
+        None, description="the model that wrote the questions; None: built from the themes"
+    )
+    notices: list[str] = Field(
+        default_factory=list, description="e.g. why the model's questions were not used"
+    )
 
 
 AskEventKind = Literal["tool_call", "tool_result", "text", "reset", "answer"]

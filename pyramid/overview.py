@@ -8,7 +8,8 @@
   (its first) take part, so the pairwise step stays small on a large collection;
 - what the recollections say (how many of each kind; some of them, learned ones first);
 - example questions built from themes that span documents, pairs of themes that share documents, and
-  the questions learned recollections were learned from.
+  the questions learned recollections were learned from; with a model, written by it from the themes
+  and recollections (``model_questions``), the built ones kept when its answer cannot be used.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
     from .runtime import Runtime
 
 THEME_LINK = 0.5
@@ -40,7 +43,7 @@ PAIR_QUESTIONS = 2
 BLOCK = 512
 
 
-async def overview(rt: Runtime) -> Overview:
+async def overview(rt: Runtime, *, model: str | Model | None = None) -> Overview:
     from .recollections import recollections
     from .store import overview as reads
 
@@ -79,7 +82,36 @@ async def overview(rt: Runtime) -> Overview:
     result.pages = sum(f.pages for f in result.formats)
     result.bytes = sum(f.bytes for f in result.formats)
     result.questions = questions(result.themes, live, result.documents)
+    if model is not None:
+        await model_questions(rt, result, model)
     return result
+
+
+async def model_questions(rt: Runtime, view: Overview, model: str | Model) -> None:
+    """Replace ``view.questions`` by the model's (``questions_by``); on a model that fails or keeps
+    writing unusable questions, keep the built ones and say why (``notices``)."""
+    from .agents.base import CallPolicy, OutputModes, model_label, resolve_model, run_agent
+    from .agents.questions import build_questions_agent, questions_prompt
+    from .errors import ModelError
+
+    llm = resolve_model(model)
+    prompt, deps = questions_prompt(view)
+    try:
+        written = await run_agent(
+            build_questions_agent,
+            prompt,
+            deps=deps,
+            model=llm,
+            policy=CallPolicy.from_settings(rt.settings),
+            spent=lambda _usage: None,
+            what="the example questions",
+            max_tokens=512,
+            modes=OutputModes(rt.settings.output_mode, llm, rt.say),
+        )
+    except ModelError as exc:
+        view.notices.append(f"{exc}; the questions are built from the themes")
+        return
+    view.questions, view.questions_by = written.questions, model_label(model)
 
 
 def _name(row: dict[str, Any]) -> str:

@@ -67,3 +67,49 @@ def test_the_research_agent_can_ask_for_the_overview_and_cite_a_theme(kp: Any, i
     # The theme is an item of the pyramid: noted, handed to the answer, cited.
     [citation] = result.citations
     assert citation.item_id == shown["themes"][0]["id"] and citation.level == "concept"
+
+
+def _question_writer(*answers: list[str]) -> Any:
+    """A scripted model that answers the questions agent with ``answers`` in turn (then the last)."""
+    from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    prompts: list[str] = []
+
+    def write(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        prompts.append(" ".join(str(getattr(p, "content", "")) for m in messages for p in m.parts))
+        questions = answers[min(len(prompts), len(answers)) - 1]
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"questions": questions})])
+
+    return FunctionModel(write), prompts
+
+
+def test_with_a_model_the_questions_are_written_by_it_from_the_themes(kp: Any, ids: dict[str, int]) -> None:
+    built = kp.overview()
+    written = [f"What does the collection say about topic {n}?" for n in range(6)]
+    model, prompts = _question_writer(["Only one?"], written)
+    view = kp.overview(model=model)
+    assert view.questions == written and view.questions_by and view.questions_by.startswith("function:")
+    assert [t.name for t in view.themes] == [t.name for t in built.themes]
+    # The themes reach the model framed as data; too few questions went back to be fixed.
+    assert all(theme.name in prompts[0] for theme in view.themes) and "<concepts>" in prompts[0]
+    assert len(prompts) == 2 and "write 5 to 10 different questions, not 1" in prompts[1]
+
+
+def test_a_model_whose_questions_stay_unusable_leaves_the_built_ones(
+    tight_kp: Any, ids: dict[str, int]
+) -> None:
+    built = tight_kp.overview()
+    model, prompts = _question_writer(["not a question"] * 6)
+    view = tight_kp.overview(model=model)
+    assert view.questions == built.questions and view.questions_by is None
+    assert view.notices and "the example questions failed" in view.notices[0]
+    assert "built from the themes" in view.notices[0]
+
+
+@pytest.fixture
+def tight_kp(dsn: str) -> Any:
+    from pyramid import Pyramid
+
+    with Pyramid.open(dsn=dsn, retries=0, output_retries=1) as opened:
+        yield opened

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import JsonOption, command, open_pyramid, out, print_json, with_global_options
+from .common import JsonOption, command, err, open_pyramid, out, print_json, with_global_options
 
 if TYPE_CHECKING:
     from ..models import Overview
@@ -42,7 +42,8 @@ def print_overview(view: Overview) -> None:
         out.print(f"[bold]Recollections[/bold] ({counts}):")
         for r in view.says:
             out.print(f"  \\[recollection {r.id}] [cyan]{r.kind}[/cyan] {escape(r.text)}", soft_wrap=False)
-    out.print("[bold]Questions[/bold] it can answer well:")
+    by = f" [dim](written by {escape(view.questions_by)})[/dim]" if view.questions_by else ""
+    out.print(f"[bold]Questions[/bold] it can answer well{by}:")
     for question in view.questions:
         out.print(f"  {escape(question)}")
 
@@ -50,11 +51,25 @@ def print_overview(view: Overview) -> None:
 def register(app: typer.Typer) -> None:
     @command(app, "overview")
     @with_global_options
-    def overview(json_output: JsonOption = False) -> None:
+    def overview(
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Have this PydanticAI model write the example questions (default: built from the "
+                "themes, no model).",
+                show_default=False,
+            ),
+        ] = None,
+        json_output: JsonOption = False,
+    ) -> None:
         """What the collection holds: documents by format and size, main themes, what the
         recollections say, and example questions (no model needed)."""
         with open_pyramid() as kp:
-            view = kp.overview()
+            view = kp.overview(model=model)
+        for notice in view.notices:
+            err.print(f"[yellow]{escape(notice)}[/yellow]", soft_wrap=True)
         if json_output:
             print_json(view.model_dump(mode="json"))
             return
