@@ -69,6 +69,15 @@ def test_command_lists_join_docstring_lines() -> None:
     assert "a tool call, a cited answer" in doctor
 
 
+def test_a_commands_help_is_wrapped_by_the_terminal_not_by_its_docstring() -> None:
+    """`worker --help` broke its description where the docstring's lines end ("every job this" /
+    "worker took"); at 200 columns each paragraph is one line."""
+    worker = _help(["worker"], width=200).splitlines()
+    assert any("Exit code 0: every job this worker took is done; 1: some failed" in line for line in worker)
+    lines = _help(["sync"], width=200).splitlines()
+    assert any("a missing root (e.g. an unmounted share) removes nothing" in line for line in lines)
+
+
 def test_help_defaults_come_from_the_settings() -> None:
     defaults = Settings.model_fields
     search = " ".join(_help(["search"], width=200).split())

@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterator
@@ -76,6 +77,22 @@ def _tidy(params: list[click.Parameter]) -> list[click.Parameter]:
     return params
 
 
+_LISTED = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s|^\s{2,}")
+
+
+def _reflowed(help_text: str | None) -> str | None:
+    """A docstring with each paragraph's lines joined, so Rich wraps it at the terminal's width
+    instead of keeping the source's hard line breaks ("… every job this" / "worker took …"). A
+    paragraph of list items or indented lines (an example) keeps its lines."""
+    if not help_text:
+        return help_text
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(
+        para if any(_LISTED.match(line) for line in para.splitlines()) else " ".join(para.split())
+        for para in paragraphs
+    )
+
+
 def _one_line(help_text: str | None) -> str | None:
     """A docstring's first paragraph as one line: Rich's help keeps a docstring's hard line breaks,
     so the command list broke a long description mid-sentence ("… a tool" / "call, …")."""
@@ -92,6 +109,7 @@ class Command(TyperCommand):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.short_help = self.short_help or _one_line(self.help)
+        self.help = _reflowed(self.help)
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         return _tidy(super().get_params(ctx))
