@@ -288,3 +288,20 @@ def test_llm_concurrency_caps_the_model_calls_of_all_workers_together(fresh_dsn:
         in_flight += step
         peak = max(peak, in_flight)
     assert peak == 2, peak
+
+
+def test_jobs_add_queues_without_ingesting_and_a_worker_drains_it(fresh_dsn: str, tmp_path: Path) -> None:
+    """The cluster's enqueuer: `pyramid jobs add` queues the files and stores nothing itself."""
+    root = _corpus(tmp_path / "docs", 3)
+    added = run_cli("jobs", "add", str(root), "--json", dsn=fresh_dsn)
+    assert added.returncode == 0, added.stderr
+    summary = json.loads(added.stdout)
+    assert (summary["files"], summary["enqueued"], len(summary["jobs"])) == (3, 3, 3)
+    assert [r[1] for r in _jobs(fresh_dsn)] == ["queued"] * 3 and _versions(fresh_dsn) == []
+    again = run_cli("jobs", "add", str(root), dsn=fresh_dsn)
+    assert again.returncode == 0 and "3 already queued" in again.stderr, again.stderr
+    missing = run_cli("jobs", "add", str(tmp_path / "nowhere"), dsn=fresh_dsn)
+    assert missing.returncode == 1 and "nowhere" in missing.stderr
+    worker = run_cli("worker", "--drain", "--json", dsn=fresh_dsn, env={"PYRAMID_PAGE_CHARS": "300"})
+    assert worker.returncode == 0, worker.stderr
+    assert json.loads(worker.stdout)["jobs_done"] == 3 and len(_versions(fresh_dsn)) == 3

@@ -70,6 +70,40 @@ def _jobs(
     out.print(table)
 
 
+@command(jobs_app, "add")
+@with_global_options
+def add(
+    paths: Annotated[list[str], typer.Argument(help="Files and folders (folders recursively).")],
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", "-i", metavar="GLOB", help="Only files matching this glob."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", "-x", metavar="GLOB", help="Skip files matching this glob."),
+    ] = None,
+    distill: Annotated[
+        bool, typer.Option("--distill/--no-distill", help="--no-distill stores pages only.")
+    ] = True,
+    json_output: JsonOption = False,
+) -> None:
+    """Queue one job per new or changed file below PATHS for `pyramid worker`s, and do nothing else
+    (the same file content queued twice is one job). Exit code 1 when a path could not be read."""
+    with open_pyramid(check_model=False) as kp:
+        report = kp.enqueue(paths, include=include or (), exclude=exclude or (), distill=distill)
+    if json_output:
+        print_json(report.summary())
+    else:
+        err.print(
+            f"Queued {report.enqueued} new and {report.requeued} changed file(s); {report.already} already "
+            f"queued, {len(report.unchanged)} unchanged."
+        )
+        for problem in report.problems:
+            err.print(f"[red]{display_path(problem.source)}[/red]: {problem.reason}", soft_wrap=True)
+    if report.problems:
+        raise typer.Exit(1)
+
+
 @command(jobs_app, "retry")
 @with_global_options
 def retry(
