@@ -17,8 +17,14 @@ time on an empty pipeline (no conversion, no writes), by 1 and 4 claimers at onc
 
     python benchmarks/workers.py                          # 400 documents, L = 0.2 s, 1/2/4 workers
     python benchmarks/workers.py --files 800 --latency 0.5 --concurrency 4
+    python benchmarks/workers.py --project                # the published run, from measured rates
 
-Prints a table and writes benchmarks/results/workers.json.
+``--project`` measures nothing: it projects the published run of this method (331 documents, 16,601
+pages, 216,931 insights) onto N worker machines under a provider limit of R requests a minute, from
+rates recorded by the other benchmarks (LLM calls per page from distill_pipeline.json; pages/s of
+the page pipeline from ingest_pages.json; sentences/s of the encoder from encoder.json).
+
+Prints a table and writes benchmarks/results/workers.json (the projection: workers_projection.json).
 """
 
 from __future__ import annotations
@@ -153,6 +159,67 @@ def claim_rate(work: Path, jobs_n: int) -> list[dict[str, Any]]:
     ]
 
 
+PUBLISHED = {"documents": 331, "pages": 16_601, "insights": 216_931}
+
+
+def project(machines: list[int], limits: list[int]) -> dict[str, Any]:
+    """Wall time of the published run on N worker machines (each like this 2-core one) under a limit
+    of R model requests a minute: the longer of what the provider allows (calls / R) and what the
+    machines' CPUs do (each page converted and embedded, its insights embedded)."""
+    distill = json.loads((RESULTS / "distill_pipeline.json").read_text())["runs"][0]
+    calls_per_page = distill["llm_calls"] / distill["pages"]
+    pages = json.loads((RESULTS / "ingest_pages.json").read_text())["runs"]
+    page_rate = next(r for r in pages if r["requested"] == "auto")["pipeline_pages_per_s"]
+    encoder = json.loads((RESULTS / "encoder.json").read_text())
+    runs = encoder["rows"]
+    sentence_rate = next(r for r in runs if r["backend"] == "onnx" and r["precision"] == "int8")[
+        "sentences_per_s"
+    ]
+    insights_per_page = PUBLISHED["insights"] / PUBLISHED["pages"]
+    cpu_s_per_page = 1 / page_rate + insights_per_page / sentence_rate
+    calls = PUBLISHED["pages"] * calls_per_page
+    rows = []
+    for limit in limits:
+        for n in machines:
+            provider_h = calls / limit / 60
+            cpu_h = PUBLISHED["pages"] * cpu_s_per_page / n / 3600
+            rows.append(
+                {
+                    "requests_per_minute": limit,
+                    "machines": n,
+                    "provider_hours": round(provider_h, 2),
+                    "cpu_hours": round(cpu_h, 2),
+                    "wall_hours": round(max(provider_h, cpu_h), 2),
+                    "bound": "provider" if provider_h >= cpu_h else "cpu",
+                }
+            )
+    return {
+        "published": PUBLISHED,
+        "calls_per_page": round(calls_per_page, 3),
+        "llm_calls": round(calls),
+        "page_pipeline_pages_per_s": page_rate,
+        "encoder_sentences_per_s": sentence_rate,
+        "insights_per_page": round(insights_per_page, 2),
+        "cpu_seconds_per_page": round(cpu_s_per_page, 4),
+        "rows": rows,
+    }
+
+
+def print_projection(projection: dict[str, Any]) -> None:
+    print(
+        f"published run: {projection['published']['pages']:,} pages, {projection['llm_calls']:,} model calls "
+        f"({projection['calls_per_page']} per page), {projection['cpu_seconds_per_page']} CPU s per page "
+        f"on one 2-core machine"
+    )
+    print("| requests/min | machines | provider h | CPU h | wall h | bound |")
+    print("|---:|---:|---:|---:|---:|---|")
+    for r in projection["rows"]:
+        print(
+            f"| {r['requests_per_minute']:,} | {r['machines']} | {r['provider_hours']} | {r['cpu_hours']} "
+            f"| **{r['wall_hours']}** | {r['bound']} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,9 +233,19 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["llm", "extractive"], choices=["llm", "extractive"])
     parser.add_argument("--claims", type=int, default=2000, help="jobs for the claim-rate measurement")
     parser.add_argument("--worker", metavar="DSN", help=argparse.SUPPRESS)
+    parser.add_argument("--project", action="store_true", help="project the published run; measure nothing")
+    parser.add_argument("--machines", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--limits", type=int, nargs="+", default=[500, 5_000], help="requests per minute")
     args = parser.parse_args()
     if args.worker:
         worker_main(args.worker, args.latency, args.concurrency)
+        return
+    if args.project:
+        projection = project(args.machines, args.limits)
+        print_projection(projection)
+        out = RESULTS / "workers_projection.json"
+        out.write_text(json.dumps(projection, indent=2) + "\n")
+        print(f"wrote {out}")
         return
 
     from pyramid.store.database import stop_embedded
