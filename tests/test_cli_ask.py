@@ -83,21 +83,27 @@ def _scripted_session() -> Any:
     )
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
-def test_ask_with_a_model_prints_the_answer_sources_and_usage(
-    dsn: str, ids: Any, monkeypatch: pytest.MonkeyPatch, as_json: bool
-) -> None:
-    """In process, with the model string resolved to a scripted FunctionModel."""
+def _ask_with(model: Any, dsn: str, monkeypatch: pytest.MonkeyPatch, as_json: bool) -> Any:
+    """`pyramid ask` in process, with the model string resolved to ``model``; exit code 0."""
     from typer.testing import CliRunner
 
     from pyramid.agents import base
     from pyramid.cli import app
 
-    model, seen = _scripted_session()
     monkeypatch.setattr(base, "resolve_model", lambda spec: model)
     args = ["--dsn", dsn, "ask", QUESTION, "--model", "scripted:model"] + (["--json"] if as_json else [])
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_ask_with_a_model_prints_the_answer_sources_and_usage(
+    dsn: str, ids: Any, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    """In process, with the model string resolved to a scripted FunctionModel."""
+    model, seen = _scripted_session()
+    result = _ask_with(model, dsn, monkeypatch, as_json)
     if as_json:
         answer = json.loads(result.stdout)
         assert (
@@ -123,19 +129,11 @@ def test_a_misbehaving_model_gives_a_partial_answer_and_exit_0(
     dsn: str, ids: Any, monkeypatch: pytest.MonkeyPatch, as_json: bool
 ) -> None:
     """A research model that writes its tool call as text, then an answer that only fabricates."""
-    from typer.testing import CliRunner
-
-    from pyramid.agents import base
-    from pyramid.cli import app
-
     model, _ = scripted(
         text('{"name": "search", "arguments": {"query": "pilot"}}'),
         text("Cancelled [holm-secret-memo.pdf, p. 3]."),
     )
-    monkeypatch.setattr(base, "resolve_model", lambda spec: model)
-    args = ["--dsn", dsn, "ask", QUESTION, "--model", "scripted:model"] + (["--json"] if as_json else [])
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = _ask_with(model, dsn, monkeypatch, as_json)
     if as_json:
         answer = json.loads(result.stdout)
         assert answer["partial"] and "holm-secret-memo" in answer["stopped"]
