@@ -71,7 +71,11 @@ def test_ingest_with_a_real_model_stores_every_document(server: Server, fresh_ds
     with Pyramid.open(dsn=fresh_dsn) as kp:
         for path in DOCS:
             view = kp.document(str(path))
-            assert view.document.status in ("ready", "partial"), view.document.error
+            # 'distilled': stored and searchable, but the recollection step (which runs after the
+            # batch) failed with this model, said so, and is retried by the next run.
+            assert view.document.status in ("ready", "partial", "distilled"), view.document.error
+            if view.document.status == "distilled":
+                assert "Recollections were not updated (the next run tries again)" in result.stderr
             assert view.pages and view.insights  # the model's insights, or the labelled fallback
             if view.document.status == "partial":
                 assert view.document.error
