@@ -304,8 +304,7 @@ async def research(
     except UsageLimitExceeded as exc:
         found.stopped = f"the research reached its budget: {_first_line(exc)}"
     except AgentRunError as exc:
-        if unreachable(exc) and not usage.requests:
-            raise ModelError(f"the model could not be reached: {_describe(exc)}") from exc
+        raise_if_unreachable(exc, usage)
         if rejected_shape(exc):
             refused = _describe(exc)
         else:
@@ -468,11 +467,19 @@ async def write_answer(
             deps.last,
         ) from exc
     except AgentRunError as exc:
-        if unreachable(exc) and not usage.requests:
-            raise ModelError(f"the model could not be reached: {_describe(exc)}") from exc
+        raise_if_unreachable(exc, usage)
         reason = deps.problem or f"the answer step failed: {_brief(_describe(exc))}"
         raise AnswerFailed(reason, deps.last) from exc
     return result.output.strip()
+
+
+def raise_if_unreachable(exc: BaseException, usage: RunUsage) -> None:
+    """``ModelError`` when ``exc`` says the model cannot be used and no request of the question got
+    through: the one failure ``ask`` does not turn into a partial answer."""
+    if unreachable(exc) and not usage.requests:
+        from .agents.base import _describe
+
+        raise ModelError(f"the model could not be reached: {_describe(exc)}") from exc
 
 
 def unreachable(exc: BaseException) -> bool:
