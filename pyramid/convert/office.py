@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
 from typing import Any
 
@@ -20,6 +21,14 @@ from .text import clean_markdown, first_heading, one_line, plain_title
 _SLIDE_MARKER = re.compile(r"<!-- Slide number: (\d+) -->")
 _EMPTY_TABLE_HEADER = re.compile(r"(?m)^\|(?:[ \t]*\|)+\n(\|(?:[ \t]*:?-+:?[ \t]*\|)+)\n(\|.*\|)$")
 _CORE_TITLE = re.compile(rb"<dc:title>([^<]*)</dc:title>")
+
+
+# One office conversion at a time per process. Two at once on the conversion threads (an XLSX beside
+# a DOCX or PPTX) made openpyxl fail with KeyError: 'rId1' on a sound file now and then, and a run
+# of the suite once aborted in native code there; these libraries (openpyxl, python-docx,
+# python-pptx, mammoth over lxml) are not documented as thread-safe. They take milliseconds to
+# tens of milliseconds a file, so PDFs and text formats still convert in parallel beside them.
+_OFFICE_LOCK = threading.Lock()
 
 
 def _converters() -> Any:
@@ -33,7 +42,8 @@ def _run(converter: Any, data: bytes, extension: str, path: str, what: str, **st
     from markitdown import StreamInfo
 
     try:
-        return converter.convert(io.BytesIO(data), StreamInfo(extension=extension, **stream))
+        with _OFFICE_LOCK:
+            return converter.convert(io.BytesIO(data), StreamInfo(extension=extension, **stream))
     except Exception as exc:
         # python-docx/mammoth/openpyxl/pandas/lxml raise anything from KeyError to XMLSyntaxError on
         # a damaged file; the type and message are kept so the cause stays visible.
