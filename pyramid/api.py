@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 from .config import OutputMode, Settings, load_settings
 from .models import (
     LEVELS,
+    CollectionInfo,
     DocumentInfo,
     DocumentView,
+    Grant,
     IngestReport,
     ItemView,
     Level,
@@ -275,6 +277,30 @@ class Pyramid:
         """Await ``coro`` on the pyramid's event loop, from any event loop."""
         return await self._portal.acall(coro)
 
+    @property
+    def collection(self) -> str:
+        """The collection this pyramid writes to (the first of ``collections``)."""
+        return self._rt.db.collection
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The collections this pyramid reads: search, ask, expand, documents, overview, the toolset
+        and MCP see only these."""
+        return self._rt.db.collections
+
+    def require_collections(self) -> None:
+        """Raise CollectionError unless every collection this pyramid was opened with exists (and,
+        for a role under row-level security, may be read by it)."""
+        from .errors import CollectionError
+
+        missing = self._rt.db.missing_collections
+        if missing:
+            known = ", ".join(sorted(self._rt.db.known_collections)) or "none"
+            raise CollectionError(
+                f"there is no collection {missing[0]!r} that this connection can read "
+                f"(collections: {known}); ingesting into it creates it"
+            )
+
     def set_progress(self, progress: ProgressCallback | None) -> None:
         """Receive ProgressEvents from long operations (called on Pyramid's own thread)."""
         self._rt.progress = progress or (lambda _event: None)
@@ -416,6 +442,7 @@ class Pyramid:
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        await self._rt.db.ensure_collection()
         return await enqueue(
             self._rt, paths, include=include, exclude=exclude, distill=distill, max_attempts=max_attempts
         )
@@ -440,6 +467,7 @@ class Pyramid:
 
         if distiller is None and distill:
             distiller = make_distiller(self._rt.settings, model, concurrency=concurrency)
+        await self._rt.db.ensure_collection()
         worker = Worker(self._rt, distiller=distiller, options=options, concurrency=concurrency)
         return await worker.run()
 
@@ -667,6 +695,7 @@ class Pyramid:
         from .memory import remember
 
         sources = [] if source is None else [source] if isinstance(source, (str, int)) else list(source)
+        await self._rt.db.ensure_collection()
         return await remember(self._rt, text, sources=sources)
 
     remember = blocking(aremember)
@@ -732,6 +761,49 @@ class Pyramid:
 
     stats = blocking(astats)
 
+    # -- collections and access -----------------------------------------------------------------
+    @on_loop
+    async def alist_collections(self) -> list[CollectionInfo]:
+        """Every collection this connection can see (a role under row-level security: those it may
+        read), with document and item counts and the roles granted access."""
+        from .store.collections import list_collections
+
+        async with self._rt.db.connection() as conn:
+            return await list_collections(conn)
+
+    list_collections = blocking(alist_collections)
+
+    @on_loop
+    async def aremove_collection(self, name: str) -> CollectionInfo:
+        """Remove a collection with all its documents, items, statistics and access roles."""
+        from .store.collections import remove_collection
+
+        async with self._rt.db.connection() as conn:
+            return await remove_collection(conn, name)
+
+    remove_collection = blocking(aremove_collection)
+
+    @on_loop
+    async def agrant(self, role: str, collection: str, *, write: bool = False) -> Grant:
+        """Let the PostgreSQL ``role`` (created if missing) read, or read and write, ``collection``:
+        any connection as that role then sees and changes only its collections' rows."""
+        from .store.collections import grant
+
+        async with self._rt.db.connection() as conn:
+            return await grant(conn, role, collection, write=write)
+
+    grant = blocking(agrant)
+
+    @on_loop
+    async def arevoke(self, role: str, collection: str) -> bool:
+        """Take ``role``'s access to ``collection`` away; False when it had none."""
+        from .store.collections import revoke
+
+        async with self._rt.db.connection() as conn:
+            return await revoke(conn, role, collection)
+
+    revoke = blocking(arevoke)
+
     # -- maintenance ------------------------------------------------------------------------------
     @on_loop
     async def areembed(self, *, wait: float | None = None) -> int:
@@ -739,13 +811,19 @@ class Pyramid:
         model (the fix for an embedding-model mismatch). Returns the number of items re-embedded."""
         from .reembed import reembed
 
-        async with self._rt.db.writer_lock(wait=wait, what="re-embedding"):
+        async with self._rt.db.writer_lock(wait=wait, what="re-embedding", everything=True):
             return await reembed(self._rt)
 
     reembed = blocking(areembed)
 
 
 def _settings(settings: Settings | None, **flags: Any) -> Settings:
+    # Pyramid.open(collections=["hr", "legal"]) is the setting collection="hr,legal".
+    collections = flags.pop("collections", None)
+    if collections is not None:
+        if isinstance(collections, str):
+            collections = [collections]
+        flags["collection"] = ",".join(collections)
     if settings is None:
         return load_settings(**flags)
     given = {key: value for key, value in flags.items() if value is not None}
@@ -791,7 +869,13 @@ async def _open_runtime(
     # No model named (flag, PYRAMID_EMBEDDING_MODEL, pyramid.toml): use the one the database
     # records. After `reembed --embedding-model X` every command, even `ls`, asked for X again.
     follow = "embedding_model" not in settings.model_fields_set
-    db = Database(url, pool_size=settings.pool_size, on_message=say)
+    db = Database(
+        url,
+        pool_size=settings.pool_size,
+        on_message=say,
+        collections=settings.collections,
+        role=settings.role,
+    )
     try:
         await db.open(
             embedding_model=embedder.name,

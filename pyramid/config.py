@@ -31,6 +31,10 @@ CONFIG_FILE_ENV = "PYRAMID_CONFIG"
 _REGCONFIG = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
+# The names a collection may have (the same rule as the CHECK of migration 008).
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
 def default_data_dir() -> Path:
     import platformdirs
 
@@ -56,6 +60,13 @@ class Settings(BaseSettings):
         None, description="external PostgreSQL (with pgvector) instead of the embedded one"
     )
     pool_size: int = Field(4, ge=1, le=64, description="connections kept open per process")
+    role: str | None = Field(
+        None, description="PostgreSQL role every connection runs as (SET ROLE), under its row-level security"
+    )
+    collection: str = Field(
+        "default",
+        description="the collection to work in; several, comma-separated, are read together (written: the first)",
+    )
 
     # --- embeddings ----------------------------------------------------------------------
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, min_length=1)
@@ -214,10 +225,27 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("dsn", "model", "reranker", "embedding_device", mode="before")
+    @field_validator("dsn", "model", "reranker", "embedding_device", "role", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("collection", mode="after")
+    @classmethod
+    def _collection_names(cls, value: str) -> str:
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        for name in names:
+            if not COLLECTION_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a collection name (letters, digits, '_', '.', '-'; "
+                    "starting with a letter or digit; at most 63 characters)"
+                )
+        return ",".join(dict.fromkeys(names)) or "default"
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The collections read, the first of them the one written to."""
+        return tuple(self.collection.split(","))
 
     @field_validator("data_dir", mode="after")
     @classmethod

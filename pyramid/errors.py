@@ -76,6 +76,12 @@ class NotFoundError(PyramidError):
     exit_code = EXIT_USAGE
 
 
+class CollectionError(PyramidError):
+    """A collection that does not exist (or that this role cannot read), or a name that cannot be one."""
+
+    exit_code = EXIT_USAGE
+
+
 class BusyError(PyramidError):
     """Another ingest or sync is writing to the same database."""
 

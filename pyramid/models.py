@@ -538,6 +538,24 @@ class RecollectionBrief(BaseModel):
     text: str
 
 
+class Grant(BaseModel):
+    """A PostgreSQL role's access to a collection (``pyramid grant``)."""
+
+    role: str
+    access: Literal["read", "write"]
+
+
+class CollectionInfo(BaseModel):
+    """One collection: what it holds and who may read or write it."""
+
+    id: int
+    name: str
+    documents: int = 0
+    items: int = 0
+    created_at: datetime | None = None
+    grants: list[Grant] = Field(default_factory=list)
+
+
 class Overview(BaseModel):
     """What ``pyramid overview`` prints: documents by format and size, the main themes, what the
     recollections say, and questions the pyramid can answer well."""

@@ -31,7 +31,7 @@ from .ingest import Ingest
 from .models import FileResult
 from .runtime import Runtime
 from .store import jobs, locks
-from .store.schema import LOCK_CORPUS, LOCK_WRITER
+from .store.schema import LOCK_CORPUS, LOCK_WRITER, for_collection
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -271,10 +271,17 @@ class Worker:
         if control is None:
             yield None
             return
+        key = for_collection(LOCK_WRITER, await self.rt.db.ensure_collection())
+        # Shared, like every writer's hold on the database-wide key (reembed takes it exclusive).
         while not await locks.try_lock(control, LOCK_WRITER, shared=True):
             await asyncio.sleep(0.5)
         try:
-            yield control
+            while not await locks.try_lock(control, key, shared=True):
+                await asyncio.sleep(0.5)
+            try:
+                yield control
+            finally:
+                await locks.unlock(control, key, shared=True)
         finally:
             await locks.unlock(control, LOCK_WRITER, shared=True)
 
@@ -300,7 +307,8 @@ class Worker:
                 pending, changed = await store.corpus_pending(conn)
             if not pending and not changed:
                 return
-        if not await locks.try_lock(control, LOCK_CORPUS):
+        corpus_lock = for_collection(LOCK_CORPUS, self.rt.db.collection_id)
+        if not await locks.try_lock(control, corpus_lock):
             return  # another worker is running it
         try:
             async with self.rt.db.connection() as conn:
@@ -311,10 +319,10 @@ class Worker:
             self.report.corpus_steps += 1
             self._dirty = False
         finally:
-            await locks.unlock(control, LOCK_CORPUS)
+            await locks.unlock(control, corpus_lock)
 
 
 async def run_corpus_step(rt: Runtime, distiller: Distiller | None) -> None:
     """``pyramid corpus``: the corpus step now, under the corpus lock (waiting for it)."""
-    async with rt.db.connection() as conn, locks.held(conn, LOCK_CORPUS):
+    async with rt.db.connection() as conn, locks.held(conn, for_collection(LOCK_CORPUS, rt.db.collection_id)):
         await Ingest(rt, distiller=distiller).finish_corpus()

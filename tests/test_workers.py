@@ -241,15 +241,18 @@ def test_workers_refuse_options_they_do_not_offer(dsn: str, tmp_path: Path, opti
 
 
 def test_a_plain_ingest_waits_while_workers_write(fresh_dsn: str, tmp_path: Path) -> None:
-    """Workers share the writer lock; a plain ingest holds it alone, so it cannot start meanwhile."""
-    from pyramid.store.schema import LOCK_WRITER
+    """Workers share the collection's writer lock; a plain ingest holds it alone, so it cannot start
+    meanwhile (the lock of collection 1, 'default')."""
+    from pyramid.store.schema import LOCK_WRITER, for_collection
+
+    key = for_collection(LOCK_WRITER, 1)
 
     root = _corpus(tmp_path / "docs", 1)
     with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp, psycopg.connect(fresh_dsn, autocommit=True) as worker:
-        worker.execute("SELECT pg_advisory_lock_shared(%s, %s)", LOCK_WRITER)
+        worker.execute("SELECT pg_advisory_lock_shared(%s, %s)", key)
         with pytest.raises(BusyError):
             kp.ingest([root], wait=0.5)
-        worker.execute("SELECT pg_advisory_unlock_shared(%s, %s)", LOCK_WRITER)
+        worker.execute("SELECT pg_advisory_unlock_shared(%s, %s)", key)
         assert kp.ingest([root], wait=5).ok
 
 

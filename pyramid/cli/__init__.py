@@ -15,6 +15,7 @@ from typer.exceptions import TyperException
 
 from ..errors import EXIT_OK, EXIT_USAGE, PyramidError
 from . import ask as ask_commands
+from . import collections as collection_commands
 from . import db as db_commands
 from . import distill as distill_commands
 from . import docs as doc_commands
@@ -26,11 +27,13 @@ from . import search as search_commands
 from . import serve as serve_commands
 from . import worker as worker_commands
 from .common import (
+    CollectionOption,
     DataDirOption,
     DsnOption,
     EmbeddingBackendOption,
     EmbeddingModelOption,
     Group,
+    collection_names,
     err,
     optional_values,
     reset_global_options,
@@ -61,6 +64,7 @@ def _root(
     dsn: DsnOption = None,
     embedding_model: EmbeddingModelOption = None,
     embedding_backend: EmbeddingBackendOption = None,
+    collection: CollectionOption = None,
     version: bool = typer.Option(
         False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
     ),
@@ -69,6 +73,7 @@ def _root(
     options = reset_global_options()
     options.data_dir, options.dsn, options.embedding_model = data_dir, dsn, embedding_model
     options.embedding_backend = embedding_backend
+    options.collection = collection_names(collection)
 
 
 ingest_commands.register(app)
@@ -82,6 +87,7 @@ overview_commands.register(app)
 serve_commands.register(app)
 doctor_commands.register(app)
 worker_commands.register(app)
+collection_commands.register(app)
 
 
 def _raise_errors() -> bool:

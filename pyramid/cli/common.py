@@ -204,6 +204,7 @@ class GlobalOptions:
     dsn: str | None = None
     embedding_model: str | None = None
     embedding_backend: str | None = None
+    collection: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -252,6 +253,28 @@ EmbeddingBackendOption = Annotated[
         show_default=False,
     ),
 ]
+CollectionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--collection",
+        metavar="NAME",
+        envvar="PYRAMID_COLLECTION",
+        help="The collection to work in (default: default). Repeat it, or separate names with commas, "
+        "to read several together; ingest writes to the first.",
+        rich_help_panel=GLOBAL_HELP,
+        show_default=False,
+    ),
+]
+
+
+def collection_names(values: list[str] | None) -> str | None:
+    """--collection hr --collection legal, --collection hr,legal and PYRAMID_COLLECTION="hr legal"
+    (click splits an environment variable of a repeatable option at spaces) all name the same two."""
+    if not values:
+        return None
+    return ",".join(part.strip() for value in values for part in value.split(",") if part.strip()) or None
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -294,6 +317,9 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             annotation=EmbeddingBackendOption,
             default=None,
         ),
+        inspect.Parameter(
+            "collection", inspect.Parameter.KEYWORD_ONLY, annotation=CollectionOption, default=None
+        ),
     ]
 
     @functools.wraps(fn)
@@ -303,6 +329,7 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         dsn: str | None = None,
         embedding_model: str | None = None,
         embedding_backend: str | None = None,
+        collection: list[str] | None = None,
         **kwargs: Any,
     ) -> Any:
         options = global_options()
@@ -310,6 +337,7 @@ def with_global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         options.dsn = dsn or options.dsn
         options.embedding_model = embedding_model or options.embedding_model
         options.embedding_backend = embedding_backend or options.embedding_backend
+        options.collection = collection_names(collection) or options.collection
         return fn(*args, **kwargs)
 
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -362,10 +390,12 @@ def open_pyramid(
     quiet: bool = False,
     stages: Stages | None = None,
     warm_encoder: bool = False,
+    creates: bool = False,
     **settings: Any,
 ) -> Iterator[Pyramid]:
     """Open the pyramid the global options name; notices (migrations) go to stderr, stages to the
-    ``stages`` spinner."""
+    ``stages`` spinner. A collection that does not exist is an error, unless the command
+    ``creates`` it (ingest, sync, remember, jobs add, worker)."""
     from ..api import Pyramid
 
     options = global_options()
@@ -381,12 +411,15 @@ def open_pyramid(
         dsn=options.dsn,
         embedding_model=options.embedding_model,
         embedding_backend=options.embedding_backend,
+        collection=options.collection,
         progress=notice,
         check_model=check_model,
         warm_encoder=warm_encoder,
         **{**options.extra, **settings},
     )
     try:
+        if not creates:
+            kp.require_collections()
         yield kp
     except KeyboardInterrupt:
         # No orderly close on Ctrl-C: it waited up to 10 s for the encoder thread and then printed

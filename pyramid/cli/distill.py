@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         json_output: JsonOption = False,
     ) -> None:
         """Add a recollection of your own (optionally about documents: its audit trail)."""
-        with open_pyramid() as kp:
+        with open_pyramid(creates=True) as kp:
             item = kp.remember(text, source=source or None)
         if json_output:
             print_json(item.model_dump(mode="json"))

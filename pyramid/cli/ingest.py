@@ -351,7 +351,7 @@ def _run(
     started = time.perf_counter()
     with (
         IngestProgress(enabled=interactive() and not flags.json_output) as progress,
-        open_pyramid(output_mode=flags.output_mode) as kp,
+        open_pyramid(output_mode=flags.output_mode, creates=True) as kp,
     ):
         kp.set_progress(progress)
         report = kp.ingest(

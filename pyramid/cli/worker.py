@@ -8,10 +8,12 @@ import typer
 from rich.table import Table
 
 from .common import (
+    CollectionOption,
     DataDirOption,
     DsnOption,
     Group,
     JsonOption,
+    collection_names,
     command,
     display_path,
     err,
@@ -43,11 +45,13 @@ def _jobs(
     json_output: JsonOption = False,
     data_dir: DataDirOption = None,
     dsn: DsnOption = None,
+    collection: CollectionOption = None,
 ) -> None:
     """The ingest queue: list jobs (--failed for the dead letters), retry failed ones."""
     options = global_options()
     options.data_dir = data_dir or options.data_dir
     options.dsn = dsn or options.dsn
+    options.collection = collection_names(collection) or options.collection
     if ctx.invoked_subcommand is not None:
         return
     with open_pyramid(check_model=False) as kp:
@@ -89,7 +93,7 @@ def add(
 ) -> None:
     """Queue one job per new or changed file below PATHS for `pyramid worker`s, and do nothing else
     (the same file content queued twice is one job). Exit code 1 when a path could not be read."""
-    with open_pyramid(check_model=False) as kp:
+    with open_pyramid(check_model=False, creates=True) as kp:
         report = kp.enqueue(paths, include=include or (), exclude=exclude or (), distill=distill)
     if json_output:
         print_json(report.summary())
@@ -180,7 +184,7 @@ def register(app: typer.Typer) -> None:
 
         options = WorkerOptions(lease=lease, batch=batch, retry_delay=retry_delay, once=once, drain=drain)
         overrides: dict[str, Any] = {"llm_concurrency": llm_concurrency} if llm_concurrency else {}
-        with open_pyramid(**overrides) as kp:
+        with open_pyramid(creates=True, **overrides) as kp:
             report = kp.work(options, model=model, distill=distill, concurrency=concurrency)
         summary = report.summary()
         if json_output:

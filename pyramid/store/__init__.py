@@ -163,8 +163,9 @@ async def write_items(
     ids = [row["id"] for row in await fetch_all(conn, query("items.reserve_ids"), {"n": len(items)})]
     by_key.update({item.key: item_id for item, item_id in zip(items, ids, strict=True)})
     assert not kept & {item.key for item in items}
+    staged = await _staged(conn)
     cur_copy = conn.cursor()
-    async with cur_copy.copy(query("items.copy")) as copy:
+    async with cur_copy.copy(query("items.copy_staged" if staged else "items.copy")) as copy:
         copy.set_types(ITEM_COPY_TYPES)
         for item, item_id in zip(items, ids, strict=True):
             await copy.write_row(
@@ -192,12 +193,28 @@ async def write_items(
             links.append((own, source_id, None, item.source_refs.get(source, "")))
         for doc in item.source_documents:
             links.append((own, None, doc, item.source_refs.get(doc, "")))
+    if staged:
+        await conn.execute(query("items.insert_staged"))
     if links:
-        async with cur_copy.copy(query("items.copy_sources")) as copy:
+        async with cur_copy.copy(
+            query("items.copy_sources_staged" if staged else "items.copy_sources")
+        ) as copy:
             copy.set_types(SOURCE_COPY_TYPES)
             for link in links:
                 await copy.write_row(link)
+        if staged:
+            await conn.execute(query("items.insert_sources_staged"))
     return by_key
+
+
+async def _staged(conn: AsyncConnection) -> bool:
+    """Whether this session must stage its COPY (row-level security applies to it); the temporary
+    tables are made then, once per connection."""
+    row = await fetch_one(conn, query("items.rls_active"))
+    if not (row and row["active"]):
+        return False
+    await conn.execute(query("items.stage"))
+    return True
 
 
 async def _update_kept(conn: AsyncConnection, kept: Sequence[NewItem]) -> None:

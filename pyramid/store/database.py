@@ -15,11 +15,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import BusyError, DatabaseError, EmbeddingMismatchError
-from ..sqlfiles import functions, migrations
+from ..errors import BusyError, CollectionError, DatabaseError, EmbeddingMismatchError
+from ..sqlfiles import functions, migrations, query
 from . import locks
 from .rows import fetch_all, fetch_one
-from .schema import LOCK_MIGRATE, LOCK_WRITER
+from .schema import LOCK_MIGRATE, LOCK_WRITER, for_collection
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -143,14 +143,48 @@ def _mismatch(build: BuildInfo, configured: str) -> str:
 
 
 class Database:
-    """A connection pool to one pyramid database, with migrations applied."""
+    """A connection pool to one pyramid database, with migrations applied, scoped to collections:
+    every connection reads only ``collections`` (the session setting ``pyramid.collections``) and
+    writes to the first of them (``pyramid.collection``, the default of every collection column).
+    ``role``: every connection runs as that PostgreSQL role (SET ROLE), under its row-level security."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, on_message: Message | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        on_message: Message | None = None,
+        collections: tuple[str, ...] = ("default",),
+        role: str | None = None,
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
         self._say = on_message or (lambda _msg: None)
         self._pool: AsyncConnectionPool | None = None
         self.build: BuildInfo | None = None
+        self.collections = tuple(collections) or ("default",)
+        self.role = role
+        # Resolved when the database opens: name -> id of the collections that exist (and, for a
+        # role, that it can read). A missing one reads nothing (id 0 is no collection).
+        self.collection_ids: dict[str, int] = {}
+        self.known_collections: list[str] = []  # every collection this connection can see
+
+    @property
+    def collection(self) -> str:
+        """The collection this database writes to."""
+        return self.collections[0]
+
+    @property
+    def collection_id(self) -> int:
+        """The id of the collection written to; 0 until it exists (see ensure_collection)."""
+        return self.collection_ids.get(self.collection, 0)
+
+    @property
+    def missing_collections(self) -> list[str]:
+        return [name for name in self.collections if name not in self.collection_ids]
+
+    def scope(self) -> list[int]:
+        return sorted({self.collection_ids.get(name, 0) for name in self.collections})
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -170,8 +204,6 @@ class Database:
         """Apply pending migrations, record or check the build info, open the pool. ``encoder``
         (backend, precision) is recorded with the model when the database is created."""
         import psycopg
-        from pgvector.psycopg import register_vector_async
-        from psycopg_pool import AsyncConnectionPool
 
         try:
             conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
@@ -183,14 +215,48 @@ class Database:
             self.build = await self._migrate(
                 conn, embedding_model, embedding_dim, text_search_config, encoder or {}
             )
+            if self.role is not None:
+                await self._set_role(conn, self.role)
+            await self._resolve_collections(conn)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise CollectionError(
+                "this connection's role may not read this pyramid: it has access to no collection "
+                f"(`pyramid grant ROLE COLLECTION` as the owner gives it some) [{' '.join(str(exc).split())}]"
+            ) from exc
         finally:
             await conn.close()
         if check_model and self.build.embedding_model != embedding_model:
             raise EmbeddingMismatchError(_mismatch(self.build, embedding_model))
+        await self._open_pool()
+        return self.build
+
+    @staticmethod
+    async def _set_role(conn: AsyncConnection, role: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot run as the role {role!r}: {' '.join(str(exc).split())}") from exc
+
+    async def _open_pool(self) -> None:
+        from pgvector.psycopg import register_vector_async
+        from psycopg_pool import AsyncConnectionPool
+
+        role = self.role
+        scope = ",".join(str(i) for i in self.scope())
+        write = str(self.collection_id)
 
         async def configure(connection: AsyncConnection) -> None:
             await register_vector_async(connection)
             await connection.set_autocommit(True)
+            if role is not None:
+                await self._set_role(connection, role)
+            await connection.execute(
+                "SELECT set_config('pyramid.collection', %s, false), set_config('pyramid.collections', %s, false)",
+                (write, scope),
+            )
 
         self._pool = AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, configure=configure, open=False, timeout=60.0
@@ -198,8 +264,44 @@ class Database:
         try:
             await self._pool.open(wait=True, timeout=30.0)
         except Exception as exc:
+            self._pool = None
             raise DatabaseError(f"cannot open a connection pool to PostgreSQL: {exc}") from exc
-        return self.build
+
+    async def _reopen_pool(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        await self._open_pool()
+
+    async def _resolve_collections(self, conn: AsyncConnection) -> None:
+        rows = await fetch_all(conn, query("collections.names"))
+        self.known_collections = [row["name"] for row in rows]
+        self.collection_ids = {row["name"]: int(row["id"]) for row in rows if row["name"] in self.collections}
+
+    async def ensure_collection(self) -> int:
+        """Create the collection written to if it does not exist yet (the first ingest into a new
+        collection); returns its id."""
+        import psycopg
+
+        if self.collection_id:
+            return self.collection_id
+        try:
+            async with self.connection() as conn:
+                row = await fetch_one(conn, query("collections.create"), {"name": self.collection})
+        except psycopg.errors.CheckViolation as exc:
+            raise CollectionError(
+                f"{self.collection!r} is not a usable collection name: letters, digits, '_', '.', '-' "
+                "(starting with a letter or digit, at most 63 characters)"
+            ) from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise CollectionError(
+                f"there is no collection {self.collection!r}, and this role may not create one"
+            ) from exc
+        if row is None:
+            raise CollectionError(f"cannot create the collection {self.collection!r}")
+        self.collection_ids[self.collection] = int(row["id"])
+        await self._reopen_pool()
+        return self.collection_id
 
     async def _migrate(
         self,
@@ -212,11 +314,9 @@ class Database:
         import psycopg
 
         async with locks.held(conn, LOCK_MIGRATE):
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS pyramid_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            exists = await fetch_one(conn, "SELECT to_regclass('pyramid_migrations') IS NOT NULL AS yes")
+            if not (exists and exists["yes"]):
+                await self._create_migrations_table(conn)
             applied = {
                 row["version"] for row in await fetch_all(conn, "SELECT version FROM pyramid_migrations")
             }
@@ -250,12 +350,25 @@ class Database:
                                 created_by=f"knowledge-pyramid {__version__}",
                                 **{f"embedding_{key}": value for key, value in encoder.items()},
                             )
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise DatabaseError(
+                        f"database migration {migration.version:03d}_{migration.name} is pending and this "
+                        f"role may not apply it ({exc}); open the database once as its owner"
+                    ) from exc
                 except psycopg.Error as exc:
                     raise DatabaseError(
                         f"database migration {migration.version:03d}_{migration.name} failed: {exc}"
                     ) from exc
             await self._apply_functions(conn)
             return await self.read_build(conn)
+
+    @staticmethod
+    async def _create_migrations_table(conn: AsyncConnection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS pyramid_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
 
     async def _apply_functions(self, conn: AsyncConnection) -> None:
         """(Re-)create the SQL functions whose file changed since they were last applied, in one
@@ -314,29 +427,40 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def writer_lock(self, *, wait: float | None = None, what: str = "an ingest") -> AsyncIterator[None]:
-        """Hold the database's single-writer lock (ingest, sync, reembed) for the duration.
+    async def writer_lock(
+        self, *, wait: float | None = None, what: str = "an ingest", everything: bool = False
+    ) -> AsyncIterator[None]:
+        """Hold the collection's single-writer lock (ingest, sync) for the duration: writers of two
+        collections never wait on each other. ``everything`` (reembed, which rewrites every item of
+        the database): the whole database's, which waits for every collection's writers.
 
         ``wait`` = None waits as long as it takes; a number of seconds gives up with BusyError.
         A session-level advisory lock dies with its connection, so a killed process never leaves
         the database locked.
         """
+        # The database-wide key is held shared by every collection's writer, exclusive by reembed.
+        keys = [(LOCK_WRITER, not everything)]
+        if not everything:
+            keys.append((for_collection(LOCK_WRITER, await self.ensure_collection()), False))
+        where = "this database" if everything else f"the collection {self.collection!r}"
         async with self.pool.connection() as conn:
             loop = asyncio.get_running_loop()
             deadline = None if wait is None else loop.time() + wait
-            while True:
-                if await locks.try_lock(conn, LOCK_WRITER):
-                    break
-                if deadline is not None and loop.time() >= deadline:
-                    raise BusyError(
-                        f"another ingest or sync is writing to this database; {what} cannot start now "
-                        "(try again later, or pass --wait SECONDS)"
-                    )
-                await asyncio.sleep(0.5)
+            taken: list[tuple[tuple[int, int], bool]] = []
             try:
+                for key, shared in keys:
+                    while not await locks.try_lock(conn, key, shared=shared):
+                        if deadline is not None and loop.time() >= deadline:
+                            raise BusyError(
+                                f"another ingest or sync is writing to {where}; {what} cannot start "
+                                "now (try again later, or pass --wait SECONDS)"
+                            )
+                        await asyncio.sleep(0.5)
+                    taken.append((key, shared))
                 yield
             finally:
-                await locks.unlock(conn, LOCK_WRITER)
+                for key, shared in reversed(taken):
+                    await locks.unlock(conn, key, shared=shared)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..sqlfiles import query
 from .rows import Row, fetch_all
-from .schema import LOCK_LEARN
+from .schema import LOCK_COLLECTION_BASE, LOCK_LEARN
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -28,7 +28,8 @@ def _json(value: Any) -> Any:
 async def lock(conn: AsyncConnection[Any]) -> None:
     """One learned finding is matched and written at a time (until the transaction ends), so two
     answers of the same finding never both insert it."""
-    await _rows(conn, "learned.lock", {"namespace": LOCK_LEARN[0], "key": LOCK_LEARN[1]})
+    # Per collection: the key is the collection the session writes to.
+    await _rows(conn, "learned.lock", {"namespace": LOCK_COLLECTION_BASE + LOCK_LEARN[1]})
 
 
 async def cited_items(conn: AsyncConnection[Any], ids: Sequence[int]) -> dict[int, Row]:

@@ -16,8 +16,17 @@ LOCK_IMPACTS = (LOCK_NAMESPACE, 3)  # stored BM25 impacts: writers shared, a re-
 LOCK_COMPACT = (LOCK_NAMESPACE, 4)  # one BM25 compaction at a time
 LOCK_LEARN = (LOCK_NAMESPACE, 5)  # one learned finding written at a time (ask --learn, verify)
 LOCK_CORPUS = (LOCK_NAMESPACE, 6)  # one corpus step at a time (the worker that drains the queue)
+# Work on one collection locks (LOCK_COLLECTION_BASE + the lock's key, collection id): ingests,
+# compactions, corpus steps and learning of two collections never wait on each other. LOCK_WRITER,
+# LOCK_COMPACT, LOCK_LEARN and LOCK_CORPUS are taken per collection (for_collection).
+LOCK_COLLECTION_BASE = 0x70790000
 # The cluster's LLM slots (llm_concurrency): keys 1000 … 1000 + llm_concurrency - 1 (at most 512).
 LOCK_LLM_SLOTS = (LOCK_NAMESPACE, 1000)
+
+
+def for_collection(lock: tuple[int, int], collection_id: int) -> tuple[int, int]:
+    """The per-collection key of one of the locks above."""
+    return (LOCK_COLLECTION_BASE + lock[1], collection_id)
 
 
 def _sql_text_array(values: tuple[str, ...]) -> str:
@@ -33,5 +42,5 @@ def _lock(key: tuple[int, int]) -> str:
 SQL_CONSTANTS: dict[str, str] = {
     "levels": _sql_text_array(LEVELS),
     "lock_impacts": _lock(LOCK_IMPACTS),
-    "lock_compact": _lock(LOCK_COMPACT),
+    "lock_compact_ns": str(LOCK_COLLECTION_BASE + LOCK_COMPACT[1]),
 }

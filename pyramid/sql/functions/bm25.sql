@@ -14,17 +14,22 @@ CREATE OR REPLACE FUNCTION pyramid_bm25_term(weight double precision, tf integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) $$;
 
--- A query's terms within one level, as the reader's snapshot sees the statistics: N, avgdl, and
--- the lexemes present in the level with weight = qtf · ln(1 + (N - df + 0.5) / (df + 0.5)) (the
--- non-negative idf of Lucene; a query term repeated counts as often as it is repeated).
-CREATE OR REPLACE FUNCTION pyramid_bm25_terms(query text, lvl text, OUT n bigint, OUT avgdl double precision,
-                                   OUT lexemes text[], OUT weights double precision[], OUT dfs bigint[])
+-- A query's terms within one level of the given collections, as the reader's snapshot sees the
+-- statistics: N, avgdl, and the lexemes present with weight = qtf · ln(1 + (N - df + 0.5) / (df + 0.5))
+-- (the non-negative idf of Lucene; a query term repeated counts as often as it is repeated). The
+-- statistics are kept per collection and summed here over the collections searched, so they are
+-- exactly those of what is searched.
+CREATE OR REPLACE FUNCTION pyramid_bm25_terms(query text, lvl text, cols integer[], OUT n bigint,
+                                   OUT avgdl double precision, OUT lexemes text[], OUT weights double precision[],
+                                   OUT dfs bigint[])
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
 BEGIN
-    SELECT s.items, s.avgdl INTO n, avgdl FROM bm25_level_stats s WHERE s.level = lvl;
-    IF n IS NULL OR n <= 0 OR avgdl <= 0 THEN
+    SELECT sum(s.items)::bigint, CASE WHEN sum(s.items) > 0 THEN sum(s.total_dl)::double precision / sum(s.items) END
+    INTO n, avgdl
+    FROM bm25_level_stats s WHERE s.level = lvl AND s.collection_id = ANY(cols);
+    IF n IS NULL OR n <= 0 OR avgdl IS NULL OR avgdl <= 0 THEN
         RETURN;
     END IF;
     SELECT array_agg(q.lexeme ORDER BY q.lexeme),
@@ -34,9 +39,11 @@ BEGIN
     FROM pyramid_query_lexemes(query) q
     CROSS JOIN LATERAL (
         SELECT sum(x.df) AS df
-        FROM (SELECT c.df FROM bm25_terms c WHERE c.level = lvl AND c.lexeme = q.lexeme
+        FROM (SELECT c.df FROM bm25_terms c
+              WHERE c.collection_id = ANY(cols) AND c.level = lvl AND c.lexeme = q.lexeme
               UNION ALL
-              SELECT d.df FROM bm25_term_deltas d WHERE d.level = lvl AND d.lexeme = q.lexeme) x
+              SELECT d.df FROM bm25_term_deltas d
+              WHERE d.collection_id = ANY(cols) AND d.level = lvl AND d.lexeme = q.lexeme) x
     ) t
     WHERE t.df > 0;
 END
@@ -59,6 +66,8 @@ AS $$
 $$;
 
 -- The top k items of one level by Okapi BM25, exact. Filters (documents) apply before the limit.
+-- cols: the collections searched (NULL: every one in scope, see pyramid_search_collections); each
+-- (collection, lexeme) postings list is read on its own, best first.
 --
 -- Common terms have long postings lists, so by default the lists are read best-first by stored
 -- impact, m entries per term, and the candidates found are scored exactly. An item that is in none
@@ -71,7 +80,7 @@ $$;
 -- exhaustive => true scores every posting (the reference the pruned answer is tested against).
 CREATE OR REPLACE FUNCTION pyramid_bm25(query text, lvl text, k integer DEFAULT 10, doc_ids bigint[] DEFAULT NULL,
                              k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75,
-                             exhaustive boolean DEFAULT false)
+                             exhaustive boolean DEFAULT false, cols integer[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 LANGUAGE plpgsql STABLE ROWS 100
 AS $$
@@ -95,22 +104,28 @@ BEGIN
     IF k < 1 THEN
         RETURN;
     END IF;
-    st := pyramid_bm25_terms(query, lvl);
+    cols := pyramid_search_collections(cols);
+    st := pyramid_bm25_terms(query, lvl, cols);
     IF st.lexemes IS NULL THEN
         RETURN;
     END IF;
     IF doc_ids IS NOT NULL THEN
-        allowed := ARRAY(SELECT i.id FROM items i WHERE i.document_id = ANY(doc_ids) AND i.level = lvl
+        allowed := ARRAY(SELECT i.id FROM items i
+                         WHERE i.document_id = ANY(doc_ids) AND i.level = lvl AND i.collection_id = ANY(cols)
                          LIMIT pyramid_setting('exact_below', 20000)::integer + 1);
     END IF;
-    SELECT r.avgdl, r.ref_k1, r.ref_b INTO ref FROM bm25_impact_ref r WHERE r.level = lvl;
+    -- One bound for every collection's impacts: the smallest reference avgdl (an impact computed
+    -- with reference r is off from the exact term by at most max(1, avgdl / r)); pruning needs all of
+    -- them computed with the k1 and b asked for.
+    SELECT min(r.avgdl) AS avgdl, bool_and(r.ref_k1 = k1 AND r.ref_b = b) AS same INTO ref
+    FROM bm25_impact_ref r WHERE r.level = lvl AND r.collection_id = ANY(cols);
     IF cardinality(allowed) <= pyramid_setting('exact_below', 20000) THEN
         -- A small filtered set: score all of its postings of the query's lexemes (primary key).
         RETURN QUERY
         SELECT e.item_id, e.score FROM pyramid_bm25_exact(allowed, st.lexemes, st.weights, st.avgdl, k1, b, k) e;
         RETURN;
     END IF;
-    IF NOT (exhaustive OR ref.avgdl IS NULL OR ref.ref_k1 <> k1 OR ref.ref_b <> b
+    IF NOT (exhaustive OR ref.avgdl IS NULL OR NOT ref.same
             OR (SELECT sum(d) FROM unnest(st.dfs) d) <= pyramid_setting('scan_below', 20000)
             OR (SELECT count(*) FROM unnest(st.dfs) d WHERE d > 16 * greatest(k, 32))
                > pyramid_setting('prune_long_lists', 1)) THEN
@@ -123,12 +138,13 @@ BEGIN
         m := greatest(k, 32);
         LOOP
             WITH lists AS MATERIALIZED (
-                SELECT t.ord, c.item_id, c.impact,
+                SELECT t.ord, l.col, c.item_id, c.impact,
                        pyramid_bm25_term(st.weights[t.ord], c.tf, c.dl, st.avgdl, k1, b) AS part
                 FROM unnest(st.lexemes) WITH ORDINALITY AS t(lexeme, ord)
+                CROSS JOIN unnest(cols) AS l(col)
                 CROSS JOIN LATERAL (
                     SELECT p.item_id, p.impact, p.tf, p.dl FROM bm25_postings p
-                    WHERE p.level = lvl AND p.lexeme = t.lexeme
+                    WHERE p.collection_id = l.col AND p.level = lvl AND p.lexeme = t.lexeme
                       AND (doc_ids IS NULL OR p.document_id = ANY(doc_ids))
                     ORDER BY p.impact DESC, p.item_id
                     -- Lists up to 16 m long are read whole: their terms then bound nothing, and the
@@ -136,12 +152,17 @@ BEGIN
                     LIMIT CASE WHEN st.dfs[t.ord] <= 16 * m THEN st.dfs[t.ord] ELSE m END
                 ) c
             ), cuts AS MATERIALIZED (
-                -- The most an entry not read yet can add for each term (0 once its list is read whole).
-                SELECT t.ord, coalesce(CASE WHEN st.dfs[t.ord] > 16 * m AND count(l.item_id) >= m
-                                            THEN min(l.impact) END, 0)
-                              * st.weights[t.ord] * factor AS rest
-                FROM generate_subscripts(st.lexemes, 1) AS t(ord) LEFT JOIN lists l ON l.ord = t.ord
-                GROUP BY t.ord
+                -- The most an entry not read yet can add for each term: the largest, over the
+                -- collections, of the last impact read in a list that was cut (0 once read whole).
+                SELECT x.ord, max(x.rest) AS rest
+                FROM (SELECT t.ord, coalesce(CASE WHEN st.dfs[t.ord] > 16 * m AND count(l.item_id) >= m
+                                                  THEN min(l.impact) END, 0)
+                                    * st.weights[t.ord] * factor AS rest
+                      FROM generate_subscripts(st.lexemes, 1) AS t(ord)
+                      CROSS JOIN unnest(cols) AS c(col)
+                      LEFT JOIN lists l ON l.ord = t.ord AND l.col = c.col
+                      GROUP BY t.ord, c.col) x
+                GROUP BY x.ord
             ), seen AS MATERIALIZED (
                 -- Exact contributions of the terms an item was read under, and the bound for the others.
                 -- greatest(0, …): an item read under every term must keep high = low despite rounding.
@@ -182,17 +203,17 @@ BEGIN
                 LIMIT k;
                 RETURN;
             END IF;
-            spent := spent + (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d);
+            spent := spent + cardinality(cols) * (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d);
             m := m * 4;
             -- Reading on would cost about as much as the full scan: bounded pruning stops here.
-            EXIT WHEN spent + (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d)
+            EXIT WHEN spent + cardinality(cols) * (SELECT sum(CASE WHEN d <= 16 * m THEN d ELSE m END) FROM unnest(st.dfs) d)
                       > total * pyramid_setting('prune_budget', 0.5);
         END LOOP;
     END IF;
     RETURN QUERY
     SELECT p.item_id, sum(pyramid_bm25_term(w.weight, p.tf, p.dl, st.avgdl, k1, b)) AS s
     FROM unnest(st.lexemes, st.weights) AS w(lexeme, weight)
-    JOIN bm25_postings p ON p.level = lvl AND p.lexeme = w.lexeme
+    JOIN bm25_postings p ON p.collection_id = ANY(cols) AND p.level = lvl AND p.lexeme = w.lexeme
     WHERE doc_ids IS NULL OR p.document_id = ANY(doc_ids)
     GROUP BY p.item_id ORDER BY s DESC, p.item_id LIMIT k;
 END

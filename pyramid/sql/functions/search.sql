@@ -8,7 +8,10 @@
 --                                (SELECT embedding FROM items WHERE id = 42));      -- hybrid
 -- Without query_embedding a hybrid search is a BM25 search. docs are globs over document sources
 -- ('*.pdf', 'reports/*'); a glob without a slash also matches the file name. A retired learned
--- recollection (kept for its audit trail) is never a hit.
+-- recollection (kept for its audit trail) is never a hit. collections are names (NULL: every
+-- collection in the session's scope; a role under row-level security sees only its own anyway); a
+-- name that is not a collection the caller can read is an error, the same for one that does not
+-- exist, so the error reveals nothing.
 CREATE OR REPLACE FUNCTION pyramid_search(
     query text,
     query_embedding vector DEFAULT NULL,
@@ -21,7 +24,8 @@ CREATE OR REPLACE FUNCTION pyramid_search(
     weight_bm25 double precision DEFAULT 0.5,
     candidates integer DEFAULT 100,
     k1 double precision DEFAULT 1.2,
-    b double precision DEFAULT 0.75
+    b double precision DEFAULT 0.75,
+    collections text[] DEFAULT NULL
 )
 RETURNS TABLE (rank integer, item_id bigint, level text, document_id bigint, fused double precision,
                bm25 double precision, bm25_rank integer, similarity double precision, vector_rank integer)
@@ -38,6 +42,7 @@ DECLARE
     wb double precision;   -- the BM25 leg's weight in a weighted fusion
     wr double precision;   -- and in reciprocal rank fusion
     per_leg integer := greatest(candidates, k);
+    cols integer[];
 BEGIN
     IF mode IS NULL OR mode NOT IN ('hybrid', 'bm25', 'vector') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -57,8 +62,18 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'k, candidates and rrf_k must be >= 1, weight_bm25 and b within [0, 1], k1 >= 0';
     END IF;
+    cols := pyramid_search_collections(NULL);
+    IF collections IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM unnest(collections) n(name)
+                   WHERE NOT EXISTS (SELECT 1 FROM collections c WHERE c.name = n.name AND c.id = ANY(cols))) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('no collection you can read among %L', collections);
+        END IF;
+        cols := ARRAY(SELECT c.id FROM collections c WHERE c.name = ANY(collections) AND c.id = ANY(cols) ORDER BY c.id);
+    END IF;
     IF levels IS NULL THEN
-        lvls := ARRAY(SELECT s.level FROM bm25_level_stats s WHERE s.items > 0
+        lvls := ARRAY(SELECT s.level FROM bm25_level_stats s WHERE s.collection_id = ANY(cols)
+                      GROUP BY s.level HAVING sum(s.items) > 0
                       ORDER BY array_position(known, s.level));
     ELSE
         IF EXISTS (SELECT 1 FROM unnest(levels) l(name) WHERE l.name IS NULL OR NOT l.name = ANY(known)) THEN
@@ -68,7 +83,7 @@ BEGIN
         lvls := ARRAY(SELECT DISTINCT l.name FROM unnest(levels) l(name));
     END IF;
     IF docs IS NOT NULL THEN
-        doc_ids := pyramid_match_documents(docs);
+        doc_ids := pyramid_match_documents(docs, cols);
     END IF;
     wb := CASE WHEN NOT use_vector THEN 1 WHEN NOT use_bm25 THEN 0 ELSE weight_bm25 END;
     wr := CASE WHEN use_bm25 AND use_vector THEN weight_bm25 ELSE 0.5 END;
@@ -78,12 +93,12 @@ BEGIN
     ), bl AS (
         SELECT lv.name, x.item_id, x.score,
                row_number() OVER (PARTITION BY lv.name ORDER BY x.score DESC, x.item_id) AS r
-        FROM lv CROSS JOIN LATERAL pyramid_bm25(query, lv.name, per_leg, doc_ids, k1, b) x
+        FROM lv CROSS JOIN LATERAL pyramid_bm25(query, lv.name, per_leg, doc_ids, k1, b, false, cols) x
         WHERE use_bm25 AND NOT (lv.name = 'recollection' AND pyramid_retired(x.item_id))
     ), vl AS (
         SELECT lv.name, x.item_id, x.similarity,
                row_number() OVER (PARTITION BY lv.name ORDER BY x.similarity DESC, x.item_id) AS r
-        FROM lv CROSS JOIN LATERAL pyramid_vector(query_embedding, lv.name, per_leg, doc_ids) x
+        FROM lv CROSS JOIN LATERAL pyramid_vector(query_embedding, lv.name, per_leg, doc_ids, cols) x
         WHERE use_vector AND NOT (lv.name = 'recollection' AND pyramid_retired(x.item_id))
     ), joined AS (
         SELECT coalesce(bl.name, vl.name) AS name, coalesce(bl.item_id, vl.item_id) AS item_id,

@@ -1,8 +1,9 @@
--- The k nearest items of one level by cosine similarity. Filters run inside the index scan
+-- The k nearest items of one level of the given collections (NULL: every one in scope) by cosine
+-- similarity. Filters run inside the index scan
 -- (iterative scans go on past filtered-out rows), or, for a small filtered set, as an exact scan of
 -- just those items. Custom plans let the planner match the level to its partial HNSW index.
 CREATE OR REPLACE FUNCTION pyramid_vector(query_embedding vector, lvl text, k integer DEFAULT 10,
-                               doc_ids bigint[] DEFAULT NULL)
+                               doc_ids bigint[] DEFAULT NULL, cols integer[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, similarity double precision)
 LANGUAGE plpgsql STABLE ROWS 100
 SET hnsw.iterative_scan = 'relaxed_order'
@@ -16,9 +17,11 @@ BEGIN
     IF k < 1 OR query_embedding IS NULL THEN
         RETURN;
     END IF;
+    cols := pyramid_search_collections(cols);
     IF doc_ids IS NOT NULL THEN
         allowed := ARRAY(SELECT i.id FROM items i
                          WHERE i.document_id = ANY(doc_ids) AND i.level = lvl AND i.embedding IS NOT NULL
+                           AND i.collection_id = ANY(cols)
                          LIMIT pyramid_setting('exact_below', 20000)::integer + 1);
         IF cardinality(allowed) <= pyramid_setting('exact_below', 20000) THEN
             RETURN QUERY
@@ -34,7 +37,7 @@ BEGIN
     RETURN QUERY
     WITH d AS MATERIALIZED (   -- relaxed order: the index may return near-ties out of order
         SELECT i.id, i.embedding <=> query_embedding AS distance FROM items i
-        WHERE i.level = lvl AND (doc_ids IS NULL OR i.document_id = ANY(doc_ids))
+        WHERE i.level = lvl AND i.collection_id = ANY(cols) AND (doc_ids IS NULL OR i.document_id = ANY(doc_ids))
         ORDER BY i.embedding <=> query_embedding
         LIMIT k
     )

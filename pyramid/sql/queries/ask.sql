@@ -6,7 +6,7 @@
 SELECT i.id, i.level, i.text, i.title, i.pages, i.stale, i.document_id, d.source, d.path, d.title AS document_title
 FROM items i
 LEFT JOIN documents d ON d.id = i.document_id
-WHERE i.id = ANY(%(ids)s)
+WHERE i.id = ANY(%(ids)s) AND pyramid_in_scope(i.collection_id)
 
 -- name: expand
 -- One item and its neighbours in one read. 'item': the item itself, with the whole documents it was
@@ -15,7 +15,8 @@ WHERE i.id = ANY(%(ids)s)
 -- abstract's concepts, a recollection's items); 'derived': what was built from it (a page's insights,
 -- an insight's concepts, recollections); 'abstract': its document's abstract. At most per_kind rows
 -- of each relation and level, in document order. No row at all: there is no such item.
-WITH it AS (SELECT id, document_id FROM items WHERE id = %(id)s),
+-- Only an item in scope is expanded; what it links to is of its own collection (the foreign keys).
+WITH it AS (SELECT id, document_id FROM items WHERE id = %(id)s AND pyramid_in_scope(collection_id)),
 linked AS (
     SELECT 'item' AS relation, it.id AS item_id FROM it
     UNION
@@ -48,4 +49,5 @@ WHERE r.n <= %(per_kind)s
 ORDER BY r.relation, r.level, r.ordinal, r.id
 
 -- name: similarity
-SELECT id, 1 - (embedding <=> %(embedding)s::vector) AS similarity FROM items WHERE id = ANY(%(ids)s)
+SELECT id, 1 - (embedding <=> %(embedding)s::vector) AS similarity FROM items
+WHERE id = ANY(%(ids)s) AND pyramid_in_scope(collection_id)

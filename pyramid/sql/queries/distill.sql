@@ -6,21 +6,21 @@ VALUES (%(source)s, %(step)s, %(model)s, %(requests)s, %(input_tokens)s, %(outpu
 
 -- name: cached_outputs
 -- Everything cached for one document, read once when its distillation starts.
-SELECT key, output FROM llm_outputs WHERE source = %(source)s
+SELECT key, output FROM llm_outputs WHERE collection_id = pyramid_write_collection() AND source = %(source)s
 
 -- name: cached_output
-SELECT output FROM llm_outputs WHERE key = %(key)s
+SELECT output FROM llm_outputs WHERE collection_id = pyramid_write_collection() AND key = %(key)s
 
 -- name: cache_output
 INSERT INTO llm_outputs (key, step, model, source, position, pages_key, output, usage)
 VALUES (%(key)s, %(step)s, %(model)s, %(source)s, %(position)s, %(pages_key)s, %(output)s, %(usage)s)
-ON CONFLICT (key) DO NOTHING
+ON CONFLICT (collection_id, key) DO NOTHING
 
 -- name: forget_unused_outputs
 -- After a version is stored, only the outputs it was built from stay cached (an incremental
 -- re-distillation replays them; older versions' outputs would only grow the table).
 DELETE FROM llm_outputs
-WHERE source = ANY(%(sources)s) AND NOT (key = ANY(%(keep)s))
+WHERE collection_id = pyramid_write_collection() AND source = ANY(%(sources)s) AND NOT (key = ANY(%(keep)s))
 
 -- name: sources_of
 SELECT source FROM documents WHERE id = ANY(%(ids)s) ORDER BY id
@@ -29,7 +29,7 @@ SELECT source FROM documents WHERE id = ANY(%(ids)s) ORDER BY id
 SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title AS document_title, d.source
 FROM items i
 JOIN documents d ON d.id = i.document_id
-WHERE i.level = 'concept' AND i.embedding IS NOT NULL
+WHERE i.collection_id = pyramid_write_collection() AND i.level = 'concept' AND i.embedding IS NOT NULL
 ORDER BY i.id
 
 -- name: recollections_by
@@ -38,7 +38,7 @@ SELECT i.id, i.text, i.stale,
                 FILTER (WHERE s.source_item_id IS NOT NULL), '{}') AS sources
 FROM items i
 LEFT JOIN item_sources s ON s.item_id = i.id
-WHERE i.level = 'recollection' AND i.distiller = %(distiller)s
+WHERE i.collection_id = pyramid_write_collection() AND i.level = 'recollection' AND i.distiller = %(distiller)s
 GROUP BY i.id
 ORDER BY i.ordinal, i.id
 
@@ -65,7 +65,7 @@ UPDATE items SET stale = false, meta = meta || jsonb_build_object('documents', %
 WHERE id = %(id)s
 
 -- name: next_recollection_ordinal
-SELECT coalesce(max(ordinal), 0) + 1 AS ordinal FROM items WHERE level = 'recollection'
+SELECT coalesce(max(ordinal), 0) + 1 AS ordinal FROM items WHERE collection_id = pyramid_write_collection() AND level = 'recollection'
 
 -- name: concepts_of_documents
 SELECT i.id, i.document_id, i.title, i.text, i.embedding, d.title AS document_title, d.source
@@ -88,7 +88,8 @@ CROSS JOIN LATERAL (
            i.embedding <=> c.embedding AS distance
     FROM items i
     JOIN documents d ON d.id = i.document_id
-    WHERE i.level = 'concept' AND NOT (i.document_id = ANY(%(exclude)s)) AND i.embedding IS NOT NULL
+    WHERE i.collection_id = c.collection_id AND i.level = 'concept' AND NOT (i.document_id = ANY(%(exclude)s))
+      AND i.embedding IS NOT NULL
     ORDER BY i.embedding <=> c.embedding
     LIMIT %(limit)s
 ) r
@@ -99,7 +100,7 @@ ORDER BY q.position, r.distance, r.id
 -- (not the user's, nor those learned from answers: `recollections verify` re-checks those).
 SELECT r.id, r.text
 FROM items r
-WHERE r.level = 'recollection' AND r.distiller NOT IN ('user', 'extractive', 'learned')
+WHERE r.collection_id = pyramid_write_collection() AND r.level = 'recollection' AND r.distiller NOT IN ('user', 'extractive', 'learned')
   AND (r.stale OR EXISTS (SELECT 1 FROM item_sources s
                           WHERE s.item_id = r.id AND s.source_item_id = ANY(%(concepts)s)))
 ORDER BY r.stale DESC, r.ordinal, r.id

@@ -4,12 +4,12 @@
 -- The stored state of many files in one round trip (a sync of unchanged files asks for all of them).
 SELECT path, id, source, file_sha256, sha256, status
 FROM documents
-WHERE path = ANY(%(paths)s)
+WHERE collection_id = pyramid_write_collection() AND path = ANY(%(paths)s)
 
 -- name: lock_source
 SELECT id, sha256, status
 FROM documents
-WHERE source = %(source)s
+WHERE collection_id = pyramid_write_collection() AND source = %(source)s
 FOR UPDATE
 
 -- name: insert
@@ -25,7 +25,7 @@ SET path = %(path)s, file_sha256 = %(file_sha256)s, sha256 = %(sha256)s, title =
     format = %(format)s, page_count = %(page_count)s, paged = %(paged)s, status = %(status)s,
     error = %(error)s, distiller = %(distiller)s, usage = %(usage)s, meta = %(meta)s,
     file_size = %(file_size)s, file_mtime = %(file_mtime)s, updated_at = now()
-WHERE id = %(id)s
+WHERE id = %(id)s AND collection_id = pyramid_write_collection()
 
 -- name: set_status
 UPDATE documents
@@ -37,13 +37,13 @@ WHERE id = %(id)s
 -- so the next run retries and readers keep what they had.
 UPDATE documents
 SET status = 'failed', error = %(error)s, file_sha256 = %(file_sha256)s, updated_at = now()
-WHERE source = %(source)s
+WHERE collection_id = pyramid_write_collection() AND source = %(source)s
 RETURNING id
 
 -- name: insert_failed
 INSERT INTO documents (source, path, file_sha256, title, status, error)
 VALUES (%(source)s, %(path)s, %(file_sha256)s, %(title)s, 'failed', %(error)s)
-ON CONFLICT (source) DO UPDATE
+ON CONFLICT (collection_id, source) DO UPDATE
 SET status = 'failed', error = excluded.error, file_sha256 = excluded.file_sha256, updated_at = now()
 RETURNING id
 
@@ -58,7 +58,8 @@ SELECT d.id, d.source, d.path, d.title, d.format, d.page_count, d.status, d.erro
                  FROM (SELECT level, count(*) AS n FROM items i
                        WHERE i.document_id = d.id GROUP BY level) counts), '{}'::jsonb) AS items
 FROM documents d
-WHERE (%(status)s::text IS NULL OR d.status = %(status)s)
+WHERE pyramid_in_scope(d.collection_id)
+  AND (%(status)s::text IS NULL OR d.status = %(status)s)
   AND (%(id)s::bigint IS NULL OR d.id = %(id)s)
 ORDER BY d.source
 
@@ -67,14 +68,15 @@ ORDER BY d.source
 -- (resolved by the caller), or by a unique suffix of the source or of its file such as the file
 -- name. Grouped by file: a feed's items share theirs, so "news.rss" names every one of them.
 SELECT path, array_agg(id ORDER BY id) AS ids FROM documents
-WHERE source = %(ref)s OR path = %(ref)s
-   OR source LIKE ('%%/' || %(suffix)s) ESCAPE '\' OR path LIKE ('%%/' || %(suffix)s) ESCAPE '\'
+WHERE pyramid_in_scope(collection_id)
+  AND (source = %(ref)s OR path = %(ref)s
+       OR source LIKE ('%%/' || %(suffix)s) ESCAPE '\' OR path LIKE ('%%/' || %(suffix)s) ESCAPE '\')
 GROUP BY path
 ORDER BY bool_or(path = %(ref)s) DESC, path
 LIMIT 10
 
 -- name: exact
-SELECT id FROM documents WHERE source = %(ref)s
+SELECT id FROM documents WHERE pyramid_in_scope(collection_id) AND source = %(ref)s
 
 -- name: touch_file_hash
 UPDATE documents SET file_sha256 = %(file_sha256)s WHERE id = %(id)s
@@ -82,18 +84,17 @@ UPDATE documents SET file_sha256 = %(file_sha256)s WHERE id = %(id)s
 -- name: under_root
 -- The documents whose file is the given path or lies below the given folder.
 SELECT id, source, path FROM documents
-WHERE path = %(root)s OR path LIKE %(prefix)s ESCAPE '\'
+WHERE collection_id = pyramid_write_collection() AND (path = %(root)s OR path LIKE %(prefix)s ESCAPE '\')
 ORDER BY source
 
 -- name: corpus_changed
-INSERT INTO pyramid_meta (key, value) VALUES ('corpus_changed', 'true'::jsonb)
-ON CONFLICT (key) DO UPDATE SET value = 'true'::jsonb
+UPDATE collections SET corpus_changed = true WHERE id = pyramid_write_collection() AND NOT corpus_changed
 
 -- name: pending_corpus
-SELECT id FROM documents WHERE status = 'distilled' ORDER BY id
+SELECT id FROM documents WHERE collection_id = pyramid_write_collection() AND status = 'distilled' ORDER BY id
 
 -- name: corpus_flag
-SELECT value = 'true'::jsonb AS changed FROM pyramid_meta WHERE key = 'corpus_changed'
+SELECT corpus_changed AS changed FROM collections WHERE id = pyramid_write_collection()
 
 -- name: corpus_done
 -- The corpus step is done for these documents: they are ready, and no removal is pending.
@@ -101,4 +102,4 @@ WITH ready AS (
     UPDATE documents SET status = 'ready', updated_at = now()
     WHERE id = ANY(%(ids)s) AND status = 'distilled'
 )
-DELETE FROM pyramid_meta WHERE key = 'corpus_changed'
+UPDATE collections SET corpus_changed = false WHERE id = pyramid_write_collection() AND corpus_changed

@@ -12,6 +12,41 @@ FROM STDIN (FORMAT BINARY)
 -- name: copy_sources
 COPY item_sources (item_id, source_item_id, source_document_id, source_ref) FROM STDIN (FORMAT BINARY)
 
+-- name: rls_active
+-- Whether row-level security applies to this session's writes (a role granted access to a
+-- collection, not the owner). PostgreSQL does not COPY into such a table: the rows go through a
+-- session's temporary table and one INSERT instead (stage, copy_staged, insert_staged).
+SELECT row_security_active('items') AS active
+
+-- name: stage
+CREATE TEMP TABLE IF NOT EXISTS pyramid_stage_items (
+    id bigint, document_id bigint, level text, ordinal integer, title text, text text, pages integer[],
+    embedding vector, content_hash text, distiller text, stale boolean, meta jsonb);
+CREATE TEMP TABLE IF NOT EXISTS pyramid_stage_sources (
+    item_id bigint, source_item_id bigint, source_document_id bigint, source_ref text)
+
+-- name: copy_staged
+COPY pyramid_stage_items (id, document_id, level, ordinal, title, text, pages, embedding, content_hash,
+                          distiller, stale, meta)
+FROM STDIN (FORMAT BINARY)
+
+-- name: copy_sources_staged
+COPY pyramid_stage_sources (item_id, source_item_id, source_document_id, source_ref) FROM STDIN (FORMAT BINARY)
+
+-- name: insert_staged
+-- One INSERT of everything staged, so the BM25 triggers run once for the batch, as after a COPY.
+WITH moved AS (DELETE FROM pyramid_stage_items RETURNING *)
+INSERT INTO items (id, document_id, level, ordinal, title, text, pages, embedding, content_hash, distiller,
+                   stale, meta)
+OVERRIDING SYSTEM VALUE
+SELECT id, document_id, level, ordinal, title, text, pages, embedding, content_hash, distiller, stale, meta
+FROM moved ORDER BY id
+
+-- name: insert_sources_staged
+WITH moved AS (DELETE FROM pyramid_stage_sources RETURNING *)
+INSERT INTO item_sources (item_id, source_item_id, source_document_id, source_ref)
+SELECT item_id, source_item_id, source_document_id, source_ref FROM moved
+
 -- name: delete_for_document
 DELETE FROM items
 WHERE document_id = %(document_id)s

@@ -1,4 +1,5 @@
 -- Named queries of the ingest queue (ingest_jobs, migration 007). Values are always bound parameters.
+-- A worker works for one collection: the one its session writes to (pyramid_write_collection()).
 
 -- name: enqueue
 -- One job per (file, sha256): enqueuing twice, or two scans at once, leave one. A queued job of an
@@ -9,12 +10,12 @@ WITH given AS (
     SELECT * FROM unnest(%(sources)s::text[], %(shas)s::text[], %(sizes)s::bigint[]) AS g (source, sha256, size)
 ), superseded AS (
     DELETE FROM ingest_jobs j USING given g
-    WHERE j.source = g.source AND j.sha256 <> g.sha256 AND j.status = 'queued'
+    WHERE j.collection_id = pyramid_write_collection() AND j.source = g.source AND j.sha256 <> g.sha256 AND j.status = 'queued'
     RETURNING j.id
 )
 INSERT INTO ingest_jobs (source, sha256, size, max_attempts)
 SELECT source, sha256, size, %(max_attempts)s FROM given
-ON CONFLICT (source, sha256) DO UPDATE
+ON CONFLICT (collection_id, source, sha256) DO UPDATE
 SET status = 'queued', attempts = 0, max_attempts = excluded.max_attempts, run_after = now(),
     last_error = NULL, results = '[]'::jsonb, lease_owner = NULL, lease_expires = NULL,
     heartbeat_at = NULL, enqueued_at = now(), started_at = NULL, finished_at = NULL
@@ -22,7 +23,7 @@ WHERE ingest_jobs.status = 'done'
 RETURNING id, (xmax = 0) AS inserted
 
 -- name: ids_of
-SELECT id, source, status FROM ingest_jobs WHERE (source, sha256) IN (
+SELECT id, source, status FROM ingest_jobs WHERE collection_id = pyramid_write_collection() AND (source, sha256) IN (
     SELECT * FROM unnest(%(sources)s::text[], %(shas)s::text[])
 )
 
@@ -33,7 +34,7 @@ UPDATE ingest_jobs
 SET status = 'failed', finished_at = now(),
     last_error = 'the lease of ' || coalesce(lease_owner, '?') || ' expired (attempt ' || attempts
                  || ' of ' || max_attempts || '): the worker stopped or lost the database'
-WHERE status = 'running' AND lease_expires < now() AND attempts >= max_attempts
+WHERE collection_id = pyramid_write_collection() AND status = 'running' AND lease_expires < now() AND attempts >= max_attempts
 RETURNING id
 
 -- name: claim
@@ -43,11 +44,12 @@ RETURNING id
 WITH next AS (
     SELECT j.id
     FROM ingest_jobs j
-    WHERE ((j.status = 'queued' AND j.run_after <= now())
+    WHERE j.collection_id = pyramid_write_collection()
+      AND ((j.status = 'queued' AND j.run_after <= now())
            OR (j.status = 'running' AND j.lease_expires < now()))
       AND NOT EXISTS (
           SELECT 1 FROM ingest_jobs o
-          WHERE o.source = j.source AND o.id < j.id AND o.status IN ('queued', 'running'))
+          WHERE o.collection_id = j.collection_id AND o.source = j.source AND o.id < j.id AND o.status IN ('queued', 'running'))
     ORDER BY j.id
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
@@ -99,14 +101,14 @@ RETURNING status
 
 -- name: counts
 SELECT status, count(*) AS n FROM ingest_jobs
-WHERE %(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s)
+WHERE collection_id = pyramid_write_collection() AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
 GROUP BY status
 
 -- name: list
 SELECT id, source, sha256, size, status, attempts, max_attempts, lease_owner, lease_expires,
        heartbeat_at, last_error, results, enqueued_at, started_at, finished_at
 FROM ingest_jobs
-WHERE (%(status)s::text IS NULL OR status = %(status)s)
+WHERE collection_id = pyramid_write_collection() AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
 ORDER BY id
 
@@ -114,5 +116,5 @@ ORDER BY id
 UPDATE ingest_jobs
 SET status = 'queued', attempts = 0, run_after = now(), lease_owner = NULL, lease_expires = NULL,
     finished_at = NULL
-WHERE status = 'failed' AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
+WHERE collection_id = pyramid_write_collection() AND status = 'failed' AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
 RETURNING id

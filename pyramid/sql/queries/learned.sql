@@ -2,14 +2,16 @@
 
 -- name: lock
 -- Held to the end of the transaction: one finding is matched and written at a time.
-SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s)
+SELECT pg_advisory_xact_lock(%(namespace)s, pyramid_write_collection())
 
 -- name: cited_items
+-- Only items of the collection learned into: a learned recollection rests on its own collection
+-- (an answer over several collections learns from the citations of the first).
 SELECT i.id, i.level, i.text, i.content_hash, i.document_id, i.pages, d.source, d.path,
        coalesce(nullif(d.title, ''), d.source) AS title
 FROM items i
 LEFT JOIN documents d ON d.id = i.document_id
-WHERE i.id = ANY(%(ids)s)
+WHERE i.id = ANY(%(ids)s) AND i.collection_id = pyramid_write_collection()
 
 -- name: same_finding
 -- The live learned recollection this finding repeats: the same cited items first, else the most
@@ -18,7 +20,7 @@ SELECT r.item_id, i.text, i.stale, r.question, r.model, r.cited, r.status, r.upd
        r.sources_key = %(key)s AS same_items, 1 - (i.embedding <=> %(embedding)s::vector) AS similarity
 FROM learned_recollections r
 JOIN items i ON i.id = r.item_id
-WHERE r.status <> 'retired'
+WHERE r.collection_id = pyramid_write_collection() AND r.status <> 'retired'
   AND (r.sources_key = %(key)s OR 1 - (i.embedding <=> %(embedding)s::vector) >= %(threshold)s)
 ORDER BY (r.sources_key = %(key)s) DESC, i.embedding <=> %(embedding)s::vector, r.item_id
 LIMIT 1
@@ -60,7 +62,7 @@ UPDATE items SET stale = false WHERE id = %(item)s AND stale
 SELECT r.item_id, i.text, i.stale, r.status, r.cited, r.question, r.model
 FROM learned_recollections r
 JOIN items i ON i.id = r.item_id
-WHERE r.status <> 'retired' AND (%(every)s OR i.stale)
+WHERE r.collection_id = pyramid_write_collection() AND r.status <> 'retired' AND (%(every)s OR i.stale)
 ORDER BY r.item_id
 
 -- name: same_text_in
@@ -70,7 +72,7 @@ SELECT i.id, i.level, i.text, i.content_hash, i.document_id, i.pages, d.source, 
        coalesce(nullif(d.title, ''), d.source) AS title
 FROM items i
 JOIN documents d ON d.id = i.document_id
-WHERE d.source = %(source)s AND i.level = %(level)s AND i.content_hash = %(hash)s
+WHERE d.collection_id = pyramid_write_collection() AND d.source = %(source)s AND i.level = %(level)s AND i.content_hash = %(hash)s
 ORDER BY i.id
 LIMIT 1
 
@@ -86,7 +88,8 @@ SELECT * FROM (
            r.updated_at, r.verified_at
     FROM items i
     LEFT JOIN learned_recollections r ON r.item_id = i.id
-    WHERE i.level = 'recollection' AND (%(id)s::bigint IS NULL OR i.id = %(id)s)
+    WHERE i.level = 'recollection' AND pyramid_in_scope(i.collection_id)
+      AND (%(id)s::bigint IS NULL OR i.id = %(id)s)
 ) x
 WHERE (%(kinds)s::text[] IS NULL OR x.kind = ANY(%(kinds)s))
   AND (NOT %(stale)s OR x.stale)
@@ -102,7 +105,7 @@ SELECT s.item_id AS recollection, s.source_item_id, coalesce(src.document_id, s.
 FROM item_sources s
 LEFT JOIN items src ON src.id = s.source_item_id
 LEFT JOIN documents d ON d.id = coalesce(src.document_id, s.source_document_id)
-WHERE s.item_id = ANY(%(ids)s)
+WHERE s.item_id = ANY(%(ids)s) AND pyramid_in_scope(s.collection_id)
 ORDER BY s.item_id, s.id
 
 -- name: current_on_pages
@@ -111,6 +114,7 @@ SELECT i.id, i.level, i.text, i.content_hash, i.document_id, i.pages, d.source, 
        coalesce(nullif(d.title, ''), d.source) AS title
 FROM items i
 JOIN documents d ON d.id = i.document_id
-WHERE d.source = %(source)s AND i.level = %(level)s AND i.pages && %(pages)s::integer[]
+WHERE d.collection_id = pyramid_write_collection() AND d.source = %(source)s AND i.level = %(level)s
+  AND i.pages && %(pages)s::integer[]
 ORDER BY i.ordinal, i.id
 LIMIT %(limit)s
