@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 from .config import OutputMode, Settings, load_settings
 from .models import (
     LEVELS,
+    ApiToken,
     CollectionInfo,
     DocumentInfo,
     DocumentView,
@@ -149,6 +150,9 @@ class Pyramid:
         self._portal = portal
         self._closed = False
         self._labels = Labels()  # what evidence() and expand() name documents by
+        self._parent: Pyramid | None = (
+            None  # a scoped view (``ascoped``) shares its parent's loop and encoder
+        )
 
     # -- opening and closing ------------------------------------------------------------------------
     @classmethod
@@ -214,6 +218,10 @@ class Pyramid:
     def close(self) -> None:
         if self._closed:
             return
+        if self._parent is not None:
+            self._closed = True
+            self._portal.call(self._rt.db.close())
+            return
         self._closed = True
         try:
             self._portal.call(self._aclose_runtime())
@@ -222,6 +230,10 @@ class Pyramid:
 
     async def aclose(self) -> None:
         if self._closed:
+            return
+        if self._parent is not None:
+            self._closed = True
+            await self._portal.acall(self._rt.db.close())
             return
         self._closed = True
         try:
@@ -803,6 +815,92 @@ class Pyramid:
             return await revoke(conn, role, collection)
 
     revoke = blocking(arevoke)
+
+    @on_loop
+    async def ascoped(self, *, collections: Sequence[str], role: str | None = None) -> Pyramid:
+        """The same pyramid seen through other collections and, with ``role``, as that PostgreSQL
+        role (under its row-level security): its own connection pool, this pyramid's event loop and
+        encoder. ``pyramid serve`` runs each API token's requests on one. Close it before this one."""
+        from .store.database import Database
+
+        parent = self._rt
+        db = Database(
+            parent.db.url,
+            pool_size=min(2, parent.settings.pool_size),
+            collections=tuple(collections),
+            role=role,
+        )
+        await db.open(
+            embedding_model=parent.embedder.name,
+            embedding_dim=lambda: parent.embedder.dimension,
+            text_search_config=parent.settings.text_search_config,
+            check_model=False,
+        )
+        settings = parent.settings.model_copy(update={"collection": ",".join(collections), "role": role})
+        child = Pyramid(
+            Runtime(settings=settings, db=db, embedder=parent.embedder, progress=parent.progress),
+            self._portal,
+        )
+        child._parent = self
+        return child
+
+    # -- API tokens (pyramid serve) -------------------------------------------------------------
+    @on_loop
+    async def acreate_token(
+        self, collections: Sequence[str], *, write: bool = False, name: str = ""
+    ) -> tuple[ApiToken, str]:
+        """A new API token for ``pyramid serve``, reading ``collections`` (and, with ``write``,
+        writing the first): a PostgreSQL role is made for it and granted that access. Returns the
+        record and the token, which is shown this once (only its sha256 is kept)."""
+        from .store import tokens
+
+        async with self._rt.db.connection() as conn:
+            return await tokens.create(conn, collections, write=write, name=name)
+
+    create_token = blocking(acreate_token)
+
+    @on_loop
+    async def atokens(self) -> list[ApiToken]:
+        from .store import tokens
+
+        async with self._rt.db.connection() as conn:
+            return await tokens.list_tokens(conn)
+
+    tokens = blocking(atokens)
+
+    @on_loop
+    async def afind_token(self, token: str) -> ApiToken | None:
+        """The API token a request presented, or None (``pyramid serve``)."""
+        from .store import tokens
+
+        async with self._rt.db.connection() as conn:
+            return await tokens.find(conn, token)
+
+    @on_loop
+    async def atoken_session(self, cookie: str) -> ApiToken | None:
+        """The API token of a browser session cookie (``pyramid serve``), or None."""
+        import hmac
+
+        from .store import tokens
+
+        parsed = tokens.parse_token_session(cookie)
+        if parsed is None:
+            return None
+        async with self._rt.db.connection() as conn:
+            found = await tokens.by_id(conn, parsed[0])
+        if found is None or not hmac.compare_digest(tokens.token_session(parsed[0], found[1]), cookie):
+            return None
+        return found[0]
+
+    @on_loop
+    async def arevoke_token(self, token_id: int) -> ApiToken:
+        """Delete an API token and its role: requests that present it are refused from now on."""
+        from .store import tokens
+
+        async with self._rt.db.connection() as conn:
+            return await tokens.revoke(conn, token_id)
+
+    revoke_token = blocking(arevoke_token)
 
     # -- maintenance ------------------------------------------------------------------------------
     @on_loop

@@ -556,6 +556,18 @@ class CollectionInfo(BaseModel):
     grants: list[Grant] = Field(default_factory=list)
 
 
+class ApiToken(BaseModel):
+    """An API token of ``pyramid serve`` (never the token itself: only the server's record of it)."""
+
+    id: int
+    name: str = ""
+    role: str = Field(description="the PostgreSQL role every request with this token runs as")
+    collections: list[str] = Field(description="what its requests read; written: the first, with write")
+    write: bool = False
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
 class Overview(BaseModel):
     """What ``pyramid overview`` prints: documents by format and size, the main themes, what the
     recollections say, and questions the pyramid can answer well."""

@@ -409,3 +409,58 @@ def test_the_cli_lists_grants_and_refuses_a_missing_collection(dsn: str, setup: 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP OWNED BY "{role}"')
         conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_serve_runs_each_api_token_as_its_role(
+    dsn: str, setup: dict[str, Any], corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from pyramid.serve import create_app
+    from pyramid.serve.auth import COOKIE
+
+    with Pyramid.open(dsn=dsn) as kp:
+        reading, token_a = kp.create_token(["a"], name="team a")
+        writing, token_b = kp.create_token(["b"], write=True)
+        app = create_app(kp, upload_dir=tmp_path / "uploads")
+        with TestClient(app) as client:
+            assert client.get("/api/documents").status_code == 401  # the database has tokens now
+            assert (
+                client.get("/api/documents", headers={"Authorization": "Bearer kp_wrong"}).status_code == 401
+            )
+            a = {"Authorization": f"Bearer {token_a}"}
+            docs = client.get("/api/documents", headers=a).json()
+            assert docs and not [d for d in docs if d["source"].startswith(str(corpus["b"]))]
+            hits = client.get(
+                "/api/search", params={"q": "zeppelin contract Mara Lind", "k": 20}, headers=a
+            ).json()
+            assert SECRET not in json.dumps(hits).lower()
+            b_item = setup["ids"]["b"][0]
+            assert client.get(f"/api/items/{b_item}", headers=a).status_code == 404
+            refused = client.post(
+                "/api/ingest", headers=a, files={"file": ("x.md", b"# X\n\nSome text here.")}
+            )
+            assert refused.status_code == 403
+            b = {"Authorization": f"Bearer {token_b}"}
+            added = client.post(
+                "/api/ingest", headers=b, files={"file": ("zep.md", b"# Zep\n\nThe zeppelin hangar.")}
+            )
+            assert added.status_code == 200, added.text
+            assert any(
+                d["source"].endswith("b/zep.md") for d in client.get("/api/documents", headers=b).json()
+            )
+            assert not any(
+                d["source"].endswith("zep.md") for d in client.get("/api/documents", headers=a).json()
+            )
+            # A browser gives an API token once and keeps a session cookie that is not the token.
+            page = client.get(f"/?token={token_a}", follow_redirects=False)
+            assert page.status_code == 303
+            cookie = client.cookies.get(COOKIE)
+            assert cookie and token_a not in cookie
+            index = client.get("/").text
+            assert "Orchid project" in index and "Orchid budget" not in index
+            client.cookies.clear()
+            kp.revoke_token(reading.id)
+            assert client.get("/api/documents", headers=a).status_code == 401
+        kp.revoke_token(writing.id)
+        assert kp.tokens() == []

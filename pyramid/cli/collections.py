@@ -1,5 +1,5 @@
-"""``pyramid collections`` (and ``collections rm``), ``pyramid grant``, ``pyramid revoke``: the
-corpora of one database and who may read or write them."""
+"""``pyramid collections`` (and ``collections rm``), ``pyramid grant``, ``pyramid revoke``, ``pyramid
+tokens`` (``create``, ``revoke``): the corpora of one database and who may read or write them."""
 
 from __future__ import annotations
 
@@ -95,6 +95,7 @@ def rm(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(collections_app, name="collections")
+    app.add_typer(tokens_app, name="tokens")
 
     @command(app, "grant")
     @with_global_options
@@ -139,3 +140,86 @@ def register(app: typer.Typer) -> None:
             if had
             else f"{role} had no access to the collection {target!r}."
         )
+
+
+tokens_app = typer.Typer(
+    help="API tokens of `pyramid serve`, each a PostgreSQL role with access to some collections.",
+    cls=Group,
+    invoke_without_command=True,
+)
+
+
+@tokens_app.callback()
+def _tokens(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    dsn: DsnOption = None,
+) -> None:
+    """API tokens of `pyramid serve`, each a PostgreSQL role with access to some collections."""
+    options = global_options()
+    options.data_dir = data_dir or options.data_dir
+    options.dsn = dsn or options.dsn
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_pyramid(check_model=False, creates=True) as kp:
+        rows = kp.tokens()
+    if json_output:
+        print_json([row.model_dump(mode="json") for row in rows])
+        return
+    table = Table(title="API tokens", header_style="bold")
+    for column in ("id", "name", "collections", "access", "role", "last used"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.name,
+            ", ".join(row.collections),
+            "write" if row.write else "read",
+            row.role,
+            row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never",
+        )
+    out.print(table)
+
+
+@command(tokens_app, "create")
+@with_global_options
+def create_token(
+    name: Annotated[
+        str, typer.Option("--name", help="What the token is for (shown in `pyramid tokens`).")
+    ] = "",
+    write: Annotated[
+        bool, typer.Option("--write", help="Its requests may also ingest into the first collection.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Make an API token for the collections given with --collection (read; --write: also ingest
+    into the first). The token is printed once; only its hash is kept."""
+    options = global_options()
+    if not options.collection:
+        raise ConfigError("name the token's collections: pyramid tokens create --collection NAME")
+    with open_pyramid(check_model=False) as kp:
+        made, token = kp.create_token(options.collection.split(","), write=write, name=name)
+    if json_output:
+        print_json({**made.model_dump(mode="json"), "token": token})
+        return
+    out.print(token, markup=False, highlight=False)
+    err.print(
+        f"API token {made.id} ({'write' if made.write else 'read'}: {', '.join(made.collections)}), "
+        f"role {made.role}. It is shown only now: keep it."
+    )
+
+
+@command(tokens_app, "revoke")
+@with_global_options
+def revoke_token(
+    token_id: Annotated[int, typer.Argument(metavar="ID", help="The token's id (see `pyramid tokens`).")],
+    json_output: JsonOption = False,
+) -> None:
+    """Delete an API token and its role: requests that present it are refused from now on."""
+    with open_pyramid(check_model=False, creates=True) as kp:
+        gone = kp.revoke_token(token_id)
+    if json_output:
+        print_json(gone.model_dump(mode="json"))
+        return
+    err.print(f"Revoked API token {gone.id} (role {gone.role}).")

@@ -37,6 +37,14 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--upload-dir", help="Where uploaded files are kept (default: DATA_DIR/uploads)."),
         ] = None,
+        api_tokens: Annotated[
+            bool,
+            typer.Option(
+                "--api-tokens",
+                help="Every request needs an API token of the database (pyramid tokens create) or --token; "
+                "on by itself once the database has API tokens.",
+            ),
+        ] = False,
     ) -> None:
         """Serve the JSON API (OpenAPI at /docs) and the web page at / (search, ask, documents, stats)."""
         from ..api import Pyramid
@@ -50,7 +58,7 @@ def register(app: typer.Typer) -> None:
                 f"pyramid serve needs {exc.name}: pip install 'knowledge-pyramid[serve]'"
             ) from exc
 
-        check_bind(host, token)  # before the database starts: a refused address fails fast
+        check_bind(host, token, api_tokens)  # before the database starts: a refused address fails fast
         options = global_options()
 
         def open_pyramid() -> Opening:
@@ -62,6 +70,7 @@ def register(app: typer.Typer) -> None:
                 data_dir=options.data_dir,
                 dsn=options.dsn,
                 embedding_model=options.embedding_model,
+                collection=options.collection,
                 **{**nice, **options.extra},
             )
 
@@ -76,4 +85,5 @@ def register(app: typer.Typer) -> None:
             token=token,
             max_upload=int(max_upload_mb * 1024 * 1024),
             upload_dir=upload_dir,
+            api_tokens=api_tokens,
         )

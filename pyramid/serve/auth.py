@@ -13,6 +13,12 @@ import hmac
 
 from starlette.requests import Request
 
+# The database's API tokens (pyramid tokens create) start with the prefix; only their hash is kept.
+from ..store.tokens import PREFIX as API_TOKEN_PREFIX
+from ..store.tokens import digest, parse_token_session, token_session
+
+__all__ = ["API_TOKEN_PREFIX", "digest", "parse_token_session", "token_session"]
+
 COOKIE = "pyramid_session"
 # Paths a browser may reach without a session: the login form itself and its stylesheet.
 OPEN_PATHS = frozenset({"/login", "/static/app.css"})

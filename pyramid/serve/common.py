@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import (
@@ -24,6 +25,8 @@ from . import auth
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
+
+    from ..api import Pyramid
 
 DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
 
@@ -62,5 +65,23 @@ def pyramid_error(exc: PyramidError) -> JSONResponse:
     return error(500, "failed", str(exc))
 
 
-def set_session(response: Response, token: str) -> None:
-    response.set_cookie(auth.COOKIE, auth.session_value(token), httponly=True, samesite="strict", path="/")
+def set_session(response: Response, session: str) -> None:
+    """Set the session cookie (``session_for`` made its value)."""
+    response.set_cookie(auth.COOKIE, session, httponly=True, samesite="strict", path="/")
+
+
+def pyramid_of(request: Request) -> Pyramid:
+    """The pyramid a request runs on: its API token's (as that token's role), else the server's."""
+    return getattr(request.state, "kp", None) or request.app.state.kp
+
+
+async def session_for(kp: Pyramid, given: str, token: str | None) -> str | None:
+    """The session cookie's value for a token a browser gave (the server's own, or one of the
+    database's API tokens), or None when it is neither."""
+    if token and auth.same(given, token):
+        return auth.session_value(token)
+    if given.startswith(auth.API_TOKEN_PREFIX):
+        found = await kp.afind_token(given)
+        if found is not None:
+            return auth.token_session(found.id, auth.digest(given))
+    return None

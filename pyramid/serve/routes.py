@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import SearchError
-from .common import ServeConfig, error
+from .common import ServeConfig, error, pyramid_of
 
 if TYPE_CHECKING:
     from ..api import Pyramid
@@ -26,7 +26,7 @@ _CHUNK = 1024 * 1024
 
 
 def _kp(request: Request) -> Pyramid:
-    return request.app.state.kp
+    return pyramid_of(request)
 
 
 def _config(request: Request) -> ServeConfig:
@@ -166,10 +166,15 @@ async def stats(request: Request) -> dict[str, Any]:
 @router.post("/ingest", summary="Ingest one uploaded file (replacing an earlier upload of the same name)")
 async def ingest(request: Request, file: Annotated[UploadFile, File(description="the document")]) -> Any:
     kp, config = _kp(request), _config(request)
+    token = getattr(request.state, "token", None)
+    if token is not None and not token.write:
+        return error(403, "forbidden", "this API token may only read (pyramid tokens create --write)")
     name = _SAFE_NAME.sub("_", Path(file.filename or "").name).strip(" .")
     if not name:
         return error(400, "bad_request", "the upload needs a file name (its extension names the format)")
     folder = config.upload_dir or (kp.settings.data_dir / "uploads")
+    if kp.collection != "default":  # one folder per collection: the same name in two stays two files
+        folder = folder / kp.collection
     target = folder / name
     partial = folder / f".{name}.part"
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)

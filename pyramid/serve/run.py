@@ -22,13 +22,13 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve to anything
 
 
-def check_bind(host: str, token: str | None) -> None:
+def check_bind(host: str, token: str | None, api_tokens: bool = False) -> None:
     """Without a token, anyone who can reach the port can read every document: refuse any address
     but loopback."""
-    if not token and not is_loopback(host):
+    if not token and not api_tokens and not is_loopback(host):
         raise ConfigError(
             f"refusing to listen on {host!r} without a token: anyone who reaches it could read the "
-            "pyramid. Set --token (or PYRAMID_API_TOKEN), or listen on 127.0.0.1"
+            "pyramid. Set --token (or PYRAMID_API_TOKEN), or --api-tokens, or listen on 127.0.0.1"
         )
 
 
@@ -41,6 +41,7 @@ def serve(
     max_upload: int | None = None,
     upload_dir: Path | None = None,
     log_level: str = "info",
+    api_tokens: bool = False,
 ) -> None:
     """Serve until interrupted (what ``pyramid serve`` runs)."""
     import uvicorn
@@ -48,9 +49,10 @@ def serve(
     from .app import create_app
     from .common import DEFAULT_MAX_UPLOAD
 
-    check_bind(host, token)
+    check_bind(host, token, api_tokens)
     app = create_app(
         open_pyramid=open_pyramid,
+        api_tokens=api_tokens,
         token=token or None,
         max_upload=max_upload or DEFAULT_MAX_UPLOAD,
         upload_dir=upload_dir,

@@ -13,8 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from . import auth
-from .common import error, set_session
+from .common import error, pyramid_of, session_for, set_session
 
 router = APIRouter(include_in_schema=False)
 _STATIC = files("pyramid.serve") / "static"
@@ -36,7 +35,7 @@ def _page(name: str, **values: str) -> HTMLResponse:
 
 @router.get("/")
 async def index(request: Request) -> Response:
-    docs = await request.app.state.kp.adocuments()
+    docs = await pyramid_of(request).adocuments()
     rows = "\n".join(
         f'<li><a href="#/doc/{doc.id}">{escape(doc.title or doc.path)}</a> '
         f'<span class="muted">{escape(doc.format)} · {doc.pages} p. · {escape(doc.status)}</span></li>'
@@ -64,12 +63,13 @@ async def login(request: Request) -> Response:
     token = request.app.state.config.token
     given = str(form.get("token") or "")
     target = _local(str(form.get("next") or "/"))
-    if not token:
+    if not request.app.state.guarded:
         return RedirectResponse(target, status_code=303)
-    if not auth.same(given, token):
+    session = await session_for(request.app.state.kp, given, token)
+    if session is None:
         return RedirectResponse("/login?failed=1", status_code=303)
     response = RedirectResponse(target, status_code=303)
-    set_session(response, token)
+    set_session(response, session)
     return response
 
 
