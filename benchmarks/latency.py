@@ -74,9 +74,17 @@ def centres() -> np.ndarray:
 
 
 def batch_rows(
-    batch: int, start_id: int, count: int, words: list[str], probs: np.ndarray, topic_centres: np.ndarray
+    batch: int,
+    start_id: int,
+    count: int,
+    words: list[str],
+    probs: np.ndarray,
+    topic_centres: np.ndarray,
+    collections: list[int] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Deterministic rows of one batch (so an interrupted load resumes with the same data)."""
+    """Deterministic rows of one batch (so an interrupted load resumes with the same data). With
+    ``collections``, each row ends with its document's collection: documents go round-robin over
+    the given collection ids by document id (the items are the same as without)."""
     rng = np.random.default_rng(SEED + 100 + batch)
     names = [m[0] for m in LEVEL_MIX]
     levels = rng.choice(len(LEVEL_MIX), size=count, p=[m[1] for m in LEVEL_MIX])
@@ -94,15 +102,11 @@ def batch_rows(
         tokens = [STOP[stop_pick[j]] if stops[j] else words[drawn[j]] for j in range(offset, offset + n)]
         offset += n
         item_id = start_id + i
-        rows.append(
-            (
-                item_id,
-                1 + (item_id - 1) // ITEMS_PER_DOC,
-                names[levels[i]],
-                " ".join(tokens) + ".",
-                vectors[i],
-            )
-        )
+        document_id = 1 + (item_id - 1) // ITEMS_PER_DOC
+        row: tuple[Any, ...] = (document_id, names[levels[i]], " ".join(tokens) + ".", vectors[i])
+        if collections:
+            row += (collections[(document_id - 1) % len(collections)],)
+        rows.append((item_id, *row))
     return rows
 
 
@@ -221,7 +225,9 @@ def build_deferred(conn: Any, timings: dict[str, float]) -> None:
         run_step(conn, step, ddl, timings)
 
 
-def build(url: str, items: int) -> dict[str, float]:
+def build(url: str, items: int, collections: list[int] | None = None) -> dict[str, float]:
+    """Load the items (see batch_rows for ``collections``) and build the indexes, resuming where an
+    earlier run stopped."""
     import psycopg
     from pgvector.psycopg import register_vector
 
@@ -236,11 +242,13 @@ def build(url: str, items: int) -> dict[str, float]:
         if not step_done(conn, "load"):
             defer_indexes(conn)
             docs = (items + ITEMS_PER_DOC - 1) // ITEMS_PER_DOC
+            cols = collections or [1]  # 1: the collection 'default'
             conn.execute(
-                "INSERT INTO documents (source, path, title, status) OVERRIDING SYSTEM VALUE "
-                "SELECT '/bench/doc' || g || '.md', '/bench/doc' || g || '.md', 'Doc ' || g, 'ready' "
-                "FROM generate_series(1, %s) g ON CONFLICT (source) DO NOTHING",
-                (docs,),
+                "INSERT INTO documents (source, path, title, status, collection_id) OVERRIDING SYSTEM VALUE "
+                "SELECT '/bench/doc' || g || '.md', '/bench/doc' || g || '.md', 'Doc ' || g, 'ready', "
+                "(%s::integer[])[1 + (g - 1) %% %s] "
+                "FROM generate_series(1, %s) g ON CONFLICT DO NOTHING",
+                (cols, len(cols), docs),
             )
             words, probs, topic_centres = vocabulary(), zipf_probabilities(), centres()
             done = conn.execute("SELECT count(*) FROM items").fetchone()[0]
@@ -248,15 +256,20 @@ def build(url: str, items: int) -> dict[str, float]:
             spent = 0.0
             for batch in range(done // BATCH, (items + BATCH - 1) // BATCH):
                 first = batch * BATCH + 1
-                rows = batch_rows(batch, first, min(BATCH, items - first + 1), words, probs, topic_centres)
+                rows = batch_rows(
+                    batch, first, min(BATCH, items - first + 1), words, probs, topic_centres, collections
+                )
                 t0 = time.perf_counter()
+                columns = "id, document_id, level, text, embedding" + (
+                    ", collection_id" if collections else ""
+                )
                 with (
                     conn.transaction(),
-                    conn.cursor().copy(
-                        "COPY items (id, document_id, level, text, embedding) FROM STDIN (FORMAT BINARY)"
-                    ) as copy,
+                    conn.cursor().copy(f"COPY items ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
                 ):
-                    copy.set_types(["bigint", "bigint", "text", "text", "vector"])
+                    copy.set_types(
+                        ["bigint", "bigint", "text", "text", "vector"] + (["integer"] if collections else [])
+                    )
                     for row in rows:
                         copy.write_row(row)
                 spent += time.perf_counter() - t0
@@ -361,37 +374,47 @@ def library(
     return out
 
 
+def query_set(n_queries: int) -> tuple[list[str], np.ndarray]:
+    """The fixed query texts (see queries) and their query vectors, drawn around topic centres as
+    the items' are."""
+    texts = queries(vocabulary(), n_queries)
+    rng = np.random.default_rng(SEED + 9)
+    topic_centres = centres()
+    vectors = topic_centres[rng.integers(0, TOPICS, len(texts))] + 0.08 * rng.standard_normal(
+        (len(texts), DIM)
+    )
+    return texts, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def search_params(text: str, vec: Any, mode: str, levels: list[str] | None, k: int) -> dict[str, Any]:
+    """The parameters of the named query search.run, with the library's defaults."""
+    return {
+        "query": text,
+        "embedding": vec,
+        "levels": levels,
+        "k": k,
+        "mode": mode,
+        "docs": None,
+        "fusion": "weighted",
+        "rrf_k": 60,
+        "weight_bm25": 0.5,
+        "candidates": 100,
+        "k1": 1.2,
+        "b": 0.75,
+    }
+
+
 def measure(url: str, items: int, n_queries: int, k: int) -> dict[str, Any]:
     import psycopg
     from pgvector.psycopg import register_vector
 
     from pyramid.sqlfiles import query
 
-    words = vocabulary()
-    texts = queries(words, n_queries)
-    rng = np.random.default_rng(SEED + 9)
-    topic_centres = centres()
-    vectors = topic_centres[rng.integers(0, TOPICS, len(texts))] + 0.08 * rng.standard_normal(
-        (len(texts), DIM)
-    )
-    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    texts, vectors = query_set(n_queries)
     search = query("search.run")
 
     def params(text: str, vec: Any, mode: str, levels: list[str] | None = None) -> dict[str, Any]:
-        return {
-            "query": text,
-            "embedding": vec,
-            "levels": levels,
-            "k": k,
-            "mode": mode,
-            "docs": None,
-            "fusion": "weighted",
-            "rrf_k": 60,
-            "weight_bm25": 0.5,
-            "candidates": 100,
-            "k1": 1.2,
-            "b": 0.75,
-        }
+        return search_params(text, vec, mode, levels, k)
 
     cases = {
         "bm25 (all levels)": lambda t, v: (search, params(t, None, "bm25")),
