@@ -15,10 +15,10 @@ from .common import (
     DsnOption,
     Group,
     JsonOption,
-    collection_names,
     command,
     err,
     global_options,
+    group_options,
     open_pyramid,
     out,
     print_json,
@@ -41,10 +41,7 @@ def _collections(
     collection: CollectionOption = None,
 ) -> None:
     """The collections of this database with their documents, items and access; `rm` removes one."""
-    options = global_options()
-    options.data_dir = data_dir or options.data_dir
-    options.dsn = dsn or options.dsn
-    options.collection = collection_names(collection) or options.collection
+    group_options(data_dir, dsn, collection)
     if ctx.invoked_subcommand is not None:
         return
     with open_pyramid(check_model=False, creates=True) as kp:
@@ -157,9 +154,7 @@ def _tokens(
     dsn: DsnOption = None,
 ) -> None:
     """API tokens of `pyramid serve`, each a PostgreSQL role with access to some collections."""
-    options = global_options()
-    options.data_dir = data_dir or options.data_dir
-    options.dsn = dsn or options.dsn
+    group_options(data_dir, dsn)
     if ctx.invoked_subcommand is not None:
         return
     with open_pyramid(check_model=False, creates=True) as kp:

@@ -267,6 +267,14 @@ CollectionOption = Annotated[
 ]
 
 
+def group_options(data_dir: Path | None, dsn: str | None, collection: list[str] | None = None) -> None:
+    """The global options given to a command group (``pyramid jobs --dsn …``) before its subcommand."""
+    options = global_options()
+    options.data_dir = data_dir or options.data_dir
+    options.dsn = dsn or options.dsn
+    options.collection = collection_names(collection) or options.collection
+
+
 def collection_names(values: list[str] | None) -> str | None:
     """--collection hr --collection legal, --collection hr,legal and PYRAMID_COLLECTION="hr legal"
     (click splits an environment variable of a repeatable option at spaces) all name the same two."""

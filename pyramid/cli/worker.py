@@ -13,11 +13,10 @@ from .common import (
     DsnOption,
     Group,
     JsonOption,
-    collection_names,
     command,
     display_path,
     err,
-    global_options,
+    group_options,
     open_pyramid,
     out,
     print_json,
@@ -48,10 +47,7 @@ def _jobs(
     collection: CollectionOption = None,
 ) -> None:
     """The ingest queue: list jobs (--failed for the dead letters), retry failed ones."""
-    options = global_options()
-    options.data_dir = data_dir or options.data_dir
-    options.dsn = dsn or options.dsn
-    options.collection = collection_names(collection) or options.collection
+    group_options(data_dir, dsn, collection)
     if ctx.invoked_subcommand is not None:
         return
     with open_pyramid(check_model=False) as kp:

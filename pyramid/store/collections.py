@@ -18,29 +18,9 @@ from .rows import fetch_all, fetch_one
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-# Every table and view a reader of a collection reads (row-level security narrows the rows), and
-# the ones a writer also changes. api_tokens is not among them: only the owner reads it.
-READ_TABLES = (
-    "pyramid_meta",
-    "pyramid_migrations",
-    "pyramid_sql_functions",
-    "collections",
-    "documents",
-    "items",
-    "item_sources",
-    "bm25_postings",
-    "bm25_levels",
-    "bm25_level_deltas",
-    "bm25_terms",
-    "bm25_term_deltas",
-    "bm25_impact_ref",
-    "bm25_level_stats",
-    "bm25_term_stats",
-    "llm_outputs",
-    "distill_usage",
-    "learned_recollections",
-    "ingest_jobs",
-)
+# The tables that hold a collection's rows (row-level security narrows them): a writer changes
+# them; a reader reads them, the build records and the BM25 statistics views. api_tokens is not
+# among them: only the owner reads it.
 WRITE_TABLES = (
     "collections",
     "documents",
@@ -56,6 +36,14 @@ WRITE_TABLES = (
     "distill_usage",
     "learned_recollections",
     "ingest_jobs",
+)
+READ_TABLES = (
+    "pyramid_meta",
+    "pyramid_migrations",
+    "pyramid_sql_functions",
+    *WRITE_TABLES,
+    "bm25_level_stats",
+    "bm25_term_stats",
 )
 ACCESS = ("read", "write")
 
