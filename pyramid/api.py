@@ -499,6 +499,18 @@ class Pyramid:
     jobs = blocking(ajobs)
 
     @on_loop
+    async def aunembedded(self) -> int:
+        """Items stored without a vector yet: the backlog of ``pyramid worker --stages embed``
+        (documents written by ``--stages convert,distill`` workers). They are found by BM25 only
+        until they are embedded."""
+        from .store import maintenance
+
+        async with self._rt.db.connection() as conn:
+            return await maintenance.count_unembedded(conn)
+
+    unembedded = blocking(aunembedded)
+
+    @on_loop
     async def aretry_jobs(self, ids: Sequence[int] | None = None) -> list[int]:
         """Queue the failed jobs (all, or ``ids``) again with their attempts reset; returns their ids."""
         from .store import jobs

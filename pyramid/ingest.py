@@ -84,8 +84,13 @@ class Ingest:
         prune: bool = False,
         write_guard: WriteGuard | None = None,
         corpus_step: bool = True,
+        embed: bool = True,
     ) -> None:
         self.rt = rt
+        # False: pages and items are stored without vectors, for embedding workers to fill in
+        # (`pyramid worker --stages convert,distill`); a distiller that needs vectors to distill
+        # (the extractive one encodes sentences) still computes those, and they are kept.
+        self.embed = embed
         self.prune = prune
         self.write_guard = write_guard
         self.corpus_step = corpus_step  # False: a queue worker leaves it to whoever drains the queue
@@ -181,7 +186,14 @@ class Ingest:
 
     async def finish_corpus(self) -> None:
         """What follows the documents: the corpus step (recollections) when distilling, then the
-        BM25 compaction. Both are driven by the database's state, so any process may run them."""
+        BM25 compaction. Both are driven by the database's state, so any process may run them.
+        Items stored without a vector (by workers that leave embedding to others) are embedded
+        first: recollections are found by the vectors of what they join."""
+        from .reembed import embed_pending
+
+        embedded = await embed_pending(self.rt)
+        if embedded:
+            self.rt.say(f"Embedded {embedded} item(s) that were stored without a vector.")
         if self.distiller is not None:
             await self._corpus_step()
         from .search.hybrid import compact
@@ -444,6 +456,8 @@ class Ingest:
             if item.existing_id is None
         ]
         fresh = [item for prepared in batch for item in prepared.pages if item.existing_id is None]
+        if not self.embed:
+            owners, fresh = [], []
         totals = {source: owners.count(source) for source in set(owners)}
         done = dict.fromkeys(totals, 0)
         # In chunks of a few encoder batches, each reported: a 90-page file's pages took minutes
@@ -525,8 +539,9 @@ class Ingest:
     async def _store_one(self, job: _FileJob, prepared: PreparedDocument, distilled: Distilled) -> FileResult:
         doc = prepared.converted
         await prepared.wait_pages()
-        async with self._timed("embed"):
-            await embed_new(self.rt.embedder.aencode_documents, distilled.items)
+        if self.embed:
+            async with self._timed("embed"):
+                await embed_new(self.rt.embedder.aencode_documents, distilled.items)
         record = DocumentRecord(
             source=doc.source,
             path=str(job.path),

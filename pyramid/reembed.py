@@ -1,4 +1,5 @@
-"""Re-embed every item with another embedding model: the fix the embedding-mismatch error names.
+"""Re-embed every item with another embedding model (the fix the embedding-mismatch error names),
+and embed the items stored without a vector (:func:`embed_pending`).
 
 Runs in one transaction: the vector column is retyped to the new dimension, every item is encoded
 again from the text the store embeds it as (:func:`pyramid.store.embedded_text`: the same text a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .faults import checkpoint
 from .runtime import ProgressEvent, Runtime
 from .store import maintenance
 
@@ -43,6 +45,28 @@ async def reembed(rt: Runtime) -> int:
         )
     db.build = await _reload_build(rt)
     return done
+
+
+async def embed_pending(rt: Runtime, *, batch: int = BATCH, once: bool = False) -> int:
+    """Embed the items of the collection written to that were stored without a vector (by workers
+    that leave embedding to others: ``pyramid worker --stages convert,distill``), ``batch`` at a
+    time. Each batch is claimed with ``FOR UPDATE SKIP LOCKED``, encoded and updated in one
+    transaction: any number of processes share the backlog, and a killed one's batch is rolled
+    back and free for the others at once (no lease to wait for). ``once``: one batch at most.
+    Returns how many items were embedded."""
+    done = 0
+    while True:
+        async with rt.db.connection() as conn, conn.transaction():
+            rows = await maintenance.claim_unembedded(conn, batch)
+            if not rows:
+                return done
+            checkpoint("embed.claimed")
+            vectors = await rt.embedder.aencode_documents([text for _, text in rows])
+            await maintenance.set_embeddings(conn, [item_id for item_id, _ in rows], vectors)
+            checkpoint("embed.before-commit")
+        done += len(rows)
+        if once:
+            return done
 
 
 async def _dimension(rt: Runtime) -> int:

@@ -11,6 +11,10 @@ a delay, and after ``max_attempts`` it is ``failed`` with its reason (the dead l
 
 When the queue is empty, the worker that gets the corpus lock runs the corpus step (recollections,
 BM25 compaction), which is driven by what the database says is pending.
+
+A mixed fleet splits the stages (``stages``): workers of ``convert,distill`` store documents whose
+pages and items have no vector yet, and ``embed`` workers (a GPU machine) fill the vectors in
+(:func:`pyramid.reembed.embed_pending`) and run the corpus step, which needs them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import LeaseLostError
+from .errors import ConfigError, LeaseLostError
 from .faults import checkpoint
 from .ingest import Ingest
 from .models import FileResult
@@ -37,6 +41,30 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
     from .distill.base import Distiller
+
+
+STAGES = ("convert", "distill", "embed")
+ALL_STAGES = frozenset(STAGES)
+# A document is converted, distilled and written in one transaction, so convert and distill go
+# together; embedding can be left to other workers.
+STAGE_SETS = (ALL_STAGES, frozenset({"convert", "distill"}), frozenset({"embed"}))
+
+
+def parse_stages(text: str | None) -> frozenset[str]:
+    """``--stages``: a comma-separated set of convert, distill, embed (None or empty: all three)."""
+    if not text or not text.strip():
+        return ALL_STAGES
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in STAGES]
+    if unknown:
+        raise ConfigError(f"--stages: no stage {unknown[0]!r} (the stages are {', '.join(STAGES)})")
+    chosen = frozenset(names)
+    if chosen not in STAGE_SETS:
+        raise ConfigError(
+            f"--stages {text}: convert and distill run together (a document is converted, distilled "
+            "and written in one transaction); choose convert,distill, embed, or all three"
+        )
+    return chosen
 
 
 def worker_name() -> str:
@@ -51,7 +79,10 @@ class WorkerOptions:
     through one pipeline, so the encoder batches pages across them); ``poll``: seconds between
     looks at an empty queue; ``retry_delay``: seconds × attempts before a failed job is tried again;
     ``once``: exit when nothing is claimable; ``drain``: exit when no job is queued or running;
-    ``max_jobs``: exit after this many jobs (None: no limit)."""
+    ``max_jobs``: exit after this many jobs (None: no limit); ``stages``: what this worker does
+    (:data:`STAGE_SETS`): without ``embed`` it stores pages and items without vectors and never
+    runs the corpus step; with ``embed`` alone it only embeds those and runs the corpus step;
+    ``embed_batch``: items embedded per transaction."""
 
     lease: float = 60.0
     heartbeat: float | None = None
@@ -62,6 +93,8 @@ class WorkerOptions:
     drain: bool = False
     max_jobs: int | None = None
     corpus: bool = True
+    stages: frozenset[str] = ALL_STAGES
+    embed_batch: int = 256
 
 
 @dataclass
@@ -73,6 +106,7 @@ class WorkerReport:
     jobs_retried: int = 0  # failed attempts queued again
     jobs_failed: int = 0  # failed for good (max_attempts)
     leases_lost: int = 0
+    items_embedded: int = 0  # items stored without a vector by others, embedded by this worker
     corpus_steps: int = 0
     elapsed: float = 0.0
     results: list[FileResult] = field(default_factory=list)
@@ -87,6 +121,7 @@ class WorkerReport:
             "jobs_retried": self.jobs_retried,
             "jobs_failed": self.jobs_failed,
             "leases_lost": self.leases_lost,
+            "items_embedded": self.items_embedded,
             "corpus_steps": self.corpus_steps,
             "documents": counts,
             "elapsed": round(self.elapsed, 3),
@@ -133,24 +168,41 @@ class Worker:
     async def run(self) -> WorkerReport:
         started = time.perf_counter()
         opts = self.options
-        # Load the encoder before claiming: loading it under a lease holds jobs that others could run.
-        await self.rt.embedder.aload()
+        ingests, embeds = "convert" in opts.stages, "embed" in opts.stages
+        if embeds:
+            # Load the encoder before claiming: loading it under a lease holds jobs others could run.
+            await self.rt.embedder.aload()
         async with self._control() as control, self._llm_cap():
             while opts.max_jobs is None or self.report.jobs_done + self.report.jobs_failed < opts.max_jobs:
-                claimed = await self._claim(control)
-                if claimed:
-                    await self.process(claimed, control=control)
+                if ingests:
+                    claimed = await self._claim(control)
+                    if claimed:
+                        await self.process(claimed, control=control)
+                        continue
+                if embeds and await self._embed_some():
                     continue
                 async with self.rt.db.connection() as conn:
                     waiting = await jobs.counts(conn)
                 empty = waiting["queued"] == 0 and waiting["running"] == 0
-                if empty and opts.corpus:
+                # The corpus step needs every vector (recollections join items by them): it is the
+                # embedding workers' (and embeds whatever is left first).
+                if empty and opts.corpus and embeds:
                     await self._corpus(control)
                 if opts.once or (opts.drain and empty):
                     break
                 await asyncio.sleep(opts.poll)
         self.report.elapsed = time.perf_counter() - started
         return self.report
+
+    async def _embed_some(self) -> int:
+        """One batch of the items others stored without a vector (0: none is waiting)."""
+        from .reembed import embed_pending
+
+        embedded = await embed_pending(self.rt, batch=self.options.embed_batch, once=True)
+        if embedded:
+            self.report.items_embedded += embedded
+            self._dirty = True
+        return embedded
 
     @contextlib.asynccontextmanager
     async def _llm_cap(self) -> AsyncIterator[None]:
@@ -206,6 +258,7 @@ class Worker:
             concurrency=self.concurrency,
             write_guard=guard,
             corpus_step=False,
+            embed="embed" in self.options.stages,
         )
         async with self._writing(control) as beat:
             beating = asyncio.create_task(self._heartbeat(beat, [job.id for job in claimed], lost))

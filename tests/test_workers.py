@@ -131,6 +131,77 @@ def test_two_workers_store_what_a_plain_ingest_stores(pg_server_url: str, tmp_pa
             _drop_database(pg_server_url, name)
 
 
+def _vectors(dsn: str) -> dict[tuple[Any, ...], list[float]]:
+    """Every document's item vectors, by (source, level, ordinal)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT d.source, i.level, i.ordinal, i.embedding::text FROM items i"
+            " JOIN documents d ON d.id = i.document_id WHERE i.embedding IS NOT NULL"
+        ).fetchall()
+    return {tuple(row[:3]): json.loads(row[3]) for row in rows}
+
+
+def test_a_split_fleet_stores_what_a_plain_ingest_stores(pg_server_url: str, tmp_path: Path) -> None:
+    """`--stages convert,distill` stores documents without their vectors (found by BM25 only, no
+    corpus step); a `--stages embed` worker fills them in and runs the corpus step; the database
+    then equals a plain ingest's, vectors included."""
+    import numpy as np
+    from conftest import _create_database, _drop_database
+
+    from pyramid.worker import parse_stages
+
+    root = _corpus(tmp_path / "docs", 4)
+    names = ["t_split_plain", "t_split_queue"]
+    plain, queue = (_create_database(pg_server_url, name) for name in names)
+    env = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
+    try:
+        with Pyramid.open(dsn=plain, **SETTINGS) as kp:
+            assert kp.ingest([root]).ok
+        with Pyramid.open(dsn=queue, **SETTINGS) as kp:
+            assert kp.enqueue([root]).enqueued == 4
+            cpu = kp.work(WorkerOptions(drain=True, poll=0.1, stages=parse_stages("convert,distill")))
+            assert (cpu.jobs_done, cpu.items_embedded, cpu.corpus_steps) == (4, 0, 0)
+            waiting = kp.unembedded()
+            assert waiting > 0
+            # Stored and found by words at once; not by vector until embedded.
+            assert kp.search("grain", mode="bm25", levels=["page"])
+            assert kp.search("grain", mode="vector", levels=["page"]) == []
+        with psycopg.connect(queue, autocommit=True) as conn:
+            pages = conn.execute(
+                "SELECT count(*) FILTER (WHERE embedding IS NULL), count(*) FROM items WHERE level = 'page'"
+            ).fetchone()
+            statuses = {row[0] for row in conn.execute("SELECT status FROM documents")}
+        assert pages is not None and pages[0] == pages[1] > 0 and statuses == {"distilled"}
+        listed = run_cli("jobs", dsn=queue, env=env)
+        assert listed.returncode == 0 and f"{waiting} item(s) stored without a vector" in listed.stderr
+
+        gpu = run_cli("worker", "--stages", "embed", "--drain", "--json", dsn=queue, env=env)
+        assert gpu.returncode == 0, gpu.stderr
+        report = json.loads(gpu.stdout)
+        assert (report["jobs_done"], report["items_embedded"], report["corpus_steps"]) == (0, waiting, 1)
+        expected, got = snapshot(plain), snapshot(queue)
+        assert got["documents"] == expected["documents"]
+        assert per_document(got) == per_document(expected)  # embedding IS NOT NULL included
+        assert _levels(got["items"]) == _levels(expected["items"])
+        assert got["pending"] == (0,)
+        mine, theirs = _vectors(queue), _vectors(plain)
+        assert mine.keys() == theirs.keys()
+        for key, vector in theirs.items():
+            assert np.allclose(mine[key], vector, atol=1e-4), key
+        with Pyramid.open(dsn=queue, **SETTINGS) as kp:
+            assert kp.unembedded() == 0
+            assert kp.search("grain", mode="vector", levels=["page"])
+    finally:
+        for name in names:
+            _drop_database(pg_server_url, name)
+
+
+@pytest.mark.parametrize("stages", ["convert", "embed,distill", "convert,embed", "ocr"])
+def test_stage_sets_a_document_cannot_be_split_by_are_refused(dsn: str, stages: str) -> None:
+    done = run_cli("worker", "--stages", stages, "--once", dsn=dsn)
+    assert done.returncode == 2 and "--stages" in done.stderr, done.stderr
+
+
 def test_an_expired_lease_is_taken_over(fresh_dsn: str, tmp_path: Path) -> None:
     root = _corpus(tmp_path / "docs", 2)
     with Pyramid.open(dsn=fresh_dsn, **SETTINGS) as kp:

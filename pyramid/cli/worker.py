@@ -52,6 +52,7 @@ def _jobs(
         return
     with open_pyramid(check_model=False) as kp:
         rows = kp.jobs(status="failed" if failed else status)
+        unembedded = kp.unembedded()
     if json_output:
         print_json([{**row.__dict__} for row in rows])
         return
@@ -68,6 +69,8 @@ def _jobs(
             row.last_error or "",
         )
     out.print(table)
+    if unembedded:
+        err.print(f"{unembedded} item(s) stored without a vector wait for `pyramid worker --stages embed`.")
 
 
 @command(jobs_app, "add")
@@ -169,16 +172,44 @@ def register(app: typer.Typer) -> None:
                 help="Documents talking to the model at once across all workers (counted in the database).",
             ),
         ] = None,
+        stages: Annotated[
+            str | None,
+            typer.Option(
+                "--stages",
+                metavar="STAGES",
+                help="What this worker does: convert,distill (store documents, leave their vectors to "
+                "others), embed (fill the vectors in, run the corpus step), or all three (default).",
+            ),
+        ] = None,
+        embed_batch: Annotated[
+            int,
+            typer.Option(
+                "--embed-batch",
+                metavar="N",
+                min=1,
+                max=65536,
+                help="Items stored without a vector embedded per transaction (the embed stage).",
+            ),
+        ] = 256,
         json_output: JsonOption = False,
     ) -> None:
         """Work on the ingest queue: claim jobs under a lease, ingest them, mark them done.
 
-        Run any number, on any machines, against the same --dsn. Exit code 0: every job this
+        Run any number, on any machines, against the same --dsn; a mixed fleet splits the work with
+        --stages (CPU machines convert,distill, GPU machines embed). Exit code 0: every job this
         worker took is done; 1: some failed (see `pyramid jobs --failed`).
         """
-        from ..worker import WorkerOptions
+        from ..worker import WorkerOptions, parse_stages
 
-        options = WorkerOptions(lease=lease, batch=batch, retry_delay=retry_delay, once=once, drain=drain)
+        options = WorkerOptions(
+            lease=lease,
+            batch=batch,
+            retry_delay=retry_delay,
+            once=once,
+            drain=drain,
+            stages=parse_stages(stages),
+            embed_batch=embed_batch,
+        )
         overrides: dict[str, Any] = {"llm_concurrency": llm_concurrency} if llm_concurrency else {}
         with open_pyramid(creates=True, **overrides) as kp:
             report = kp.work(options, model=model, distill=distill, concurrency=concurrency)
@@ -189,7 +220,7 @@ def register(app: typer.Typer) -> None:
             err.print(
                 f"Worker {report.worker}: {report.jobs_done} job(s) done, {report.jobs_retried} to retry, "
                 f"{report.jobs_failed} failed, {report.leases_lost} lease(s) lost, "
-                f"{summary['documents']} in {report.elapsed:.1f}s"
+                f"{report.items_embedded} item(s) embedded, {summary['documents']} in {report.elapsed:.1f}s"
             )
         if report.jobs_failed or report.jobs_retried:
             raise typer.Exit(1)

@@ -58,6 +58,19 @@ async def items_to_embed(conn: AsyncConnection, batch: int) -> AsyncIterator[lis
         last_id = rows[-1]["id"]
 
 
+async def claim_unembedded(conn: AsyncConnection, limit: int) -> list[tuple[int, str]]:
+    """Up to ``limit`` items of the collection written to that have no vector yet, as (id, the text
+    it is embedded as), row-locked until ``conn``'s transaction ends (others skip them)."""
+    rows = await fetch_all(conn, query("maintenance.claim_unembedded"), {"limit": limit})
+    return [(row["id"], embedded_text(row["level"], row["title"], row["text"])) for row in rows]
+
+
+async def count_unembedded(conn: AsyncConnection) -> int:
+    """Items in scope stored without a vector (waiting for an embedding worker)."""
+    row = await fetch_one(conn, query("maintenance.count_unembedded"))
+    return int(row["total"]) if row else 0
+
+
 async def set_embeddings(conn: AsyncConnection, ids: Sequence[int], vectors: np.ndarray) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(

@@ -38,6 +38,7 @@ BEGIN
     WITH d AS MATERIALIZED (   -- relaxed order: the index may return near-ties out of order
         SELECT i.id, i.embedding <=> query_embedding AS distance FROM items i
         WHERE i.level = lvl AND i.collection_id = ANY(cols) AND (doc_ids IS NULL OR i.document_id = ANY(doc_ids))
+          AND i.embedding IS NOT NULL   -- an item stored before its vector (an embed worker's backlog)
         ORDER BY i.embedding <=> query_embedding
         LIMIT k
     )

@@ -22,3 +22,15 @@ ORDER BY md5(id::text) LIMIT %(limit)s
 
 -- name: embedding_probes
 SELECT value FROM pyramid_meta WHERE key = 'embedding_probes'
+
+-- name: claim_unembedded
+-- Items stored without a vector (by workers that leave embedding to others), oldest first, locked
+-- until the claiming transaction ends: any number of embedding workers share them, and a killed
+-- one's rows are free again at once.
+SELECT id, level, title, text FROM items
+WHERE embedding IS NULL AND collection_id = pyramid_write_collection()
+ORDER BY id LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+
+-- name: count_unembedded
+SELECT count(*) AS total FROM items WHERE embedding IS NULL AND pyramid_in_scope(collection_id)
