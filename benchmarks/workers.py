@@ -18,13 +18,19 @@ time on an empty pipeline (no conversion, no writes), by 1 and 4 claimers at onc
     python benchmarks/workers.py                          # 400 documents, L = 0.2 s, 1/2/4 workers
     python benchmarks/workers.py --files 800 --latency 0.5 --concurrency 4
     python benchmarks/workers.py --project                # the published run, from measured rates
+    python benchmarks/workers.py --split                  # 1, 2 workers of all stages vs convert,distill + embed
 
 ``--project`` measures nothing: it projects the published run of this method (331 documents, 16,601
 pages, 216,931 insights) onto N worker machines under a provider limit of R requests a minute, from
 rates recorded by the other benchmarks (LLM calls per page from distill_pipeline.json; pages/s of
 the page pipeline from ingest_pages.json; sentences/s of the encoder from encoder.json).
 
-Prints a table and writes benchmarks/results/workers.json (the projection: workers_projection.json).
+``--split`` compares one and two workers of every stage with a split fleet of two (one
+``convert,distill``, one ``embed``); documents/s counts documents stored (jobs done), the wall time runs until the embed
+worker has embedded everything and run the corpus step.
+
+Prints a table and writes benchmarks/results/workers.json (the projection: workers_projection.json;
+the split: workers_split.json).
 """
 
 from __future__ import annotations
@@ -63,10 +69,10 @@ def write_tiny_corpus(root: Path, files: int) -> None:
         (root / f"note{i:04d}.md").write_text(f"# Note {i}\n\n{body}\n")
 
 
-def worker_main(dsn: str, latency: float, concurrency: int) -> None:
+def worker_main(dsn: str, latency: float, concurrency: int, stages: str | None = None) -> None:
     """One worker process (started by the benchmark itself)."""
     from pyramid import Pyramid
-    from pyramid.worker import WorkerOptions
+    from pyramid.worker import WorkerOptions, parse_stages
 
     model: Any = None
     if latency > 0:
@@ -74,13 +80,22 @@ def worker_main(dsn: str, latency: float, concurrency: int) -> None:
 
         model = Scripted(delay=latency).model("sleep")
     with Pyramid.open(dsn=dsn, **SETTINGS) as kp:
-        report = kp.work(WorkerOptions(drain=True, batch=8, poll=0.2), model=model, concurrency=concurrency)
+        options = WorkerOptions(drain=True, batch=8, poll=0.2, stages=parse_stages(stages))
+        report = kp.work(options, model=model, concurrency=concurrency)
     print(json.dumps(report.summary()))
 
 
 def run_workers(
-    work: Path, corpus: Path, *, workers: int, latency: float, concurrency: int
+    work: Path,
+    corpus: Path,
+    *,
+    workers: int,
+    latency: float,
+    concurrency: int,
+    stages: list[str | None] | None = None,
 ) -> dict[str, Any]:
+    """``workers`` processes of every stage, or one process per entry of ``stages`` (a split
+    fleet: ``["convert,distill", "embed"]``)."""
     import psycopg
 
     from pyramid import Pyramid
@@ -91,10 +106,17 @@ def run_workers(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, __file__, "--worker", dsn, "--latency", str(latency)]
     command += ["--concurrency", str(concurrency)]
+    fleet = stages or [None] * workers
     started = time.perf_counter()
     procs = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(workers)
+        subprocess.Popen(
+            command + (["--stages", stage] if stage else []),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for stage in fleet
     ]
     reports = []
     for proc in procs:
@@ -112,7 +134,8 @@ def run_workers(
     span = float(last) - float(first)
     return {
         "case": "llm" if latency > 0 else "extractive",
-        "workers": workers,
+        "workers": len(fleet),
+        "stages": [stage or "all" for stage in fleet],
         "latency_s": latency,
         "concurrency_per_worker": concurrency if latency > 0 else None,
         "documents": queued.enqueued,
@@ -122,6 +145,7 @@ def run_workers(
         "documents_per_s": round(int(done) / span, 2),
         "wall_s_with_startup": round(wall, 2),
         "jobs_per_worker": [r["jobs_done"] for r in reports],
+        "items_embedded_per_worker": [r["items_embedded"] for r in reports],
     }
 
 
@@ -233,12 +257,18 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["llm", "extractive"], choices=["llm", "extractive"])
     parser.add_argument("--claims", type=int, default=2000, help="jobs for the claim-rate measurement")
     parser.add_argument("--worker", metavar="DSN", help=argparse.SUPPRESS)
+    parser.add_argument("--stages", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="compare 1 and 2 workers of every stage with a split fleet (convert,distill + embed)",
+    )
     parser.add_argument("--project", action="store_true", help="project the published run; measure nothing")
     parser.add_argument("--machines", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--limits", type=int, nargs="+", default=[500, 5_000], help="requests per minute")
     args = parser.parse_args()
     if args.worker:
-        worker_main(args.worker, args.latency, args.concurrency)
+        worker_main(args.worker, args.latency, args.concurrency, args.stages)
         return
     if args.project:
         projection = project(args.machines, args.limits)
@@ -257,28 +287,44 @@ def main() -> None:
         write_tiny_corpus(corpus, args.files)
         try:
             for case in args.cases:
-                for n in args.workers:
-                    latency = args.latency if case == "llm" else 0.0
-                    row = run_workers(work, corpus, workers=n, latency=latency, concurrency=args.concurrency)
-                    base = next((r for r in rows if r["case"] == case and r["workers"] == 1), row)
+                latency = args.latency if case == "llm" else 0.0
+                fleets: list[list[str | None]] = (
+                    [[None], [None, None], ["convert,distill", "embed"]]
+                    if args.split
+                    else [[None] * n for n in args.workers]
+                )
+                for fleet in fleets:
+                    row = run_workers(
+                        work,
+                        corpus,
+                        workers=len(fleet),
+                        latency=latency,
+                        concurrency=args.concurrency,
+                        stages=fleet,
+                    )
+                    base = next((r for r in rows if r["case"] == case), row)
                     row["speedup"] = round(row["documents_per_s"] / base["documents_per_s"], 2)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-            claims = claim_rate(work, args.claims)
+            claims = [] if args.split else claim_rate(work, args.claims)
         finally:
             stop_embedded(work / "kp")
 
     print()
-    print(f"{'case':<11} {'workers':>7} {'docs':>5} {'work s':>7} {'docs/s':>7} {'speedup':>7} {'wall s':>7}")
+    print(
+        f"{'case':<11} {'stages':<22} {'docs':>5} {'work s':>7} {'docs/s':>7} {'speedup':>7} {'wall s':>7}"
+        f" {'embedded':>9}"
+    )
     for r in rows:
         print(
-            f"{r['case']:<11} {r['workers']:>7} {r['jobs_done']:>5} {r['work_s']:>7} {r['documents_per_s']:>7}"
-            f" {r['speedup']:>6}x {r['wall_s_with_startup']:>7}"
+            f"{r['case']:<11} {' + '.join(r['stages']):<22} {r['jobs_done']:>5} {r['work_s']:>7}"
+            f" {r['documents_per_s']:>7} {r['speedup']:>6}x {r['wall_s_with_startup']:>7}"
+            f" {sum(r['items_embedded_per_worker']):>9}"
         )
     for c in claims:
         print(f"queue alone: {c['claimers']} claimer(s), {c['jobs']} jobs: {c['claims_per_s']} claims/s")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "workers.json"
+    out = RESULTS / ("workers_split.json" if args.split else "workers.json")
     out.write_text(
         json.dumps(
             {
