@@ -148,7 +148,16 @@ def test_cli_search_encodes_without_torch_and_matches_torch(fresh_dsn: str, cach
     with Pyramid.open(dsn=fresh_dsn, embedding_backend="torch") as kp:
         _add_items(kp)
         expected = [hit.id for hit in kp.search("battery charge", mode="vector", k=5)]
-    # Record the probe once, as a user's first onnx command would.
+    # Record the probe once, as a user's first onnx command would. The export into `cache` is made
+    # here: this process may hold an ONNX encoder loaded from another cache folder by an earlier
+    # test (encoders are shared per process by model, backend and precision), so the probe alone
+    # need not have written it.
+    ensure(
+        model_name="all-MiniLM-L6-v2",
+        location=model_location("all-MiniLM-L6-v2"),
+        cache_root=cache,
+        precision="int8",
+    )
     with Pyramid.open(dsn=fresh_dsn, embedding_backend="onnx", encoder_cache_dir=cache):
         pass
     hook = Path(cache) / "sitecustomize.py"
