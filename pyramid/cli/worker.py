@@ -196,8 +196,9 @@ def register(app: typer.Typer) -> None:
         """Work on the ingest queue: claim jobs under a lease, ingest them, mark them done.
 
         Run any number, on any machines, against the same --dsn; a mixed fleet splits the work with
-        --stages (CPU machines convert,distill, GPU machines embed). Exit code 0: every job this
-        worker took is done; 1: some failed (see `pyramid jobs --failed`).
+        --stages (CPU machines convert,distill, GPU machines embed).
+
+        Exit code 0: every job this worker took is done; 1: some failed (see `pyramid jobs --failed`).
         """
         from ..worker import WorkerOptions, parse_stages
 
