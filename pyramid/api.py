@@ -470,15 +470,20 @@ class Pyramid:
         distill: bool = True,
         concurrency: int | None = None,
         distiller: Any = None,
+        all_collections: bool = False,
     ) -> WorkerReport:
         """Work on the queue as one worker (``pyramid worker``) until ``options`` say to stop
         (``once``, ``drain``, ``max_jobs``; by default forever). ``distiller`` overrides
-        ``model`` (tests and benchmarks pass their own)."""
+        ``model`` (tests and benchmarks pass their own). ``all_collections``: work for every
+        collection this connection can see, each on a pyramid scoped to it (found anew as
+        collections are made), instead of the one written to."""
         from .distill import make_distiller
-        from .worker import Worker
+        from .worker import Worker, work_all
 
         if distiller is None and distill:
             distiller = make_distiller(self._rt.settings, model, concurrency=concurrency)
+        if all_collections:
+            return await work_all(self, distiller=distiller, options=options, concurrency=concurrency)
         await self._rt.db.ensure_collection()
         worker = Worker(self._rt, distiller=distiller, options=options, concurrency=concurrency)
         return await worker.run()
@@ -829,7 +834,9 @@ class Pyramid:
     revoke = blocking(arevoke)
 
     @on_loop
-    async def ascoped(self, *, collections: Sequence[str], role: str | None = None) -> Pyramid:
+    async def ascoped(
+        self, *, collections: Sequence[str], role: str | None = None, pool_size: int = 2
+    ) -> Pyramid:
         """The same pyramid seen through other collections and, with ``role``, as that PostgreSQL
         role (under its row-level security): its own connection pool, this pyramid's event loop and
         encoder. ``pyramid serve`` runs each API token's requests on one. Close it before this one."""
@@ -838,7 +845,7 @@ class Pyramid:
         parent = self._rt
         db = Database(
             parent.db.url,
-            pool_size=min(2, parent.settings.pool_size),
+            pool_size=min(pool_size, parent.settings.pool_size),
             collections=tuple(collections),
             role=role,
         )

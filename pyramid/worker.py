@@ -40,6 +40,7 @@ from .store.schema import LOCK_CORPUS, LOCK_WRITER, for_collection
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
+    from .api import Pyramid
     from .distill.base import Distiller
 
 
@@ -379,3 +380,68 @@ async def run_corpus_step(rt: Runtime, distiller: Distiller | None) -> None:
     """``pyramid corpus``: the corpus step now, under the corpus lock (waiting for it)."""
     async with rt.db.connection() as conn, locks.held(conn, for_collection(LOCK_CORPUS, rt.db.collection_id)):
         await Ingest(rt, distiller=distiller).finish_corpus()
+
+
+_COUNTED = ("jobs_done", "jobs_retried", "jobs_failed", "leases_lost", "items_embedded", "corpus_steps")
+
+
+async def work_all(
+    root: Pyramid,
+    *,
+    distiller: Distiller | None,
+    options: WorkerOptions | None = None,
+    concurrency: int | None = None,
+) -> WorkerReport:
+    """``pyramid worker --all-collections``: one worker for every collection the connection can see.
+
+    In rounds: each collection in turn, on a pyramid scoped to it (its writer, corpus and job rows
+    are that collection's), works until nothing of it is claimable (and runs its corpus step when
+    its queue is empty); collections made meanwhile join at the next round. ``once``: stop after a
+    round in which nothing was done; ``drain``: stop when no collection has a job queued or running.
+    One name for the whole worker, so `pyramid jobs` shows one owner."""
+    from dataclasses import replace
+
+    opts = options or WorkerOptions()
+    name = worker_name()
+    total = WorkerReport(worker=name)
+    started = time.perf_counter()
+    workers: dict[str, tuple[Pyramid, Worker]] = {}
+    try:
+        while True:
+            progressed = False
+            waiting = False
+            for info in await root.alist_collections():
+                if info.name not in workers:
+                    # The pipeline's writers, its claims and the corpus step each take a connection.
+                    scoped = await root.ascoped(collections=[info.name], role=root._rt.db.role, pool_size=8)
+                    workers[info.name] = (
+                        scoped,
+                        Worker(scoped._rt, distiller=distiller, concurrency=concurrency, name=name),
+                    )
+                scoped, worker = workers[info.name]
+                left = None if opts.max_jobs is None else opts.max_jobs - total.jobs_done - total.jobs_failed
+                if left is not None and left <= 0:
+                    break
+                worker.options = replace(opts, once=True, drain=False, max_jobs=left)
+                before = {key: getattr(worker.report, key) for key in _COUNTED}
+                results = len(worker.report.results)
+                await worker.run()
+                for key in _COUNTED:
+                    delta = getattr(worker.report, key) - before[key]
+                    setattr(total, key, getattr(total, key) + delta)
+                    progressed = progressed or (delta > 0 and key != "corpus_steps")
+                total.results.extend(worker.report.results[results:])
+                async with scoped._rt.db.connection() as conn:
+                    counts = await jobs.counts(conn)
+                waiting = waiting or counts["queued"] > 0 or counts["running"] > 0
+            if opts.max_jobs is not None and total.jobs_done + total.jobs_failed >= opts.max_jobs:
+                break
+            if (opts.once and not progressed) or (opts.drain and not waiting):
+                break
+            if not progressed:
+                await asyncio.sleep(opts.poll)
+    finally:
+        for scoped, _ in workers.values():
+            await scoped.aclose()
+    total.elapsed = time.perf_counter() - started
+    return total

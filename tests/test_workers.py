@@ -196,6 +196,28 @@ def test_a_split_fleet_stores_what_a_plain_ingest_stores(pg_server_url: str, tmp
             _drop_database(pg_server_url, name)
 
 
+def test_one_worker_works_for_every_collection(fresh_dsn: str, tmp_path: Path) -> None:
+    """`--all-collections`: the queues of two collections drained by one worker, each collection's
+    documents written into it and its corpus step run."""
+    hr, eng = _corpus(tmp_path / "hr", 2), _corpus(tmp_path / "eng", 3)
+    for name, root, n in (("hr", hr, 2), ("eng", eng, 3)):
+        with Pyramid.open(dsn=fresh_dsn, collection=name, **SETTINGS) as kp:
+            assert kp.enqueue([root]).enqueued == n
+    env = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
+    done = run_cli("worker", "--all-collections", "--drain", "--json", dsn=fresh_dsn, env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["jobs_done"] == 5 and report["corpus_steps"] >= 2, report
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        stored = conn.execute(
+            "SELECT c.name, d.path, d.status FROM documents d JOIN collections c ON c.id = d.collection_id"
+        ).fetchall()
+        owners = {row[0] for row in conn.execute("SELECT lease_owner FROM ingest_jobs")}
+    assert sorted((c, Path(p).parent.name) for c, p, _ in stored) == [("eng", "eng")] * 3 + [("hr", "hr")] * 2
+    assert {status for *_, status in stored} == {"ready"}
+    assert owners == {report["worker"]}
+
+
 @pytest.mark.parametrize("stages", ["convert", "embed,distill", "convert,embed", "ocr"])
 def test_stage_sets_a_document_cannot_be_split_by_are_refused(dsn: str, stages: str) -> None:
     done = run_cli("worker", "--stages", stages, "--once", dsn=dsn)

@@ -191,6 +191,13 @@ def register(app: typer.Typer) -> None:
                 help="Items stored without a vector embedded per transaction (the embed stage).",
             ),
         ] = 256,
+        all_collections: Annotated[
+            bool,
+            typer.Option(
+                "--all-collections",
+                help="Work for every collection of the database (each in turn), not only --collection.",
+            ),
+        ] = False,
         json_output: JsonOption = False,
     ) -> None:
         """Work on the ingest queue: claim jobs under a lease, ingest them, mark them done.
@@ -213,7 +220,13 @@ def register(app: typer.Typer) -> None:
         )
         overrides: dict[str, Any] = {"llm_concurrency": llm_concurrency} if llm_concurrency else {}
         with open_pyramid(creates=True, **overrides) as kp:
-            report = kp.work(options, model=model, distill=distill, concurrency=concurrency)
+            report = kp.work(
+                options,
+                model=model,
+                distill=distill,
+                concurrency=concurrency,
+                all_collections=all_collections,
+            )
         summary = report.summary()
         if json_output:
             print_json(summary)
