@@ -153,6 +153,7 @@ class Worker:
         self.name = name or worker_name()
         self.report = WorkerReport(worker=self.name)
         self._dirty = True  # run the corpus step at the first empty queue (a killed worker's leftovers)
+        self.queue_empty = False  # no job of its collection queued or running, when it last looked
 
     @contextlib.asynccontextmanager
     async def _control(self) -> AsyncIterator[AsyncConnection]:
@@ -185,6 +186,7 @@ class Worker:
                 async with self.rt.db.connection() as conn:
                     waiting = await jobs.counts(conn)
                 empty = waiting["queued"] == 0 and waiting["running"] == 0
+                self.queue_empty = empty
                 # The corpus step needs every vector (recollections join items by them): it is the
                 # embedding workers' (and embeds whatever is left first).
                 if empty and opts.corpus and embeds:
@@ -385,6 +387,21 @@ async def run_corpus_step(rt: Runtime, distiller: Distiller | None) -> None:
 _COUNTED = ("jobs_done", "jobs_retried", "jobs_failed", "leases_lost", "items_embedded", "corpus_steps")
 
 
+def _merged(name: str, reports: Sequence[WorkerReport]) -> WorkerReport:
+    """One report of the per-collection workers of ``work_all``: their counts summed, results joined."""
+    total = WorkerReport(worker=name)
+    for report in reports:
+        for key in _COUNTED:
+            setattr(total, key, getattr(total, key) + getattr(report, key))
+        total.results.extend(report.results)
+    return total
+
+
+def _work_done(report: WorkerReport) -> int:
+    """Jobs settled and items embedded: what a round of ``work_all`` counts as progress."""
+    return sum(getattr(report, key) for key in _COUNTED if key != "corpus_steps")
+
+
 async def work_all(
     root: Pyramid,
     *,
@@ -403,12 +420,15 @@ async def work_all(
 
     opts = options or WorkerOptions()
     name = worker_name()
-    total = WorkerReport(worker=name)
     started = time.perf_counter()
     workers: dict[str, tuple[Pyramid, Worker]] = {}
+
+    def total() -> WorkerReport:
+        return _merged(name, [worker.report for _, worker in workers.values()])
+
     try:
         while True:
-            progressed = False
+            before = _work_done(total())
             waiting = False
             for info in await root.alist_collections():
                 if info.name not in workers:
@@ -418,24 +438,20 @@ async def work_all(
                         scoped,
                         Worker(scoped._rt, distiller=distiller, concurrency=concurrency, name=name),
                     )
-                scoped, worker = workers[info.name]
-                left = None if opts.max_jobs is None else opts.max_jobs - total.jobs_done - total.jobs_failed
+                worker = workers[info.name][1]
+                so_far = total()
+                left = (
+                    None if opts.max_jobs is None else opts.max_jobs - so_far.jobs_done - so_far.jobs_failed
+                )
                 if left is not None and left <= 0:
                     break
                 worker.options = replace(opts, once=True, drain=False, max_jobs=left)
-                before = {key: getattr(worker.report, key) for key in _COUNTED}
-                results = len(worker.report.results)
                 await worker.run()
-                for key in _COUNTED:
-                    delta = getattr(worker.report, key) - before[key]
-                    setattr(total, key, getattr(total, key) + delta)
-                    progressed = progressed or (delta > 0 and key != "corpus_steps")
-                total.results.extend(worker.report.results[results:])
-                async with scoped._rt.db.connection() as conn:
-                    counts = await jobs.counts(conn)
-                waiting = waiting or counts["queued"] > 0 or counts["running"] > 0
-            if opts.max_jobs is not None and total.jobs_done + total.jobs_failed >= opts.max_jobs:
+                waiting = waiting or not worker.queue_empty
+            so_far = total()
+            if opts.max_jobs is not None and so_far.jobs_done + so_far.jobs_failed >= opts.max_jobs:
                 break
+            progressed = _work_done(so_far) > before
             if (opts.once and not progressed) or (opts.drain and not waiting):
                 break
             if not progressed:
@@ -443,5 +459,6 @@ async def work_all(
     finally:
         for scoped, _ in workers.values():
             await scoped.aclose()
-    total.elapsed = time.perf_counter() - started
-    return total
+    report = total()
+    report.elapsed = time.perf_counter() - started
+    return report
