@@ -449,15 +449,15 @@ class Ingest:
             await self._embed_batch(batch)
 
     async def _embed_batch(self, batch: list[PreparedDocument]) -> None:
-        owners = [
-            prepared.converted.source
+        # The pages to encode, each with its document (none when embedding is left to others).
+        todo = [
+            (prepared.converted.source, item)
             for prepared in batch
             for item in prepared.pages
-            if item.existing_id is None
+            if item.existing_id is None and self.embed
         ]
-        fresh = [item for prepared in batch for item in prepared.pages if item.existing_id is None]
-        if not self.embed:
-            owners, fresh = [], []
+        owners = [source for source, _ in todo]
+        fresh = [item for _, item in todo]
         totals = {source: owners.count(source) for source in set(owners)}
         done = dict.fromkeys(totals, 0)
         # In chunks of a few encoder batches, each reported: a 90-page file's pages took minutes
