@@ -6,7 +6,9 @@ and a job that keeps failing becomes a dead letter that `pyramid jobs` lists and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,26 @@ def _corpus(root: Path, n: int = 5) -> Path:
             f"## Cargo\n\nCrane {i} lifts {i * 7 + 3} tons of grain. The dock {i} closes at night."
         )
     return root
+
+
+# The settings as a worker process started by hand reads them.
+ENV = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
+
+
+@contextlib.contextmanager
+def _beside_a_plain_ingest(server_url: str, root: Path, names: tuple[str, str]) -> Iterator[tuple[str, str]]:
+    """Two new databases: the first holds a plain ingest of ``root`` (what the queue must equal),
+    the second is empty; both are dropped afterwards."""
+    from conftest import _create_database, _drop_database
+
+    plain, queue = (_create_database(server_url, name) for name in names)
+    try:
+        with Pyramid.open(dsn=plain, **SETTINGS) as kp:
+            assert kp.ingest([root]).ok
+        yield plain, queue
+    finally:
+        for name in names:
+            _drop_database(server_url, name)
 
 
 def _jobs(dsn: str) -> list[tuple[Any, ...]]:
@@ -86,16 +108,12 @@ def test_enqueue_twice_and_two_scans_at_once_leave_one_job_per_file(fresh_dsn: s
 
 
 def test_two_workers_store_what_a_plain_ingest_stores(pg_server_url: str, tmp_path: Path) -> None:
-    from conftest import _create_database, _drop_database
-
     root = _corpus(tmp_path / "docs", 6)
-    names = ["t_workers_plain", "t_workers_queue"]
-    plain, queue = (_create_database(pg_server_url, name) for name in names)
-    env = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
-    try:
-        with Pyramid.open(dsn=plain, **SETTINGS) as kp:
-            assert kp.ingest([root]).ok
-        done = run_cli("ingest", str(root), "--workers", "2", "--json", dsn=queue, env=env)
+    with _beside_a_plain_ingest(pg_server_url, root, ("t_workers_plain", "t_workers_queue")) as (
+        plain,
+        queue,
+    ):
+        done = run_cli("ingest", str(root), "--workers", "2", "--json", dsn=queue, env=ENV)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
         assert summary["counts"]["added"] == 6, summary
@@ -112,23 +130,20 @@ def test_two_workers_store_what_a_plain_ingest_stores(pg_server_url: str, tmp_pa
         assert len(rows) == 6 and {r[1] for r in rows} == {"done"}
         assert len({r[3] for r in rows}) == 2, "both workers took jobs"
         # Nothing changed: a second run queues nothing and writes nothing.
-        again = run_cli("ingest", str(root), "--workers", "2", "--json", dsn=queue, env=env)
+        again = run_cli("ingest", str(root), "--workers", "2", "--json", dsn=queue, env=ENV)
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["counts"]["unchanged"] == 6
         assert snapshot(queue) == got
         # sync --workers: the workers ingest, then the documents of deleted files are removed.
         (root / "doc5.md").unlink()
         (root / "doc0.md").write_text("# Note 0\n\nThe ferry was cancelled today.")
-        synced = run_cli("sync", str(root), "--workers", "2", "--json", dsn=queue, env=env)
+        synced = run_cli("sync", str(root), "--workers", "2", "--json", dsn=queue, env=ENV)
         assert synced.returncode == 0, synced.stderr
         counts = json.loads(synced.stdout)["counts"]
         assert (counts["updated"], counts["removed"], counts["unchanged"]) == (1, 1, 4), counts
         after = snapshot(queue)
         assert [d[0].rsplit("/", 1)[1] for d in after["documents"]] == [f"doc{i}.md" for i in range(5)]
         assert after["pending"] == (0,) and {d[3] for d in after["documents"]} == {"ready"}
-    finally:
-        for name in names:
-            _drop_database(pg_server_url, name)
 
 
 def _vectors(dsn: str) -> dict[tuple[Any, ...], list[float]]:
@@ -146,17 +161,11 @@ def test_a_split_fleet_stores_what_a_plain_ingest_stores(pg_server_url: str, tmp
     corpus step); a `--stages embed` worker fills them in and runs the corpus step; the database
     then equals a plain ingest's, vectors included."""
     import numpy as np
-    from conftest import _create_database, _drop_database
 
     from pyramid.worker import parse_stages
 
     root = _corpus(tmp_path / "docs", 4)
-    names = ["t_split_plain", "t_split_queue"]
-    plain, queue = (_create_database(pg_server_url, name) for name in names)
-    env = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
-    try:
-        with Pyramid.open(dsn=plain, **SETTINGS) as kp:
-            assert kp.ingest([root]).ok
+    with _beside_a_plain_ingest(pg_server_url, root, ("t_split_plain", "t_split_queue")) as (plain, queue):
         with Pyramid.open(dsn=queue, **SETTINGS) as kp:
             assert kp.enqueue([root]).enqueued == 4
             cpu = kp.work(WorkerOptions(drain=True, poll=0.1, stages=parse_stages("convert,distill")))
@@ -172,10 +181,10 @@ def test_a_split_fleet_stores_what_a_plain_ingest_stores(pg_server_url: str, tmp
             ).fetchone()
             statuses = {row[0] for row in conn.execute("SELECT status FROM documents")}
         assert pages is not None and pages[0] == pages[1] > 0 and statuses == {"distilled"}
-        listed = run_cli("jobs", dsn=queue, env=env)
+        listed = run_cli("jobs", dsn=queue, env=ENV)
         assert listed.returncode == 0 and f"{waiting} item(s) stored without a vector" in listed.stderr
 
-        gpu = run_cli("worker", "--stages", "embed", "--drain", "--json", dsn=queue, env=env)
+        gpu = run_cli("worker", "--stages", "embed", "--drain", "--json", dsn=queue, env=ENV)
         assert gpu.returncode == 0, gpu.stderr
         report = json.loads(gpu.stdout)
         assert (report["jobs_done"], report["items_embedded"], report["corpus_steps"]) == (0, waiting, 1)
@@ -191,9 +200,6 @@ def test_a_split_fleet_stores_what_a_plain_ingest_stores(pg_server_url: str, tmp
         with Pyramid.open(dsn=queue, **SETTINGS) as kp:
             assert kp.unembedded() == 0
             assert kp.search("grain", mode="vector", levels=["page"])
-    finally:
-        for name in names:
-            _drop_database(pg_server_url, name)
 
 
 def test_one_worker_works_for_every_collection(fresh_dsn: str, tmp_path: Path) -> None:
@@ -203,8 +209,7 @@ def test_one_worker_works_for_every_collection(fresh_dsn: str, tmp_path: Path) -
     for name, root, n in (("hr", hr, 2), ("eng", eng, 3)):
         with Pyramid.open(dsn=fresh_dsn, collection=name, **SETTINGS) as kp:
             assert kp.enqueue([root]).enqueued == n
-    env = {f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()}
-    done = run_cli("worker", "--all-collections", "--drain", "--json", dsn=fresh_dsn, env=env)
+    done = run_cli("worker", "--all-collections", "--drain", "--json", dsn=fresh_dsn, env=ENV)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["jobs_done"] == 5 and report["corpus_steps"] >= 2, report

@@ -20,14 +20,14 @@ import pytest
 from conftest import ROOT
 from search_helpers import assert_statistics_exact
 from test_crash import per_document, snapshot
-from test_workers import SETTINGS, _corpus, _jobs, _levels
+from test_workers import ENV, SETTINGS, _corpus, _jobs, _levels
 
 from pyramid import Pyramid
 
 
 def _worker(dsn: str, crash_at: str | None = None, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRAMID_DSN": dsn}
-    env.update({f"PYRAMID_{key.upper()}": str(value) for key, value in SETTINGS.items()})
+    env.update(ENV)
     if crash_at:
         env["PYRAMID_TEST_CRASH_AT"] = crash_at
     return subprocess.Popen(
